@@ -1,0 +1,50 @@
+# Payment service. `make run` serves locally (SQLite, simulator); `make test` runs the suite on
+# a throwaway PostgreSQL + Redis. Both install what they need first.
+PY ?= python3.11
+UV := .tools/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run demo test lint fmt worker beat clean
+
+$(UV):
+	$(PY) -m pip install --quiet --target .tools uv
+
+install: $(UV)
+	$(UV) sync --frozen --python $(PY) --quiet
+
+run: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py create_demo_data
+	@echo ""
+	@echo "  API          http://$(HOST):$(PORT)/api/v1/"
+	@echo "  API docs     http://$(HOST):$(PORT)/api/docs/"
+	@echo "  Admin        http://$(HOST):$(PORT)/admin/"
+	@echo "  Health       http://$(HOST):$(PORT)/health/live  http://$(HOST):$(PORT)/health/ready"
+	@echo "  Metrics      http://$(HOST):$(PORT)/metrics"
+	@echo ""
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+test: install
+	@scripts/ensure-system-deps.sh
+	scripts/with-services.sh $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy config accounts payments refunds webhooks audit
+
+fmt: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+worker: install
+	$(BIN)/celery -A config worker -l INFO -Q default,gateway,webhooks,events
+
+beat: install
+	$(BIN)/celery -A config beat -l INFO
+
+clean:
+	rm -rf $(VENV) .tools db.sqlite3 staticfiles

@@ -1,0 +1,1 @@
+"""Users: finance staff for the admin and API clients (storefront, finance) for the API."""

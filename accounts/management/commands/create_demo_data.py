@@ -1,0 +1,31 @@
+"""`manage.py create_demo_data`: demo users for `make run` (idempotent), printed with their passwords."""
+
+from django.core.management.base import BaseCommand
+
+from accounts.models import ApiRole, User
+from accounts.services import api_client_create_or_update
+
+DEMO_STOREFRONT = ("demo-storefront", "demo-storefront-password")
+DEMO_FINANCE_CLIENT = ("demo-finance-api", "demo-finance-api-password")
+DEMO_STAFF = ("finance", "finance-demo-password")
+
+
+class Command(BaseCommand):
+    help = "Create the demo API clients and a finance staff superuser (local use only)."
+
+    def handle(self, *args: object, **options: object) -> None:
+        api_client_create_or_update(name=DEMO_STOREFRONT[0], role=ApiRole.STOREFRONT, password=DEMO_STOREFRONT[1])
+        api_client_create_or_update(name=DEMO_FINANCE_CLIENT[0], role=ApiRole.FINANCE, password=DEMO_FINANCE_CLIENT[1])
+        staff, _ = User.objects.get_or_create(username=DEMO_STAFF[0], defaults={"email": "finance@example.com"})
+        staff.is_staff = True
+        staff.is_superuser = True
+        staff.set_password(DEMO_STAFF[1])
+        staff.save()
+        self.stdout.write("Demo credentials (local only):")
+        self.stdout.write(f"  storefront API client  {DEMO_STOREFRONT[0]} / {DEMO_STOREFRONT[1]}")
+        self.stdout.write(f"  finance API client     {DEMO_FINANCE_CLIENT[0]} / {DEMO_FINANCE_CLIENT[1]}")
+        self.stdout.write(f"  admin (superuser)      {DEMO_STAFF[0]} / {DEMO_STAFF[1]}")
+        self.stdout.write(
+            "  token: curl -s -X POST http://127.0.0.1:8000/api/v1/auth/token/ -H 'Content-Type: application/json' "
+            f'-d \'{{"username": "{DEMO_STOREFRONT[0]}", "password": "{DEMO_STOREFRONT[1]}"}}\''
+        )

@@ -1,0 +1,1 @@
+"""Audit trail, staff actions and reconciliation."""

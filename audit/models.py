@@ -1,0 +1,1 @@
+"""Audit and reconciliation models (arrive with the back-office issue)."""

@@ -1,0 +1,81 @@
+"""JSON log lines with a request id, and a filter that masks card numbers and secrets."""
+
+import contextvars
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from config.security import mask_sensitive
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+# Attributes every LogRecord has; anything else was passed with `extra=` and is logged too.
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "request_id"}
+_NOT_LOGGED = {"request"}  # the request object: its id is logged, its repr would only add noise
+
+
+class RequestIdFilter(logging.Filter):
+    """Attach the current request id (or None outside a request) to every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # django.request logs the response after the middleware chain has returned, so read the
+        # id from the request the record carries before falling back to the context variable.
+        request = getattr(record, "request", None)
+        record.request_id = getattr(request, "request_id", None) or request_id_var.get()
+        return True
+
+
+def _mask_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_sensitive(value)
+    if isinstance(value, dict):
+        return {key: _mask_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask_value(item) for item in value]
+    return value
+
+
+class SensitiveDataFilter(logging.Filter):
+    """Mask card-number-like digit runs, Stripe secrets and Authorization values in every record.
+
+    The message is rendered with its arguments first so that a secret passed as an argument is
+    masked too; extras and the exception text are masked as well.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = str(record.msg)
+        record.msg = mask_sensitive(message)
+        record.args = None
+        for key, value in list(vars(record).items()):
+            if key not in _RESERVED:
+                setattr(record, key, _mask_value(value))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask_sensitive(record.exc_text)
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request id, extras, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None),
+        }
+        for key, value in vars(record).items():
+            if key not in _RESERVED and key not in _NOT_LOGGED and key not in payload:
+                payload[key] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            payload["exception"] = mask_sensitive(record.exc_text)
+        return json.dumps(payload, default=str)

@@ -1,0 +1,24 @@
+"""URL configuration."""
+
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from config import auth, health
+from config.views import api_not_found
+
+api_v1 = [
+    path("auth/token/", auth.TokenObtainView.as_view(), name="token-obtain"),
+    path("auth/token/refresh/", auth.TokenRefreshView.as_view(), name="token-refresh"),
+]
+
+urlpatterns = [
+    path("health/live", health.live, name="health-live"),
+    path("health/ready", health.ready, name="health-ready"),
+    path("", include("django_prometheus.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/v1/", include(api_v1)),
+    re_path(r"^api/", api_not_found),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,1 @@
+"""Payments: the core aggregate, its state machine, gateways and event log."""

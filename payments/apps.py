@@ -1,0 +1,8 @@
+"""App configuration for `payments`."""
+
+from django.apps import AppConfig
+
+
+class PaymentsConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "payments"

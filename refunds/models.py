@@ -1,0 +1,1 @@
+"""Refund models (arrive with the refunds issue)."""

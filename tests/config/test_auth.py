@@ -1,0 +1,111 @@
+"""Token endpoints, API client creation and rate limits."""
+
+import pytest
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from accounts.models import User
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "a-long-test-password"
+
+
+@pytest.fixture
+def shop_user(db):
+    return User.objects.create_user(username="shop", password=PASSWORD, api_role="storefront")
+
+
+def test_token_obtain_and_refresh(shop_user):
+    client = APIClient()
+
+    tokens = client.post("/api/v1/auth/token/", {"username": "shop", "password": PASSWORD}, format="json")
+    refreshed = client.post("/api/v1/auth/token/refresh/", {"refresh": tokens.json()["refresh"]}, format="json")
+
+    assert tokens.status_code == 200
+    assert set(tokens.json()) == {"access", "refresh"}
+    assert refreshed.status_code == 200
+    assert "access" in refreshed.json()
+
+
+def test_wrong_password_is_401(shop_user):
+    response = APIClient().post("/api/v1/auth/token/", {"username": "shop", "password": "wrong"}, format="json")
+
+    assert response.status_code == 401
+    assert response.json()["error"]["type"] == "authentication_error"
+    assert response.json()["error"]["code"] == "invalid_credentials"
+
+
+def test_bad_refresh_token_is_401():
+    response = APIClient().post("/api/v1/auth/token/refresh/", {"refresh": "garbage"}, format="json")
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "token_invalid"
+
+
+def test_token_endpoint_is_rate_limited_per_ip(shop_user, settings):
+    settings.RATELIMIT_TOKEN = "3/m"
+    client = APIClient()
+    body = {"username": "shop", "password": "wrong"}
+
+    statuses = [client.post("/api/v1/auth/token/", body, format="json").status_code for _ in range(4)]
+    limited = client.post("/api/v1/auth/token/", body, format="json")
+
+    assert statuses == [401, 401, 401, 429]
+    assert limited.status_code == 429
+    assert limited["Retry-After"] == "60"
+    assert limited.json()["error"] == {
+        "type": "rate_limit_error",
+        "code": "rate_limited",
+        "message": "Too many requests; retry after the time given in Retry-After.",
+    }
+
+
+def test_rate_limit_fails_open_when_the_cache_is_unreachable(shop_user, settings, caplog):
+    settings.RATELIMIT_TOKEN = "1/m"
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 0.5},
+        }
+    }
+    client = APIClient()
+    body = {"username": "shop", "password": PASSWORD}
+
+    statuses = [client.post("/api/v1/auth/token/", body, format="json").status_code for _ in range(3)]
+
+    assert statuses == [200, 200, 200]
+    assert any("Rate-limit cache unreachable" in r.getMessage() for r in caplog.records)
+    metrics = client.get("/metrics").content.decode()
+    assert 'ratelimit_cache_errors_total{group="auth.token"}' in metrics
+
+
+def test_create_api_client_for_both_roles_and_rerun(capsys):
+    call_command("create_api_client", "shop-one", "--role", "storefront")
+    generated = capsys.readouterr().out
+    call_command("create_api_client", "fin-one", "--role", "finance", "--password", "given-password-123")
+    call_command("create_api_client", "shop-one", "--role", "storefront")
+    rerun = capsys.readouterr().out
+
+    password = next(line.split(": ", 1)[1] for line in generated.splitlines() if line.startswith("password: "))
+    shop = User.objects.get(username="shop-one")
+    fin = User.objects.get(username="fin-one")
+    assert shop.api_role == "storefront"
+    assert shop.check_password(password)
+    assert fin.api_role == "finance"
+    assert fin.check_password("given-password-123")
+    assert "already exists" in rerun
+    assert User.objects.filter(username="shop-one").count() == 1
+    assert not shop.is_staff
+
+
+def test_api_client_can_use_its_token_after_creation(capsys):
+    call_command("create_api_client", "shop-two", "--role", "storefront", "--password", "given-password-123")
+    client = APIClient()
+
+    response = client.post(
+        "/api/v1/auth/token/", {"username": "shop-two", "password": "given-password-123"}, format="json"
+    )
+
+    assert response.status_code == 200

@@ -1,0 +1,123 @@
+"""JSON logs with a request id; card numbers and secrets never reach a log line."""
+
+import io
+import json
+import logging
+
+import pytest
+from django.test import Client
+
+from config.logging import JsonFormatter, RequestIdFilter, SensitiveDataFilter, request_id_var
+from config.security import contains_card_number, mask_sensitive
+
+
+@pytest.fixture
+def log_stream():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestIdFilter())
+    handler.addFilter(SensitiveDataFilter())
+    logger = logging.getLogger("tests.masking")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield logger, stream
+    logger.removeHandler(handler)
+
+
+def _lines(stream):
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+@pytest.mark.parametrize("card", ["4242424242424242", "4242 4242 4242 4242", "4242-4242-4242-4242", "378282246310005"])
+def test_card_numbers_are_masked_in_message_and_args(log_stream, card):
+    logger, stream = log_stream
+
+    logger.info("charging card %s for order", card)
+    logger.info(f"inline {card} here")
+
+    text = stream.getvalue()
+    assert card not in text
+    assert "4242424242" not in text
+    assert "3782822463" not in text
+    assert [line["message"] for line in _lines(stream)] == ["charging card [CARD] for order", "inline [CARD] here"]
+
+
+def test_digit_run_failing_luhn_is_kept(log_stream):
+    logger, stream = log_stream
+
+    logger.info("order 4242424242424241 shipped")
+
+    assert _lines(stream)[0]["message"] == "order 4242424242424241 shipped"
+
+
+def test_stripe_secrets_and_authorization_are_masked(log_stream):
+    logger, stream = log_stream
+
+    logger.warning("webhook secret whsec_abc123XYZ and key sk_live_51Habc, rk_test_9xyz")
+    logger.info("headers", extra={"headers": {"Authorization": "Bearer eyJhbGciOi.payload.sig"}})
+    logger.info("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.abc.def")
+
+    text = stream.getvalue()
+    for secret in ("whsec_abc123XYZ", "sk_live_51Habc", "rk_test_9xyz", "eyJhbGciOi"):
+        assert secret not in text
+    assert _lines(stream)[0]["message"] == "webhook secret [REDACTED] and key [REDACTED], [REDACTED]"
+
+
+def test_exception_text_is_masked(log_stream):
+    logger, stream = log_stream
+
+    try:
+        raise ValueError("card 4242424242424242 with sk_test_abc123")
+    except ValueError:
+        logger.exception("failed")
+
+    line = _lines(stream)[0]
+    assert "4242424242424242" not in line["exception"]
+    assert "sk_test_abc123" not in line["exception"]
+    assert "ValueError" in line["exception"]
+
+
+def test_request_id_is_in_the_log_line(log_stream):
+    logger, stream = log_stream
+    token = request_id_var.set("req-42")
+    try:
+        logger.info("inside a request")
+    finally:
+        request_id_var.reset(token)
+
+    assert _lines(stream)[0]["request_id"] == "req-42"
+    assert _lines(stream)[0]["level"] == "info"
+
+
+@pytest.mark.django_db
+def test_request_logs_carry_the_request_id(log_stream):
+    _logger, stream = log_stream
+    handler = _logger.handlers[-1]
+    django_request = logging.getLogger("django.request")
+    django_request.addHandler(handler)
+    try:
+        Client().get("/no-such-page/", HTTP_X_REQUEST_ID="req-abc")
+    finally:
+        django_request.removeHandler(handler)
+
+    lines = [line for line in _lines(stream) if line["logger"] == "django.request"]
+    assert lines
+    assert {line["request_id"] for line in lines} == {"req-abc"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("4242424242424242", True),
+        ("my card is 4000 0566 5566 5556 ok", True),
+        ("5555-5555-5555-4444", True),
+        ("ord_4242424242424241", False),
+        ("123456789012", False),
+        ("2026-11-22", False),
+        ("", False),
+    ],
+)
+def test_contains_card_number(text, expected):
+    assert contains_card_number(text) is expected
+    assert ("[CARD]" in mask_sensitive(text)) is expected

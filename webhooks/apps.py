@@ -1,0 +1,8 @@
+"""App configuration for `webhooks`."""
+
+from django.apps import AppConfig
+
+
+class WebhooksConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "webhooks"

@@ -1,0 +1,1 @@
+"""Webhook inbox models (arrive with the webhooks issue)."""
