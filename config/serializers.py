@@ -1,17 +1,48 @@
-"""Serializer base classes: unknown fields are rejected, never silently dropped."""
+"""Serializer base classes: unknown fields are rejected, card numbers are refused, never echoed."""
 
 from typing import Any
 
 from rest_framework import serializers
 
+from config.security import contains_card_number
+
+
+def _find_card_data(value: Any, path: str) -> str | None:
+    """Return the parameter path of the first string (or key) that looks like a card number."""
+    if isinstance(value, str):
+        return path if contains_card_number(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{path}[{key}]" if path else str(key)
+            if isinstance(key, str) and contains_card_number(key):
+                return path or "body"
+            found = _find_card_data(item, child)
+            if found:
+                return found
+    if isinstance(value, list):
+        for item in value:
+            found = _find_card_data(item, path)
+            if found:
+                return found
+    return None
+
 
 class StrictSerializer(serializers.Serializer):
-    """Reject a body that is not a JSON object, or that carries fields this serializer does not know."""
+    """Reject a body that is not a JSON object, that carries unknown fields, or that holds card data.
+
+    Card data is checked first, so that no later error message can echo a card number.
+    """
 
     def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, dict):
             raise serializers.ValidationError(
                 {"non_field_errors": [serializers.ErrorDetail("The body must be a JSON object.", code="invalid")]}
+            )
+        card_param = _find_card_data(data, "")
+        if card_param:
+            message = "Card numbers must never be sent to this API; use a gateway payment method token."
+            raise serializers.ValidationError(
+                {card_param: [serializers.ErrorDetail(message, code="card_data_not_allowed")]}
             )
         unknown = sorted(set(data) - set(self.fields))
         if unknown:

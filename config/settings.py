@@ -133,6 +133,9 @@ STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=10.0)
 PAYMENTS_GATEWAY = env.str("PAYMENTS_GATEWAY", default="stripe" if STRIPE_SECRET_KEY else "simulator")
+PAYMENTS_SETTLE_MAX_RETRIES = env.int("PAYMENTS_SETTLE_MAX_RETRIES", default=8)
+IDEMPOTENCY_KEY_TTL_HOURS = 24
+IDEMPOTENCY_LOCK_TIMEOUT_SECONDS = env.int("IDEMPOTENCY_LOCK_TIMEOUT_SECONDS", default=90)
 if PAYMENTS_GATEWAY not in {"stripe", "simulator"}:
     raise ImproperlyConfigured("PAYMENTS_GATEWAY must be 'stripe' or 'simulator'.")
 if PAYMENTS_GATEWAY == "stripe" and not STRIPE_SECRET_KEY:

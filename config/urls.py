@@ -1,15 +1,16 @@
 """URL configuration."""
 
 from django.contrib import admin
-from django.urls import include, path, re_path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import auth, health
 from config.views import api_not_found
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("auth/token/", auth.TokenObtainView.as_view(), name="token-obtain"),
     path("auth/token/refresh/", auth.TokenRefreshView.as_view(), name="token-refresh"),
+    path("", include("payments.urls")),
 ]
 
 urlpatterns = [

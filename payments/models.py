@@ -1,1 +1,198 @@
-"""Payment models."""
+"""Payments, their status history, the event log (outbox) and API idempotency keys."""
+
+import secrets
+import string
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from payments.db import CurrentTransactionId
+from payments.states import PaymentStatus
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def make_public_id(prefix: str, length: int = 24) -> str:
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def new_payment_id() -> str:
+    return make_public_id("pay_")
+
+
+def new_event_id() -> str:
+    return make_public_id("evt_")
+
+
+class CaptureMethod(models.TextChoices):
+    AUTOMATIC = "automatic", "Automatic"
+    MANUAL = "manual", "Manual"
+
+
+class ChangeSource(models.TextChoices):
+    API = "api", "API"
+    WEBHOOK = "webhook", "Webhook"
+    ADMIN = "admin", "Admin"
+    WORKER = "worker", "Worker"
+
+
+class GatewayOperation(models.TextChoices):
+    CREATE = "create", "Create intent"
+    CONFIRM = "confirm", "Confirm"
+    CAPTURE = "capture", "Capture"
+    CANCEL = "cancel", "Cancel"
+
+
+class Payment(models.Model):
+    """A payment intent of one API client. Only `payments.services.payment_transition` writes `status`."""
+
+    public_id = models.CharField("ID", max_length=40, unique=True, default=new_payment_id, editable=False)
+    client = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payments", verbose_name="API client"
+    )
+    idempotency_key = models.CharField(max_length=255, blank=True, default="", editable=False)
+    amount = models.BigIntegerField(help_text="In the currency's minor unit (cents, yen, fils).")
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=32, choices=PaymentStatus.choices, editable=False)
+    capture_method = models.CharField(max_length=16, choices=CaptureMethod.choices, default=CaptureMethod.AUTOMATIC)
+    amount_capturable = models.BigIntegerField(default=0)
+    amount_received = models.BigIntegerField(default=0)
+    amount_refunded = models.BigIntegerField(default=0)
+    customer_id = models.CharField("customer", max_length=255)
+    order_id = models.CharField("order", max_length=255, blank=True, default="")
+    description = models.CharField(max_length=1000, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    payment_method = models.CharField(max_length=255, blank=True, default="", help_text="A gateway token (pm_...).")
+    gateway = models.CharField(max_length=32)
+    gateway_reference = models.CharField(
+        "gateway ID", max_length=255, null=True, blank=True, unique=True, help_text="Stripe's PaymentIntent id."
+    )
+    client_secret = models.CharField(max_length=255, blank=True, default="")
+    failure_code = models.CharField(max_length=64, blank=True, default="")
+    failure_message = models.CharField(max_length=500, blank=True, default="")
+    customer_email = models.EmailField(max_length=254, blank=True, default="")
+    customer_ip = models.GenericIPAddressField(null=True, blank=True)
+    pending_operation = models.CharField(
+        max_length=16,
+        choices=GatewayOperation.choices,
+        blank=True,
+        default="",
+        help_text="A gateway call recorded but not yet settled. A worker finishes it with the same key.",
+    )
+    pending_operation_amount = models.BigIntegerField(null=True, blank=True)
+    pending_operation_at = models.DateTimeField(null=True, blank=True)
+    cancellation_reason = models.CharField(max_length=32, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0) & Q(amount__lte=99_999_999), name="payment_amount_range"),
+            models.CheckConstraint(
+                condition=Q(amount_refunded__gte=0)
+                & Q(amount_refunded__lte=models.F("amount_received"))
+                & Q(amount_received__lte=models.F("amount")),
+                name="payment_refunded_le_received_le_amount",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_capturable__gte=0) & Q(amount_capturable__lte=models.F("amount")),
+                name="payment_capturable_range",
+            ),
+            models.CheckConstraint(condition=Q(currency__regex=r"^[a-z]{3}$"), name="payment_currency_lower_iso"),
+            models.CheckConstraint(condition=Q(status__in=PaymentStatus.values), name="payment_status_valid"),
+            models.UniqueConstraint(
+                fields=["client", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="payment_unique_client_idempotency_key",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="payment_created_idx"),
+            models.Index(fields=["client", "-created_at", "-id"], name="payment_client_created_idx"),
+            models.Index(fields=["client", "status", "-created_at"], name="payment_client_status_idx"),
+            models.Index(fields=["status", "-created_at"], name="payment_status_created_idx"),
+            models.Index(fields=["customer_id", "-created_at"], name="payment_customer_idx"),
+            models.Index(fields=["order_id"], name="payment_order_idx"),
+            models.Index(fields=["customer_email"], name="payment_email_idx"),
+            models.Index(
+                fields=["pending_operation_at"], condition=~Q(pending_operation=""), name="payment_pending_op_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+    @property
+    def amount_refundable(self) -> int:
+        return self.amount_received - self.amount_refunded
+
+
+class PaymentStatusChange(models.Model):
+    """One row per status change: from, to, who, through what, why."""
+
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="status_changes")
+    from_status = models.CharField(max_length=32, blank=True, default="")
+    to_status = models.CharField(max_length=32)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
+    source = models.CharField(max_length=16, choices=ChangeSource.choices)
+    reason = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = [models.Index(fields=["payment", "-created_at"], name="status_change_payment_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.from_status or '∅'} → {self.to_status}"
+
+
+class Event(models.Model):
+    """An event written in the same transaction as the change it describes (the outbox).
+
+    `sequence` is handed out at insert time; `transaction_id` is the PostgreSQL transaction that
+    wrote the row, so the feed can hold back rows of transactions that may still commit.
+    """
+
+    sequence = models.BigAutoField(primary_key=True)
+    public_id = models.CharField("ID", max_length=40, unique=True, default=new_event_id, editable=False)
+    type = models.CharField(max_length=64)
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="events", null=True, blank=True)
+    data = models.JSONField(help_text="The object as the API rendered it at the time.")
+    transaction_id = models.BigIntegerField(db_default=CurrentTransactionId(), editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    publish_attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ("sequence",)
+        indexes = [
+            models.Index(fields=["transaction_id", "sequence"], name="event_feed_idx"),
+            models.Index(fields=["payment", "sequence"], name="event_payment_idx"),
+            models.Index(fields=["type", "sequence"], name="event_type_idx"),
+            models.Index(fields=["sequence"], condition=Q(published_at__isnull=True), name="event_unpublished_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} {self.type}"
+
+
+class IdempotencyKey(models.Model):
+    """An API client's `Idempotency-Key`: the request it belongs to and the response it got."""
+
+    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="idempotency_keys")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
+    lock_token = models.CharField(max_length=32, blank=True, default="")
+    locked_at = models.DateTimeField(null=True, blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["client", "key"], name="idempotency_unique_client_key")]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.client_id}:{self.key}"

@@ -1,0 +1,272 @@
+"""Payments API: thin views that parse, call one service or selector, and render."""
+
+import re
+from typing import Any, cast
+
+import django_filters
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.models import User
+from config.fields import StrictBooleanField, StrictCharField, StrictIntegerField
+from config.permissions import IsApiClient, IsStorefrontClient
+from config.ratelimit import enforce_rate_limit
+from config.serializers import StrictSerializer
+from payments import selectors, services
+from payments.idempotency import run_idempotent
+from payments.models import CaptureMethod, Payment
+from payments.money import MAX_AMOUNT, format_amount, get_currency, is_supported
+from payments.rendering import render_event, render_payment
+from payments.states import PaymentStatus
+
+_PAYMENT_METHOD = re.compile(r"^pm_[A-Za-z0-9_]{1,200}$")
+DEFAULT_PAGE_SIZE = 20
+CANCELLATION_REASONS = ("requested_by_customer", "duplicate", "fraudulent", "abandoned")
+
+
+def _error(message: str, code: str) -> serializers.ValidationError:
+    return serializers.ValidationError(serializers.ErrorDetail(message, code=code))
+
+
+def _field_error(param: str, message: str, code: str) -> serializers.ValidationError:
+    return serializers.ValidationError({param: [serializers.ErrorDetail(message, code=code)]})
+
+
+def validate_amount(amount: int, currency_code: str, *, param: str = "amount") -> None:
+    """Amount rules of API.md, per currency. Raises a field error keyed by `param`."""
+    currency = get_currency(currency_code)
+    if amount < 1:
+        raise _field_error(param, f"{param} must be a positive integer", "parameter_invalid")
+    if amount > MAX_AMOUNT:
+        raise _field_error(param, f"{param} must be at most {MAX_AMOUNT:,}", "amount_too_large")
+    if currency.minimum and amount < currency.minimum:
+        minimum = format_amount(currency.minimum, currency.code)
+        raise _field_error(param, f"{param} must be at least {currency.minimum} ({minimum})", "amount_too_small")
+    if amount % currency.step:
+        raise _field_error(
+            param, f"{param} in {currency.code} must be a multiple of {currency.step}", "parameter_invalid"
+        )
+
+
+def validate_metadata(value: Any) -> None:
+    if not isinstance(value, dict):
+        raise _error("metadata must be an object of strings", "parameter_invalid")
+    if len(value) > 50:
+        raise _error("metadata may have at most 50 keys", "parameter_invalid")
+    for key, item in value.items():
+        if not key or len(key) > 40 or "[" in key or "]" in key:
+            raise _error("metadata keys must be 1-40 characters without [ or ]", "parameter_invalid")
+        if not isinstance(item, str) or len(item) > 500:
+            raise _error(f"metadata[{key}] must be a string of at most 500 characters", "parameter_invalid")
+
+
+class PaymentCreateSerializer(StrictSerializer):
+    amount = StrictIntegerField()
+    currency = StrictCharField(max_length=3, min_length=3)
+    customer_id = StrictCharField(max_length=255)
+    order_id = StrictCharField(max_length=255, required=False, default="")
+    description = StrictCharField(max_length=1000, required=False, default="", allow_blank=True)
+    metadata = serializers.JSONField(required=False, default=dict, validators=[validate_metadata])
+    capture_method = serializers.ChoiceField(choices=CaptureMethod.values, required=False, default="automatic")
+    payment_method = StrictCharField(max_length=255, required=False, default="")
+    confirm = StrictBooleanField(required=False, default=False)
+    customer_email = serializers.EmailField(required=False, default="")
+    customer_ip = serializers.IPAddressField(required=False, default=None)
+
+    def validate_currency(self, value: str) -> str:
+        code = value.lower()
+        if not is_supported(code):
+            raise _error(f"currency {value!r} is not supported", "currency_not_supported")
+        return code
+
+    def validate_payment_method(self, value: str) -> str:
+        if value and not _PAYMENT_METHOD.match(value):
+            raise _error("payment_method must be a gateway token such as pm_card_visa", "parameter_invalid")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        validate_amount(attrs["amount"], attrs["currency"])
+        if attrs["confirm"] and not attrs["payment_method"]:
+            raise _field_error("payment_method", "payment_method is required with confirm: true", "parameter_missing")
+        return attrs
+
+
+class PaymentConfirmSerializer(StrictSerializer):
+    payment_method = StrictCharField(max_length=255, required=False, default="")
+
+    validate_payment_method = PaymentCreateSerializer.validate_payment_method
+
+
+class PaymentCaptureSerializer(StrictSerializer):
+    amount = StrictIntegerField(required=False, default=None)
+
+    def validate_amount(self, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise _error("amount must be a positive integer", "parameter_invalid")
+        return value
+
+
+class PaymentCancelSerializer(StrictSerializer):
+    reason = serializers.ChoiceField(choices=CANCELLATION_REASONS, required=False, default="")
+
+
+class PaymentFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=PaymentStatus.choices)
+    customer_id = django_filters.CharFilter()
+    order_id = django_filters.CharFilter()
+    created_gte = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_lt = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Payment
+        fields = ["status", "customer_id", "order_id"]
+
+
+def body_of(request: Request, serializer_class: type[StrictSerializer]) -> dict[str, Any]:
+    """Validate the body (an empty body counts as `{}`)."""
+    data = request.data if request.body else {}
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+class PaymentViewSet(viewsets.GenericViewSet):
+    """Create and act on payments. Storefront clients see their own; finance clients read all."""
+
+    lookup_field = "public_id"
+    lookup_url_kwarg = "id"
+    lookup_value_regex = r"[^/]+"
+    filterset_class = PaymentFilter
+    serializer_class = PaymentCreateSerializer  # for the schema
+
+    def get_permissions(self) -> list:
+        if self.action in {"create", "confirm", "capture", "cancel"}:
+            return [IsStorefrontClient()]
+        return [IsApiClient()]
+
+    def get_queryset(self) -> Any:
+        return selectors.payment_queryset_for(client=_client(self.request))
+
+    def _payment(self) -> Payment:
+        return selectors.payment_get(client=_client(self.request), public_id=self.kwargs["id"])
+
+    @extend_schema(responses={201: dict})
+    def create(self, request: Request) -> Response:
+        data = body_of(request, PaymentCreateSerializer)
+        enforce_rate_limit(request, group="payments.create", rate_setting="RATELIMIT_PAYMENT_CREATE")
+
+        def handler() -> Response:
+            payment = services.payment_create(client=_client(request), idempotency_key=_key(request), **data)
+            return Response(render_payment(payment), status=201)
+
+        return run_idempotent(request, required=True, handler=handler)
+
+    def retrieve(self, request: Request, id: str) -> Response:  # noqa: A002
+        return Response(render_payment(self._payment()))
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str),
+            OpenApiParameter("customer_id", str),
+            OpenApiParameter("order_id", str),
+            OpenApiParameter("created_gte", str, description="ISO 8601"),
+            OpenApiParameter("created_lt", str, description="ISO 8601"),
+        ]
+    )
+    def list(self, request: Request) -> Response:
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response([render_payment(payment) for payment in page or []])
+
+    @action(detail=True, methods=["post"])
+    def confirm(self, request: Request, id: str) -> Response:  # noqa: A002
+        payment = self._payment()
+        data = body_of(request, PaymentConfirmSerializer)
+        return run_idempotent(
+            request,
+            required=False,
+            handler=lambda: Response(render_payment(services.payment_confirm(payment=payment, **data))),
+        )
+
+    @action(detail=True, methods=["post"])
+    def capture(self, request: Request, id: str) -> Response:  # noqa: A002
+        payment = self._payment()
+        data = body_of(request, PaymentCaptureSerializer)
+        return run_idempotent(
+            request,
+            required=False,
+            handler=lambda: Response(render_payment(services.payment_capture(payment=payment, **data))),
+        )
+
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, id: str) -> Response:  # noqa: A002
+        payment = self._payment()
+        data = body_of(request, PaymentCancelSerializer)
+        return run_idempotent(
+            request,
+            required=False,
+            handler=lambda: Response(render_payment(services.payment_cancel(payment=payment, **data))),
+        )
+
+    @action(detail=True, methods=["get"])
+    def events(self, request: Request, id: str) -> Response:  # noqa: A002
+        payment = self._payment()
+        return _event_page(request, selectors.event_feed(client=_client(request), payment_id=payment.pk))
+
+
+def _client(request: Request) -> User:
+    """The authenticated API client (the permission classes have made sure there is one)."""
+    return cast(User, request.user)
+
+
+def _key(request: Request) -> str:
+    return request.headers.get("Idempotency-Key", "")
+
+
+class EventViewSet(viewsets.GenericViewSet):
+    """The event feed, oldest first; `after=evt_…` resumes it without ever skipping an event."""
+
+    lookup_field = "public_id"
+    lookup_url_kwarg = "id"
+
+    def get_queryset(self) -> Any:
+        return selectors.event_feed(client=_client(self.request))
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("type", str),
+            OpenApiParameter("payment", str, description="pay_…"),
+            OpenApiParameter("after", str, description="evt_…: events after this one"),
+            OpenApiParameter("page_size", int),
+        ]
+    )
+    def list(self, request: Request) -> Response:
+        params = request.query_params
+        feed = selectors.event_feed(
+            client=_client(request), type=params.get("type") or None, payment_public_id=params.get("payment") or None
+        )
+        return _event_page(request, feed)
+
+
+def _event_page(request: Request, feed: Any) -> Response:
+    after = request.query_params.get("after")
+    page_size = _page_size(request)
+    events = selectors.event_page(feed=feed, after=after, limit=page_size, client=_client(request))
+    next_url = None
+    if len(events) == page_size:
+        query = request.query_params.copy()
+        query["after"] = events[-1].public_id
+        next_url = request.build_absolute_uri(request.path) + "?" + query.urlencode()
+    return Response({"next": next_url, "previous": None, "results": [render_event(event) for event in events]})
+
+
+def _page_size(request: Request) -> int:
+    raw = request.query_params.get("page_size")
+    if raw is None:
+        return DEFAULT_PAGE_SIZE
+    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        raise _field_error("page_size", "page_size must be 1 to 100", "parameter_invalid")
+    return int(raw)

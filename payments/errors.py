@@ -1,0 +1,74 @@
+"""Expected payment failures, rendered by the API in the error envelope."""
+
+from config.errors import ApplicationError
+
+
+class PaymentUnexpectedState(ApplicationError):
+    status_code = 409
+    error_type = "state_error"
+    default_code = "payment_unexpected_state"
+    default_message = "The payment is not in a state that allows this operation."
+
+
+class PaymentInReview(ApplicationError):
+    status_code = 409
+    error_type = "state_error"
+    default_code = "payment_in_review"
+    default_message = "The payment is held for manual review."
+
+
+class CardDeclined(ApplicationError):
+    status_code = 402
+    error_type = "card_error"
+    default_code = "card_declined"
+    default_message = "Your card was declined."
+
+
+class GatewayTimeoutError(ApplicationError):
+    status_code = 502
+    error_type = "gateway_error"
+    default_code = "gateway_timeout"
+    default_message = "The payment gateway did not answer in time. The operation will be completed; retry later."
+
+
+class GatewayUnavailableError(ApplicationError):
+    status_code = 502
+    error_type = "gateway_error"
+    default_code = "gateway_unavailable"
+    default_message = "The payment gateway is unavailable. The operation will be retried; retry later."
+
+
+class GatewayRejected(ApplicationError):
+    status_code = 400
+    error_type = "invalid_request_error"
+    default_code = "gateway_rejected"
+    default_message = "The payment gateway rejected the request."
+
+
+class AmountTooLarge(ApplicationError):
+    default_code = "amount_too_large"
+    default_message = "The amount is larger than allowed."
+
+
+class IdempotencyKeyMissing(ApplicationError):
+    default_code = "idempotency_key_missing"
+    default_message = "This request needs an Idempotency-Key header."
+
+
+class IdempotencyKeyInvalid(ApplicationError):
+    default_code = "idempotency_key_invalid"
+    default_message = "The Idempotency-Key header must be 1 to 255 printable ASCII characters."
+
+
+class IdempotencyKeyInUse(ApplicationError):
+    status_code = 409
+    error_type = "idempotency_error"
+    default_code = "idempotency_key_in_use"
+    default_message = "A request with this Idempotency-Key is still being processed; retry shortly."
+
+
+class IdempotencyKeyReused(ApplicationError):
+    status_code = 422
+    error_type = "idempotency_error"
+    default_code = "idempotency_key_reused"
+    default_message = "This Idempotency-Key was used with a different request."

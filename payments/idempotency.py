@@ -1,0 +1,154 @@
+"""API idempotency keys (IETF `Idempotency-Key` draft, Stripe's behaviour).
+
+A key is claimed with an `INSERT … ON CONFLICT DO NOTHING` followed by a row lock, so concurrent
+requests with one key never both do the work (no check-then-act). What is stored and replayed:
+responses of requests that did work (2xx, 402, 409 state errors). Requests rejected before any
+work (4xx) free the key; 5xx keep the fingerprint but release the lock, so the client may retry
+with the same key and the service finishes what it had started.
+"""
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, cast
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.models import User
+from config.errors import envelope_for_exception
+from payments.errors import IdempotencyKeyInUse, IdempotencyKeyInvalid, IdempotencyKeyMissing, IdempotencyKeyReused
+from payments.models import IdempotencyKey
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Either a stored response to replay, or a lock on the key to do the work under."""
+
+    row_id: int
+    replay: tuple[int, Any] | None = None
+
+
+def parse_key(request: Request, *, required: bool) -> str | None:
+    """Read and validate the header.
+
+    :raises IdempotencyKeyMissing: required and absent.
+    :raises IdempotencyKeyInvalid: empty, longer than 255 or not printable ASCII.
+    """
+    key = request.headers.get(HEADER)
+    if key is None:
+        if required:
+            raise IdempotencyKeyMissing()
+        return None
+    if not 1 <= len(key) <= 255 or not all(" " <= char <= "~" for char in key):
+        raise IdempotencyKeyInvalid()
+    return key
+
+
+def request_fingerprint(request: Request) -> str:
+    body = json.dumps(request.data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(f"{request.method}\n{request.path}\n{body}".encode()).hexdigest()
+
+
+def idempotency_claim(*, client: User, key: str, fingerprint: str) -> Claim:
+    """Claim the key for this request, or return the stored response to replay.
+
+    :raises IdempotencyKeyReused: the key belongs to a different request (422).
+    :raises IdempotencyKeyInUse: the first request with this key is still running (409).
+    """
+    token = uuid.uuid4().hex
+    now = timezone.now()
+    with transaction.atomic():
+        IdempotencyKey.objects.bulk_create(
+            [
+                IdempotencyKey(
+                    client=client, key=key, fingerprint=fingerprint, lock_token=token, locked_at=now, created_at=now
+                )
+            ],
+            ignore_conflicts=True,
+        )
+        row = IdempotencyKey.objects.select_for_update().get(client=client, key=key)
+        if row.lock_token == token:
+            return Claim(row_id=row.pk)
+        if row.created_at < now - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS):
+            _reset(row, fingerprint=fingerprint, token=token, now=now)
+            return Claim(row_id=row.pk)
+        if row.fingerprint != fingerprint:
+            raise IdempotencyKeyReused()
+        if row.response_status is not None:
+            return Claim(row_id=row.pk, replay=(row.response_status, row.response_body))
+        lock_expired = row.locked_at is None or row.locked_at < now - timedelta(
+            seconds=settings.IDEMPOTENCY_LOCK_TIMEOUT_SECONDS
+        )
+        if not lock_expired:
+            raise IdempotencyKeyInUse()
+        row.lock_token = token
+        row.locked_at = now
+        row.save(update_fields=["lock_token", "locked_at"])
+        return Claim(row_id=row.pk)
+
+
+def _reset(row: IdempotencyKey, *, fingerprint: str, token: str, now: Any) -> None:
+    row.fingerprint = fingerprint
+    row.lock_token = token
+    row.locked_at = now
+    row.response_status = None
+    row.response_body = None
+    row.created_at = now
+    row.save()
+
+
+def should_store(status: int) -> bool:
+    """Responses of requests that did work: success, a decline, a state conflict."""
+    return status < 400 or status in {402, 409}
+
+
+def idempotency_complete(*, row_id: int, status: int, body: Any) -> None:
+    """Store the response, free the key (rejected before work) or release the lock (5xx)."""
+    with transaction.atomic():
+        if should_store(status):
+            IdempotencyKey.objects.filter(pk=row_id).update(
+                response_status=status, response_body=body, locked_at=None, lock_token=""
+            )
+        elif status >= 500:
+            IdempotencyKey.objects.filter(pk=row_id).update(locked_at=None, lock_token="")
+        else:
+            IdempotencyKey.objects.filter(pk=row_id).delete()
+
+
+def idempotency_purge_expired() -> int:
+    """Delete keys past their retention; returns how many."""
+    cutoff = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
+
+
+def run_idempotent(request: Request, *, required: bool, handler: Callable[[], Response]) -> Response:
+    """Run `handler` once per (client, key); replay its stored response for repeats.
+
+    Without a key (where it is optional) the handler simply runs.
+    """
+    key = parse_key(request, required=required)
+    if key is None:
+        return handler()
+    claim = idempotency_claim(client=cast(User, request.user), key=key, fingerprint=request_fingerprint(request))
+    if claim.replay is not None:
+        status, body = claim.replay
+        return Response(body, status=status, headers={REPLAYED_HEADER: "true"})
+    try:
+        response = handler()
+    except Exception as exc:  # noqa: BLE001 - every outcome must complete the key; unknown errors are logged
+        status, body, headers = envelope_for_exception(exc)
+        idempotency_complete(row_id=claim.row_id, status=status, body=body)
+        return Response(body, status=status, headers=headers)
+    idempotency_complete(row_id=claim.row_id, status=response.status_code, body=response.data)
+    return response

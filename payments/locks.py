@@ -1,0 +1,8 @@
+"""Row locks, taken one way everywhere: `select_for_update(of=("self",))`, evaluated at once."""
+
+from payments.models import Payment
+
+
+def lock_payment(payment_id: int) -> Payment:
+    """Lock the payment row until the surrounding transaction ends. Call inside `transaction.atomic()`."""
+    return Payment.objects.select_for_update(of=("self",)).get(pk=payment_id)
