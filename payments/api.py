@@ -158,8 +158,8 @@ class PaymentViewSet(viewsets.GenericViewSet):
         data = body_of(request, PaymentCreateSerializer)
         enforce_rate_limit(request, group="payments.create", rate_setting="RATELIMIT_PAYMENT_CREATE")
 
-        def handler() -> Response:
-            payment = services.payment_create(client=_client(request), idempotency_key=_key(request), **data)
+        def handler(reference: str) -> Response:
+            payment = services.payment_create(client=_client(request), idempotency_key=reference, **data)
             return Response(render_payment(payment), status=201)
 
         return run_idempotent(request, required=True, handler=handler)
@@ -188,7 +188,7 @@ class PaymentViewSet(viewsets.GenericViewSet):
         return run_idempotent(
             request,
             required=False,
-            handler=lambda: Response(render_payment(services.payment_confirm(payment=payment, **data))),
+            handler=lambda _reference: Response(render_payment(services.payment_confirm(payment=payment, **data))),
         )
 
     @action(detail=True, methods=["post"])
@@ -198,7 +198,7 @@ class PaymentViewSet(viewsets.GenericViewSet):
         return run_idempotent(
             request,
             required=False,
-            handler=lambda: Response(render_payment(services.payment_capture(payment=payment, **data))),
+            handler=lambda _reference: Response(render_payment(services.payment_capture(payment=payment, **data))),
         )
 
     @action(detail=True, methods=["post"])
@@ -208,7 +208,7 @@ class PaymentViewSet(viewsets.GenericViewSet):
         return run_idempotent(
             request,
             required=False,
-            handler=lambda: Response(render_payment(services.payment_cancel(payment=payment, **data))),
+            handler=lambda _reference: Response(render_payment(services.payment_cancel(payment=payment, **data))),
         )
 
     @action(detail=True, methods=["get"])
@@ -220,10 +220,6 @@ class PaymentViewSet(viewsets.GenericViewSet):
 def _client(request: Request) -> User:
     """The authenticated API client (the permission classes have made sure there is one)."""
     return cast(User, request.user)
-
-
-def _key(request: Request) -> str:
-    return request.headers.get("Idempotency-Key", "")
 
 
 class EventViewSet(viewsets.GenericViewSet):

@@ -80,8 +80,12 @@ def idempotency_claim(*, client: User, key: str, fingerprint: str) -> Claim:
         if row.lock_token == token:
             return Claim(row_id=row.pk)
         if row.created_at < now - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS):
-            _reset(row, fingerprint=fingerprint, token=token, now=now)
-            return Claim(row_id=row.pk)
+            # Expired: a new row (new id), so nothing keyed by the old one is resumed by mistake.
+            row.delete()
+            fresh = IdempotencyKey.objects.create(
+                client=client, key=key, fingerprint=fingerprint, lock_token=token, locked_at=now, created_at=now
+            )
+            return Claim(row_id=fresh.pk)
         if row.fingerprint != fingerprint:
             raise IdempotencyKeyReused()
         if row.response_status is not None:
@@ -95,16 +99,6 @@ def idempotency_claim(*, client: User, key: str, fingerprint: str) -> Claim:
         row.locked_at = now
         row.save(update_fields=["lock_token", "locked_at"])
         return Claim(row_id=row.pk)
-
-
-def _reset(row: IdempotencyKey, *, fingerprint: str, token: str, now: Any) -> None:
-    row.fingerprint = fingerprint
-    row.lock_token = token
-    row.locked_at = now
-    row.response_status = None
-    row.response_body = None
-    row.created_at = now
-    row.save()
 
 
 def should_store(status: int) -> bool:
@@ -132,20 +126,22 @@ def idempotency_purge_expired() -> int:
     return deleted
 
 
-def run_idempotent(request: Request, *, required: bool, handler: Callable[[], Response]) -> Response:
+def run_idempotent(request: Request, *, required: bool, handler: Callable[[str], Response]) -> Response:
     """Run `handler` once per (client, key); replay its stored response for repeats.
 
-    Without a key (where it is optional) the handler simply runs.
+    The handler gets a reference to the claimed key (`idem_<id>`, or "" without a key) that a service
+    can store to resume its own work when a request is retried after a 5xx. Without a key (where it
+    is optional) the handler simply runs.
     """
     key = parse_key(request, required=required)
     if key is None:
-        return handler()
+        return handler("")
     claim = idempotency_claim(client=cast(User, request.user), key=key, fingerprint=request_fingerprint(request))
     if claim.replay is not None:
         status, body = claim.replay
         return Response(body, status=status, headers={REPLAYED_HEADER: "true"})
     try:
-        response = handler()
+        response = handler(f"idem_{claim.row_id}")
     except Exception as exc:  # noqa: BLE001 - every outcome must complete the key; unknown errors are logged
         status, body, headers = envelope_for_exception(exc)
         idempotency_complete(row_id=claim.row_id, status=status, body=body)

@@ -51,7 +51,13 @@ class Payment(models.Model):
     client = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payments", verbose_name="API client"
     )
-    idempotency_key = models.CharField(max_length=255, blank=True, default="", editable=False)
+    idempotency_key = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        editable=False,
+        help_text="What created it (idem_<id> for an API key, order:<id> for an order message); retries resume it.",
+    )
     amount = models.BigIntegerField(help_text="In the currency's minor unit (cents, yen, fils).")
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=32, choices=PaymentStatus.choices, editable=False)

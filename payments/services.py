@@ -168,7 +168,9 @@ def payment_create(
 
     if payment.pending_operation == GatewayOperation.CREATE:
         payment = _call_and_raise_for_api(payment, GatewayOperation.CREATE)
-    if confirm and payment.status in states.CONFIRMABLE:
+    # A retry of a create whose confirm timed out finishes that confirm with the same key.
+    confirm_pending = payment.pending_operation == GatewayOperation.CONFIRM
+    if confirm and (payment.status in states.CONFIRMABLE or confirm_pending):
         payment = payment_confirm(payment=payment, payment_method=payment_method, source=source)
     return payment
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Start a throwaway PostgreSQL and Redis on free loopback ports, run the given command with
-# DATABASE_URL and REDIS_URL pointing at them, then stop both (whatever the command did).
+# Start a throwaway PostgreSQL, Redis and localstripe (scripts/localstripe_server.py) on free loopback
+# ports, run the given command with DATABASE_URL, REDIS_URL and LOCALSTRIPE_URL pointing at them, then
+# stop them all (whatever the command did).
 # Usage: scripts/with-services.sh pytest -q
 set -euo pipefail
 
@@ -35,6 +36,9 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/paysvc-services.XXXXXX")
 PG_PORT=$(free_port)
 REDIS_PORT=$(free_port)
 REDIS_PID=""
+LOCALSTRIPE_PID=""
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+LOCALSTRIPE_PYTHON=${LOCALSTRIPE_PYTHON:-$ROOT/.venv/bin/python}
 
 as_pg() {
   if [ "$(id -u)" = "0" ]; then runuser -u postgres -- "$@"; else "$@"; fi
@@ -44,6 +48,7 @@ cleanup() {
   set +e
   [ -f "$WORK/pg/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -m immediate -w stop >/dev/null 2>&1
   [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null
+  [ -n "$LOCALSTRIPE_PID" ] && kill "$LOCALSTRIPE_PID" 2>/dev/null && wait "$LOCALSTRIPE_PID" 2>/dev/null
   rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -62,9 +67,32 @@ for _ in $(seq 1 50); do
   sleep 0.1
 done
 
+# localstripe, in memory, for the Stripe gateway tests (tests/gateways start their own when this is unset).
+if [ -x "$LOCALSTRIPE_PYTHON" ]; then
+  LOCALSTRIPE_PORT=$(free_port)
+  "$LOCALSTRIPE_PYTHON" "$ROOT/scripts/localstripe_server.py" --port "$LOCALSTRIPE_PORT" >"$WORK/localstripe.log" 2>&1 &
+  LOCALSTRIPE_PID=$!
+  "$LOCALSTRIPE_PYTHON" - "http://127.0.0.1:$LOCALSTRIPE_PORT/js.stripe.com/v3/" <<'PY' || { cat "$WORK/localstripe.log" >&2; exit 1; }
+import sys, time, urllib.error, urllib.request
+
+deadline = time.monotonic() + 15
+while True:
+    try:
+        urllib.request.urlopen(sys.argv[1], timeout=1).close()
+        break
+    except (urllib.error.URLError, OSError):
+        if time.monotonic() > deadline:
+            sys.exit("localstripe did not answer within 15 s")
+        time.sleep(0.1)
+PY
+  export LOCALSTRIPE_URL="http://127.0.0.1:$LOCALSTRIPE_PORT"
+else
+  echo "localstripe not started: $LOCALSTRIPE_PYTHON not found (make install creates it)." >&2
+fi
+
 export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
-echo "services: PostgreSQL on $PG_PORT, Redis on $REDIS_PORT" >&2
+echo "services: PostgreSQL on $PG_PORT, Redis on $REDIS_PORT, localstripe on ${LOCALSTRIPE_PORT:-(none)}" >&2
 
 set +e
 "$@"

@@ -29,16 +29,21 @@ def _clear_cache():
     cache.clear()
 
 
+def client_for(user: User) -> APIClient:
+    """A new APIClient holding a JWT for `user` (one per thread in concurrency tests)."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+    client.user = user
+    return client
+
+
 @pytest.fixture
 def make_client(db):
     """Create an API client user and return an APIClient authenticated as it."""
 
     def factory(name: str = "shop", role: str = ApiRole.STOREFRONT) -> APIClient:
         user = User.objects.create_user(username=name, password="a-long-test-password", api_role=role)
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
-        client.user = user
-        return client
+        return client_for(user)
 
     return factory
 

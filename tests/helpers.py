@@ -1,0 +1,43 @@
+"""Helpers shared by tests: run requests from real threads, wait on a condition."""
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.db import connections
+
+
+def run_in_threads(functions: list[Callable[[], Any]], *, timeout: float = 60) -> list[Any]:
+    """Start every function at the same moment on its own thread; return results (or exceptions) in order."""
+    barrier = threading.Barrier(len(functions))
+    results: list[Any] = [None] * len(functions)
+
+    def runner(index: int, function: Callable[[], Any]) -> None:
+        try:
+            barrier.wait()
+            results[index] = function()
+        except Exception as exc:  # noqa: BLE001 - the test inspects what each thread got
+            results[index] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=runner, args=(i, f)) for i, f in enumerate(functions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+        assert not thread.is_alive(), "a thread did not finish in time"
+    return results
+
+
+def wait_for(condition: Callable[[], Any], *, timeout: float = 20, interval: float = 0.05) -> Any:
+    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
