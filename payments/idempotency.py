@@ -108,15 +108,13 @@ def should_store(status: int) -> bool:
 
 def idempotency_complete(*, row_id: int, status: int, body: Any) -> None:
     """Store the response, free the key (rejected before work) or release the lock (5xx)."""
-    with transaction.atomic():
-        if should_store(status):
-            IdempotencyKey.objects.filter(pk=row_id).update(
-                response_status=status, response_body=body, locked_at=None, lock_token=""
-            )
-        elif status >= 500:
-            IdempotencyKey.objects.filter(pk=row_id).update(locked_at=None, lock_token="")
-        else:
-            IdempotencyKey.objects.filter(pk=row_id).delete()
+    rows = IdempotencyKey.objects.filter(pk=row_id)
+    if should_store(status):
+        rows.update(response_status=status, response_body=body, locked_at=None, lock_token="")
+    elif status >= 500:
+        rows.update(locked_at=None, lock_token="")
+    else:
+        rows.delete()
 
 
 def idempotency_purge_expired() -> int:
