@@ -1,11 +1,11 @@
 """Permission predicates for API clients (roles from API.md)."""
 
-from typing import Any
+from typing import Any, cast
 
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from accounts.models import ApiRole
+from accounts.models import ApiRole, User
 
 
 def _role(request: Request) -> str | None:
@@ -34,3 +34,8 @@ class IsFinanceClient(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return _role(request) == ApiRole.FINANCE
+
+
+def request_client(request: Request) -> User:
+    """The authenticated API client of a request that passed `IsApiClient`."""
+    return cast(User, request.user)

@@ -1,7 +1,7 @@
 """Payments API: thin views that parse, call one service or selector, and render."""
 
 import re
-from typing import Any, cast
+from typing import Any
 
 import django_filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -10,9 +10,8 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.models import User
 from config.fields import StrictBooleanField, StrictCharField, StrictIntegerField
-from config.permissions import IsApiClient, IsStorefrontClient
+from config.permissions import IsApiClient, IsStorefrontClient, request_client
 from config.ratelimit import enforce_rate_limit
 from config.serializers import StrictSerializer
 from payments import selectors, services
@@ -148,10 +147,10 @@ class PaymentViewSet(viewsets.GenericViewSet):
         return [IsApiClient()]
 
     def get_queryset(self) -> Any:
-        return selectors.payment_queryset_for(client=_client(self.request))
+        return selectors.payment_queryset_for(client=request_client(self.request))
 
     def _payment(self) -> Payment:
-        return selectors.payment_get(client=_client(self.request), public_id=self.kwargs["id"])
+        return selectors.payment_get(client=request_client(self.request), public_id=self.kwargs["id"])
 
     @extend_schema(responses={201: dict})
     def create(self, request: Request) -> Response:
@@ -159,7 +158,7 @@ class PaymentViewSet(viewsets.GenericViewSet):
         enforce_rate_limit(request, group="payments.create", rate_setting="RATELIMIT_PAYMENT_CREATE")
 
         def handler(reference: str) -> Response:
-            payment = services.payment_create(client=_client(request), idempotency_key=reference, **data)
+            payment = services.payment_create(client=request_client(request), idempotency_key=reference, **data)
             return Response(render_payment(payment), status=201)
 
         return run_idempotent(request, required=True, handler=handler)
@@ -214,12 +213,7 @@ class PaymentViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def events(self, request: Request, id: str) -> Response:  # noqa: A002
         payment = self._payment()
-        return _event_page(request, selectors.event_feed(client=_client(request), payment_id=payment.pk))
-
-
-def _client(request: Request) -> User:
-    """The authenticated API client (the permission classes have made sure there is one)."""
-    return cast(User, request.user)
+        return _event_page(request, selectors.event_feed(client=request_client(request), payment_id=payment.pk))
 
 
 class EventViewSet(viewsets.GenericViewSet):
@@ -229,7 +223,7 @@ class EventViewSet(viewsets.GenericViewSet):
     lookup_url_kwarg = "id"
 
     def get_queryset(self) -> Any:
-        return selectors.event_feed(client=_client(self.request))
+        return selectors.event_feed(client=request_client(self.request))
 
     @extend_schema(
         parameters=[
@@ -242,7 +236,9 @@ class EventViewSet(viewsets.GenericViewSet):
     def list(self, request: Request) -> Response:
         params = request.query_params
         feed = selectors.event_feed(
-            client=_client(request), type=params.get("type") or None, payment_public_id=params.get("payment") or None
+            client=request_client(request),
+            type=params.get("type") or None,
+            payment_public_id=params.get("payment") or None,
         )
         return _event_page(request, feed)
 
@@ -250,7 +246,7 @@ class EventViewSet(viewsets.GenericViewSet):
 def _event_page(request: Request, feed: Any) -> Response:
     after = request.query_params.get("after")
     page_size = _page_size(request)
-    events = selectors.event_page(feed=feed, after=after, limit=page_size, client=_client(request))
+    events = selectors.event_page(feed=feed, after=after, limit=page_size, client=request_client(request))
     next_url = None
     if len(events) == page_size:
         query = request.query_params.copy()

@@ -5,9 +5,12 @@ Amounts are integers in the currency's minor unit. `exponent` is the number of d
 three-decimal ones (kwd 1500 is 1.500 KD, and Stripe wants multiples of 10 for them).
 """
 
+import re
 from dataclasses import dataclass
 
 MAX_AMOUNT = 99_999_999
+# "1234.56" or "1,234.56" (commas only as thousands separators), ASCII digits only.
+_MAJOR_AMOUNT = re.compile(r"^(?:\d+|\d{1,3}(?:,\d{3})+)(?:\.\d+)?$|^\.\d+$", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -128,9 +131,10 @@ def parse_major(value: str, currency_code: str) -> int:
     :raises ValueError: on a malformed value or more decimals than the currency has.
     """
     exponent = get_currency(currency_code).exponent
-    text = value.strip().replace(",", "")
-    if not text or text.count(".") > 1 or not text.replace(".", "").isascii() or not text.replace(".", "").isdigit():
+    text = value.strip()
+    if not _MAJOR_AMOUNT.match(text):
         raise ValueError(f"{value!r} is not an amount")
+    text = text.replace(",", "")
     whole, _, fraction = text.partition(".")
     if len(fraction) > exponent:
         raise ValueError(f"{currency_code.upper()} has {exponent} decimal places")

@@ -297,6 +297,7 @@ def payment_apply_intent(*, payment_id: int, intent: IntentResult, source: str, 
     """Apply the gateway's view of the intent. Backward or sideways news is ignored (stale)."""
     with transaction.atomic():
         payment = lock_payment(payment_id)
+        asked_to_capture = payment.pending_operation_amount  # read before the operation is cleared
         if clear_operation and payment.pending_operation == clear_operation:
             payment.pending_operation = ""
             payment.pending_operation_amount = None
@@ -308,7 +309,7 @@ def payment_apply_intent(*, payment_id: int, intent: IntentResult, source: str, 
         if target in {S.REQUIRES_CAPTURE, S.SUCCEEDED} or payment.status == S.REQUIRES_CAPTURE:
             changes["amount_capturable"] = intent.amount_capturable if target == S.REQUIRES_CAPTURE else 0
         if target == S.SUCCEEDED:
-            changes["amount_received"] = intent.amount_received or payment.pending_operation_amount or payment.amount
+            changes["amount_received"] = intent.amount_received or asked_to_capture or payment.amount
         if target == S.FAILED:
             changes["failure_code"] = intent.failure_code or "payment_failed"
             changes["failure_message"] = intent.failure_message or "The payment failed."
@@ -442,3 +443,18 @@ def _enqueue_settle(payment_id: int) -> None:
     from payments.tasks import settle_payment
 
     transaction.on_commit(lambda: settle_payment.delay(payment_id=payment_id))
+
+
+# --- refunds (called by the refunds app with the payment locked) --------------------------------
+def payment_add_refunded(
+    *, payment: Payment, amount: int, source: str, actor: User | None = None, reason: str = ""
+) -> Payment:
+    """Count a succeeded refund on a payment the caller has locked (inside its transaction).
+
+    The status becomes `partially_refunded` or `refunded`, with history and a `payment.refunded` event.
+
+    :raises states.InvalidTransition: the payment was never captured.
+    """
+    refunded = payment.amount_refunded + amount
+    target = S.REFUNDED if refunded >= payment.amount_received else S.PARTIALLY_REFUNDED
+    return _transition(payment, target, source=source, actor=actor, reason=reason, amount_refunded=refunded)

@@ -1,6 +1,7 @@
 """Shared fixtures: the suite runs on PostgreSQL and Redis started by `make test`."""
 
 import pytest
+from celery.contrib.testing.worker import start_worker
 from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
@@ -66,3 +67,31 @@ def anon() -> APIClient:
 @pytest.fixture
 def on_postgres() -> bool:
     return connection.vendor == "postgresql"
+
+
+@pytest.fixture
+def worker():
+    """A real Celery worker, in this process, consuming the real Redis broker (use with transaction=True)."""
+    from config.celery import app
+
+    assert not app.conf.task_always_eager
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as celery_worker:
+        yield celery_worker
+
+
+@pytest.fixture
+def tasks_inline():
+    """Run Celery tasks inline when enqueued (pair with django_capture_on_commit_callbacks(execute=True))."""
+    from config.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def simulator():
+    """The simulator gateway (its state lives in the cache, which every test starts empty)."""
+    from payments.gateways.simulator import SimulatorGateway
+
+    return SimulatorGateway()

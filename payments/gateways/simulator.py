@@ -36,7 +36,7 @@ DECLINES = {
 THREE_D_SECURE = {"pm_card_threeDSecure2Required", "pm_card_authenticationRequired"}
 KNOWN_TOKENS = SUCCEEDING | set(DECLINES) | THREE_D_SECURE
 
-FAULT_KINDS = {"timeout", "timeout_before", "unavailable"}
+FAULT_KINDS = {"timeout", "timeout_before", "unavailable", "permanent"}
 _PREFIX = "gwsim:"
 _FOREVER = None  # cache timeout: keep
 
@@ -292,6 +292,8 @@ class SimulatorGateway:
         cache.set(_key("faults"), faults, _FOREVER)
         if kind == "unavailable":
             raise GatewayUnavailable("The simulated gateway is unavailable (503).")
+        if kind == "permanent":
+            raise Permanent("The simulated gateway refused the request.")
         raise GatewayTimeout("The simulated gateway did not answer in time.")
 
     def _authorize(self, intent: IntentResult) -> IntentResult:

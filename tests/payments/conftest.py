@@ -4,18 +4,11 @@ import itertools
 
 import pytest
 
-from payments.gateways.simulator import SimulatorGateway
-
 _keys = itertools.count(1)
 
 
 def new_key() -> str:
     return f"key-{next(_keys)}"
-
-
-@pytest.fixture
-def simulator() -> SimulatorGateway:
-    return SimulatorGateway()
 
 
 @pytest.fixture

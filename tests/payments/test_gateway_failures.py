@@ -1,22 +1,12 @@
 """A gateway that does not answer: 502 now, the payment stays processing, a real worker settles it."""
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 
-from config.celery import app as celery_app
 from payments.gateways.simulator import SimulatorGateway
 from payments.models import Event, Payment
 from tests.helpers import wait_for
 
 BODY = {"amount": 2000, "currency": "usd", "customer_id": "cus_1", "payment_method": "pm_card_visa"}
-
-
-@pytest.fixture
-def celery_worker():
-    """A real Celery worker, in this process, consuming the real Redis broker."""
-    assert not celery_app.conf.task_always_eager
-    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
-        yield worker
 
 
 def _create(client, **extra):
@@ -41,7 +31,7 @@ def test_confirm_timeout_answers_502_and_leaves_the_payment_processing(storefron
 
 
 @pytest.mark.django_db(transaction=True)
-def test_worker_settles_a_timed_out_confirm_with_the_same_key_and_charges_once(storefront, simulator, celery_worker):
+def test_worker_settles_a_timed_out_confirm_with_the_same_key_and_charges_once(storefront, simulator, worker):
     payment = _create(storefront)
     SimulatorGateway.inject_fault("confirm_intent", "timeout")
 
@@ -58,7 +48,7 @@ def test_worker_settles_a_timed_out_confirm_with_the_same_key_and_charges_once(s
 
 
 @pytest.mark.django_db(transaction=True)
-def test_worker_retries_an_outage_until_the_gateway_answers(storefront, simulator, celery_worker):
+def test_worker_retries_an_outage_until_the_gateway_answers(storefront, simulator, worker):
     payment = _create(storefront, capture_method="manual", confirm=True)
     SimulatorGateway.inject_fault("capture_intent", "unavailable", times=2)
 
