@@ -1,0 +1,43 @@
+"""Concurrent refunds on one payment, PostgreSQL and real threads: never more than was captured."""
+
+import pytest
+
+from payments.models import Payment
+from refunds.models import Refund
+from tests.conftest import client_for
+from tests.helpers import run_in_threads
+
+CAPTURED = 10_000
+PART = 700  # 20 x 700 = 14,000 > 10,000: at most 14 can be accepted
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("round_number", range(3))
+def test_twenty_concurrent_partial_refunds_never_exceed_the_captured_amount(make_client, round_number):
+    shop = make_client(f"shop-refund-race-{round_number}")
+    payment = shop.post(
+        "/api/v1/payments/",
+        {"amount": CAPTURED, "currency": "usd", "customer_id": "c", "payment_method": "pm_card_visa", "confirm": True},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY=f"race-pay-{round_number}",
+    ).json()
+    path = f"/api/v1/payments/{payment['id']}/refunds/"
+    clients = [client_for(shop.user) for _ in range(20)]
+
+    responses = run_in_threads(
+        [
+            lambda c=c, i=i: c.post(path, {"amount": PART}, format="json", HTTP_IDEMPOTENCY_KEY=f"r{round_number}-{i}")
+            for i, c in enumerate(clients)
+        ]
+    )
+
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {201, 400}, statuses
+    accepted = [r.json() for r in responses if r.status_code == 201]
+    assert len(accepted) == CAPTURED // PART  # 14: every refund that fits is accepted, none more
+    for rejected in (r for r in responses if r.status_code == 400):
+        assert rejected.json()["error"]["code"] == "amount_too_large"
+    stored = Refund.objects.filter(payment__public_id=payment["id"])
+    assert sum(r.amount for r in stored) == len(accepted) * PART <= CAPTURED
+    assert stored.count() == len(accepted)
+    assert Payment.objects.get(public_id=payment["id"]).amount_received == CAPTURED
