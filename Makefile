@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run demo test lint fmt worker beat clean
+.PHONY: install run demo test lint fmt worker beat bench clean
 
 $(UV):
 	$(PY) -m pip install --quiet --target .tools uv
@@ -30,6 +30,9 @@ run: install
 test: install
 	@scripts/ensure-system-deps.sh
 	scripts/with-services.sh $(BIN)/pytest $(PYTEST_ARGS)
+
+bench: install
+	scripts/with-services.sh $(BIN)/python bench/api_bench.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -23,6 +23,7 @@ from payments.states import PaymentStatus
 
 _PAYMENT_METHOD = re.compile(r"^pm_[A-Za-z0-9_]{1,200}$")
 DEFAULT_PAGE_SIZE = 20
+EXAMPLES = ((1999, "usd"), (500, "jpy"), (1500, "kwd"))
 CANCELLATION_REASONS = ("requested_by_customer", "duplicate", "fraudulent", "abandoned")
 
 
@@ -62,8 +63,15 @@ def validate_metadata(value: Any) -> None:
             raise _error(f"metadata[{key}] must be a string of at most 500 characters", "parameter_invalid")
 
 
+AMOUNT_HELP = (
+    "A JSON integer in the currency's minor unit: "
+    + ", ".join(f"{amount} {code} is {format_amount(amount, code)}" for amount, code in EXAMPLES)
+    + ". At least the currency's minimum, at most 99,999,999; multiples of 10 in three-decimal currencies."
+)
+
+
 class PaymentCreateSerializer(StrictSerializer):
-    amount = StrictIntegerField()
+    amount = StrictIntegerField(help_text=AMOUNT_HELP)
     currency = StrictCharField(max_length=3, min_length=3)
     customer_id = StrictCharField(max_length=255)
     order_id = StrictCharField(max_length=255, required=False, default="")
