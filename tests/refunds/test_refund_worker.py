@@ -20,9 +20,7 @@ def _refund_when(public_id: str, **conditions):
     return Refund.objects.filter(public_id=public_id, **conditions).first()
 
 
-def test_retryable_failures_are_retried_and_refund_once(
-    captured_payment, refund, simulator, worker, fast_retries
-):
+def test_retryable_failures_are_retried_and_refund_once(captured_payment, refund, simulator, worker, fast_retries):
     payment = captured_payment(10_000)
     SimulatorGateway.inject_fault("create_refund", "unavailable", times=2)
 
