@@ -139,6 +139,25 @@ REFUNDS_RETRY_BASE_SECONDS = env.float("REFUNDS_RETRY_BASE_SECONDS", default=2.0
 REFUNDS_RETRY_MAX_SECONDS = env.float("REFUNDS_RETRY_MAX_SECONDS", default=300.0)
 IDEMPOTENCY_KEY_TTL_HOURS = 24
 IDEMPOTENCY_LOCK_TIMEOUT_SECONDS = env.int("IDEMPOTENCY_LOCK_TIMEOUT_SECONDS", default=90)
+
+# Stripe webhooks: signature tolerance (both directions), largest body (the API limit applies first),
+# processing retries, and the recovery task that reads Stripe's event list for events never delivered.
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=64 * 1024)
+WEBHOOKS_PROCESS_MAX_RETRIES = env.int("WEBHOOKS_PROCESS_MAX_RETRIES", default=8)
+WEBHOOKS_RETRY_BASE_SECONDS = env.float("WEBHOOKS_RETRY_BASE_SECONDS", default=2.0)
+WEBHOOKS_RETRY_MAX_SECONDS = env.float("WEBHOOKS_RETRY_MAX_SECONDS", default=600.0)
+WEBHOOKS_RECOVERY_INTERVAL_SECONDS = env.int("WEBHOOKS_RECOVERY_INTERVAL_SECONDS", default=300)
+WEBHOOKS_RECOVERY_LOOKBACK_SECONDS = env.int("WEBHOOKS_RECOVERY_LOOKBACK_SECONDS", default=3600)
+WEBHOOKS_RECOVERY_OVERLAP_SECONDS = env.int("WEBHOOKS_RECOVERY_OVERLAP_SECONDS", default=600)
+WEBHOOKS_RECOVERY_STUCK_SECONDS = env.int("WEBHOOKS_RECOVERY_STUCK_SECONDS", default=300)
+CELERY_BEAT_SCHEDULE = {
+    "webhooks-recover-missed-events": {
+        "task": "webhooks.tasks.recover_missed_events",
+        "schedule": float(WEBHOOKS_RECOVERY_INTERVAL_SECONDS),
+    },
+}
+
 if PAYMENTS_GATEWAY not in {"stripe", "simulator"}:
     raise ImproperlyConfigured("PAYMENTS_GATEWAY must be 'stripe' or 'simulator'.")
 if PAYMENTS_GATEWAY == "stripe" and not STRIPE_SECRET_KEY:
@@ -239,3 +258,8 @@ LOGGING = {
         "celery": {"level": "INFO"},
     },
 }
+
+# --- Events outbox ---------------------------------------------------------------------------
+EVENTS_BROKER_URL = env.str("EVENTS_BROKER_URL", default="") or CELERY_BROKER_URL
+OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=100)
+OUTBOX_MAX_PUBLISH_ATTEMPTS = env.int("OUTBOX_MAX_PUBLISH_ATTEMPTS", default=10)

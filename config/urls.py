@@ -10,6 +10,7 @@ from config.views import api_not_found
 api_v1: list[URLPattern | URLResolver] = [
     path("auth/token/", auth.TokenObtainView.as_view(), name="token-obtain"),
     path("auth/token/refresh/", auth.TokenRefreshView.as_view(), name="token-refresh"),
+    path("webhooks/stripe/", include("webhooks.urls")),
     path("", include("refunds.urls")),
     path("", include("payments.urls")),
 ]

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest
 
@@ -126,10 +127,30 @@ class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return format_amount(obj.amount_refunded, obj.currency)
 
 
+class PublishingFilter(admin.SimpleListFilter):
+    """Where an event is in the outbox: published, waiting, or dead-lettered (attempts ran out)."""
+
+    title = "publishing"
+    parameter_name = "publishing"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("published", "Published"), ("waiting", "Waiting"), ("dead", "Dead-lettered")]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        limit = settings.OUTBOX_MAX_PUBLISH_ATTEMPTS
+        if self.value() == "published":
+            return queryset.filter(published_at__isnull=False)
+        if self.value() == "waiting":
+            return queryset.filter(published_at__isnull=True, publish_attempts__lt=limit)
+        if self.value() == "dead":
+            return queryset.filter(published_at__isnull=True, publish_attempts__gte=limit)
+        return queryset
+
+
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("public_id", "sequence", "type", "payment", "created_at", "published_at")
-    list_filter = ("type", ("published_at", admin.EmptyFieldListFilter))
+    list_display = ("public_id", "sequence", "type", "payment", "created_at", "published_at", "publish_attempts")
+    list_filter = (PublishingFilter, "type")
     search_fields = ("=public_id", "=payment__public_id")
     list_select_related = ("payment",)
     show_full_result_count = False

@@ -89,6 +89,15 @@ class Payment(models.Model):
     pending_operation_amount = models.BigIntegerField(null=True, blank=True)
     pending_operation_at = models.DateTimeField(null=True, blank=True)
     cancellation_reason = models.CharField(max_length=32, blank=True, default="")
+    disputed_at = models.DateTimeField(
+        "disputed", null=True, blank=True, editable=False, help_text="When the customer's bank opened a dispute."
+    )
+    dispute_reason = models.CharField(
+        max_length=64, blank=True, default="", editable=False, help_text="The bank's reason (fraudulent, ...)."
+    )
+    dispute_reference = models.CharField(
+        "dispute ID", max_length=255, blank=True, default="", editable=False, help_text="Stripe's dispute id (dp_...)."
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=False)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -47,8 +47,22 @@ S = PaymentStatus
 
 # --- the one writer of `status` -----------------------------------------------------------------
 def event_record(*, type: str, payment: Payment | None, data: dict[str, Any]) -> Event:  # noqa: A002
-    """Write an event row (the outbox). Call inside the transaction of the change it describes."""
-    return Event.objects.create(type=type, payment=payment, data=data)
+    """Write an event row (the outbox). Call inside the transaction of the change it describes.
+
+    The relay is asked (once per transaction, after commit) to publish it; a periodic sweep catches
+    anything that trigger misses.
+    """
+    event = Event.objects.create(type=type, payment=payment, data=data)
+    connection = transaction.get_connection()
+    if not any(callback is _trigger_relay for _sids, callback, _robust in connection.run_on_commit):
+        transaction.on_commit(_trigger_relay, robust=True)
+    return event
+
+
+def _trigger_relay() -> None:
+    from payments.tasks import relay_outbox
+
+    relay_outbox.delay()
 
 
 def _transition(
@@ -458,3 +472,25 @@ def payment_add_refunded(
     refunded = payment.amount_refunded + amount
     target = S.REFUNDED if refunded >= payment.amount_received else S.PARTIALLY_REFUNDED
     return _transition(payment, target, source=source, actor=actor, reason=reason, amount_refunded=refunded)
+
+
+# --- disputes (reported by Stripe webhooks) -----------------------------------------------------
+def payment_flag_dispute(*, payment_id: int, dispute_reference: str, reason: str, amount: int, currency: str) -> bool:
+    """Flag the payment as disputed and write a `payment.dispute_opened` event, once per dispute.
+
+    The status does not change (a dispute is not a refund); the flag is for the back office.
+    Returns False when this dispute was already recorded.
+    """
+    with transaction.atomic():
+        payment = lock_payment(payment_id)
+        if payment.dispute_reference == dispute_reference:
+            return False
+        payment.disputed_at = timezone.now()
+        payment.dispute_reason = reason[:64]
+        payment.dispute_reference = dispute_reference
+        payment.save(update_fields=["disputed_at", "dispute_reason", "dispute_reference", "updated_at"])
+        dispute = {"id": dispute_reference, "reason": reason or None, "amount": amount, "currency": currency}
+        data = {**render_payment(payment), "dispute": dispute}
+        event_record(type="payment.dispute_opened", payment=payment, data=data)
+    logger.warning("Payment disputed", extra={"payment": payment.public_id, "dispute": dispute_reference})
+    return True

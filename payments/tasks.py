@@ -32,3 +32,14 @@ def purge_idempotency_keys(**kwargs: Any) -> int:
     from payments.idempotency import idempotency_purge_expired
 
     return idempotency_purge_expired()
+
+
+@shared_task(bind=True, max_retries=3, default_retry_delay=5)
+def relay_outbox(self: Any, **kwargs: Any) -> int:
+    """Publish unpublished events to the `payment.events` exchange (triggered on commit and swept by beat)."""
+    from payments.outbox import PUBLISH_ERRORS, outbox_relay
+
+    try:
+        return outbox_relay(batch_size=settings.OUTBOX_BATCH_SIZE)
+    except PUBLISH_ERRORS as exc:
+        raise self.retry(exc=exc) from exc

@@ -205,3 +205,45 @@ def _transition(refund: Refund, to_status: str, *, source: str, actor: User | No
     event_record(type=states.EVENT_FOR_STATUS[to_status], payment=refund.payment, data=render_refund(refund))
     logger.info("Refund status changed", extra={"refund": refund.public_id, "from": from_status, "to": to_status})
     return refund
+
+
+# --- refunds made outside the service (reported by Stripe webhooks) -----------------------------
+def refund_record_external(*, payment_id: int, result: RefundResult, source: str = ChangeSource.WEBHOOK) -> Refund:
+    """Record a refund made at the gateway outside the service (the Stripe Dashboard) once, and apply its status.
+
+    With the payment locked: the refund is created `pending` under its unique gateway reference (a
+    second report finds it, and a concurrent insert ends in `IntegrityError`, so it exists once),
+    then moved to the gateway's status; a succeeded refund counts in the payment's `amount_refunded`.
+
+    :raises payment_states.InvalidTransition: it succeeded but the payment was never captured.
+    """
+    with transaction.atomic():
+        payment = lock_payment(payment_id)
+        refund = Refund.objects.filter(gateway_reference=result.reference).first()
+        if refund is None:
+            try:
+                with transaction.atomic():
+                    refund = Refund.objects.create(
+                        payment=payment,
+                        amount=result.amount,
+                        currency=result.currency,
+                        metadata=result.metadata,
+                        gateway_reference=result.reference,
+                        requested_by=None,
+                    )
+            except IntegrityError:
+                refund = Refund.objects.get(gateway_reference=result.reference)
+            else:
+                RefundStatusChange.objects.create(
+                    refund=refund,
+                    from_status="",
+                    to_status=RefundStatus.PENDING,
+                    source=source,
+                    reason="made outside the service",
+                )
+                event_record(type="refund.created", payment=payment, data=render_refund(refund))
+                logger.info(
+                    "Refund made outside the service recorded",
+                    extra={"refund": refund.public_id, "payment": payment.public_id, "reference": result.reference},
+                )
+        return refund_apply_gateway_refund(refund_id=refund.pk, result=result, source=source)

@@ -72,10 +72,15 @@ def on_postgres() -> bool:
 @pytest.fixture
 def worker():
     """A real Celery worker, in this process, consuming the real Redis broker (use with transaction=True)."""
-    from config.celery import app
+    from config.celery import QUEUES, app
 
     assert not app.conf.task_always_eager
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as celery_worker:
+    with app.connection_for_write() as connection:  # tasks enqueued by earlier tests are not this test's
+        for queue in QUEUES:
+            connection.default_channel.queue_purge(queue)
+    with start_worker(
+        app, pool="solo", perform_ping_check=False, shutdown_timeout=10, queues=list(QUEUES)
+    ) as celery_worker:
         yield celery_worker
 
 

@@ -1,0 +1,314 @@
+"""Every write to the webhook inbox: verify and store once, process once, recover missed events.
+
+Receiving is one insert and one enqueue: the raw event is stored under Stripe's unique event id
+(a duplicate delivery ends in `IntegrityError` and changes nothing) and processing is enqueued
+after commit. Processing locks the webhook row, so one event is applied once however many workers
+or operators run it, and applies the event in the same transaction as the row's new status.
+"""
+
+import json
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+
+import stripe
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from webhooks import handlers, stripe_events
+from webhooks.errors import InvalidWebhook, WebhookProcessingFailed
+from webhooks.models import ReceivedVia, WebhookCursor, WebhookEvent, WebhookStatus
+
+logger = logging.getLogger(__name__)
+
+MAX_ID_LENGTH = 255
+MAX_TYPE_LENGTH = 128
+MAX_ERROR_LENGTH = 20_000
+RECOVERY_CURSOR = "stripe_events"
+
+
+@dataclass(frozen=True)
+class VerifiedEvent:
+    """A Stripe event whose signature (or source) we trust, with the fields the inbox keeps."""
+
+    stripe_id: str
+    type: str
+    api_version: str
+    livemode: bool
+    created_at: datetime | None
+    body: str
+
+
+# --- receiving ----------------------------------------------------------------------------------
+def webhook_receive(*, payload: bytes, signature: str | None) -> WebhookEvent | None:
+    """Verify a delivery, store it once and enqueue its processing after commit.
+
+    Returns the new row, or None for a duplicate delivery (which changes nothing).
+
+    :raises InvalidWebhook: missing, malformed, wrong, stale or future-dated signature; a body that
+        is too large, not JSON or not an event. Nothing is stored.
+    """
+    event = webhook_verify(payload=payload, signature=signature)
+    row, _ = webhook_event_store(event=event, via=ReceivedVia.WEBHOOK)
+    return row
+
+
+def webhook_verify(*, payload: bytes, signature: str | None) -> VerifiedEvent:
+    """Check the `Stripe-Signature` header against the raw body and read the event.
+
+    :raises InvalidWebhook: see `webhook_receive`.
+    """
+    limit = settings.WEBHOOK_MAX_BODY_BYTES
+    if len(payload) > limit:
+        raise InvalidWebhook(f"The request body exceeds {limit} bytes.", code="body_too_large")
+    if not signature:
+        raise InvalidWebhook("The Stripe-Signature header is missing.", code="signature_missing")
+    secret = settings.STRIPE_WEBHOOK_SECRET
+    if not secret:
+        logger.error("STRIPE_WEBHOOK_SECRET is not set: every Stripe webhook is refused")
+        raise InvalidWebhook()
+    tolerance = settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS
+    signed_at = _signed_at(signature)
+    if signed_at is None:
+        raise InvalidWebhook("The Stripe-Signature header is malformed.")
+    try:
+        text = payload.decode("utf-8")
+        data = json.loads(text)
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError alike
+        raise InvalidWebhook("The body is not a JSON Stripe event.", code="payload_invalid") from exc
+    if not isinstance(data, dict):
+        raise InvalidWebhook("The body is not a Stripe event.", code="payload_invalid")
+    try:
+        stripe.Webhook.construct_event(payload, signature, secret, tolerance=tolerance)
+    except stripe.SignatureVerificationError as exc:
+        raise InvalidWebhook(_signature_message(signed_at, tolerance)) from exc
+    except ValueError as exc:  # the SDK refuses some bodies (thin events) after the signature matched
+        raise InvalidWebhook("The body is not a Stripe event.", code="payload_invalid") from exc
+    # The SDK checks only the past side of the tolerance; a timestamp from the future is refused too.
+    if signed_at > time.time() + tolerance:
+        raise InvalidWebhook(_signature_message(signed_at, tolerance))
+    return _event_from(data, body=text)
+
+
+def _signed_at(header: str) -> int | None:
+    """The `t=` of a Stripe-Signature header (the same reading as the SDK's), or None."""
+    for item in header.split(","):
+        name, _, value = item.partition("=")
+        if name.strip() == "t":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _signature_message(signed_at: int, tolerance: int) -> str:
+    if abs(time.time() - signed_at) > tolerance:
+        return f"The signature timestamp is more than {tolerance} seconds from now."
+    return "The signature does not match the body."
+
+
+def _event_from(data: dict[str, Any], *, body: str) -> VerifiedEvent:
+    """Read the fields the inbox keeps, refusing anything that is not a Stripe event."""
+    event_id, event_type, payload = data.get("id"), data.get("type"), data.get("data")
+    valid = (
+        data.get("object") == "event"
+        and isinstance(event_id, str)
+        and event_id.startswith("evt_")
+        and len(event_id) <= MAX_ID_LENGTH
+        and isinstance(event_type, str)
+        and 0 < len(event_type) <= MAX_TYPE_LENGTH
+        and isinstance(payload, dict)
+        and isinstance(payload.get("object"), dict)
+    )
+    if not valid:
+        raise InvalidWebhook("The body is not a Stripe event.", code="payload_invalid")
+    created = data.get("created")
+    return VerifiedEvent(
+        stripe_id=str(event_id),
+        type=str(event_type),
+        api_version=str(data.get("api_version") or "")[:64],
+        livemode=data.get("livemode") is True,
+        created_at=datetime.fromtimestamp(created, tz=UTC) if isinstance(created, int) else None,
+        body=body,
+    )
+
+
+def webhook_event_store(*, event: VerifiedEvent, via: str) -> tuple[WebhookEvent | None, bool]:
+    """Insert the event once (Stripe's id is unique) and enqueue its processing after commit.
+
+    Returns (row, True) for a new event and (None, False) for one already stored.
+    """
+    try:
+        with transaction.atomic():
+            row = WebhookEvent.objects.create(
+                stripe_id=event.stripe_id,
+                type=event.type,
+                api_version=event.api_version,
+                livemode=event.livemode,
+                created_at=event.created_at,
+                body=event.body,
+                received_via=via,
+            )
+            # robust: a broker outage must not turn an accepted event into a 500; recovery re-enqueues it.
+            transaction.on_commit(partial(_enqueue_process, row.pk), robust=True)
+    except IntegrityError:
+        logger.info("Duplicate Stripe event ignored", extra={"stripe_event": event.stripe_id, "via": via})
+        return None, False
+    logger.info("Stripe event stored", extra={"stripe_event": event.stripe_id, "type": event.type, "via": via})
+    return row, True
+
+
+def _enqueue_process(webhook_event_id: int) -> None:
+    from webhooks.tasks import process_webhook_event
+
+    process_webhook_event.delay(webhook_event_id=webhook_event_id)
+
+
+# --- processing ---------------------------------------------------------------------------------
+PROCESSABLE = frozenset({WebhookStatus.RECEIVED, WebhookStatus.FAILED})
+
+
+def webhook_event_process(*, webhook_event_id: int) -> WebhookEvent:
+    """Apply a stored event through the payments and refunds services, exactly once.
+
+    The row is locked for the whole transaction, so concurrent runs wait and then find it done;
+    rows already `processed` or `ignored` are returned untouched.
+
+    :raises WebhookProcessingFailed: the event could not be applied; the row is `failed`, with the
+        traceback, and nothing of the attempt was kept.
+    """
+    row, _ = _process(webhook_event_id, PROCESSABLE)
+    return row
+
+
+def webhook_event_reprocess(*, webhook_event_id: int) -> str:
+    """Run a `received`, `failed` or `ignored` event again (operators); `processed` ones are left alone.
+
+    Returns the row's new status, or "skipped" when it was already processed.
+    """
+    try:
+        row, ran = _process(webhook_event_id, PROCESSABLE | {WebhookStatus.IGNORED})
+    except WebhookProcessingFailed:
+        return WebhookStatus.FAILED
+    return row.status if ran else "skipped"
+
+
+def _process(webhook_event_id: int, processable: frozenset[str]) -> tuple[WebhookEvent, bool]:
+    try:
+        with transaction.atomic():
+            row = WebhookEvent.objects.select_for_update(of=("self",)).get(pk=webhook_event_id)
+            if row.status not in processable:
+                return row, False
+            outcome = handlers.dispatch(row.type, json.loads(row.body)["data"]["object"])
+            row.status = outcome.status
+            row.ignored_reason = outcome.ignored_reason
+            row.payment = outcome.payment
+            row.refund = outcome.refund
+            row.attempts += 1
+            row.last_error = ""
+            row.processed_at = timezone.now()
+            row.save()
+    except WebhookEvent.DoesNotExist:
+        raise
+    except Exception as exc:
+        _record_failure(webhook_event_id, processable)
+        logger.exception("Unable to process Stripe event", extra={"webhook_event_id": webhook_event_id})
+        raise WebhookProcessingFailed(f"Webhook event {webhook_event_id} failed: {exc!r}") from exc
+    logger.info(
+        "Stripe event processed",
+        extra={"stripe_event": row.stripe_id, "type": row.type, "status": row.status, "reason": row.ignored_reason},
+    )
+    return row, True
+
+
+def _record_failure(webhook_event_id: int, processable: frozenset[str]) -> None:
+    # Only a row still waiting: a concurrent run may have processed it since our attempt rolled back.
+    WebhookEvent.objects.filter(pk=webhook_event_id, status__in=processable).update(
+        status=WebhookStatus.FAILED,
+        ignored_reason="",
+        attempts=F("attempts") + 1,
+        last_error=traceback.format_exc()[-MAX_ERROR_LENGTH:],
+    )
+
+
+# --- recovery -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RecoveryResult:
+    listed: int
+    stored: int
+    requeued: int
+
+
+def webhook_recover(*, client: stripe.StripeClient | None = None) -> RecoveryResult:
+    """Store, once, any handled event in Stripe's recent event list that never reached us, and
+    re-enqueue events left `received` (an enqueue lost to a broker outage).
+
+    The cursor (the newest event time seen) lives in the database; each run reads back
+    `WEBHOOKS_RECOVERY_OVERLAP_SECONDS` before it, since duplicates cost nothing.
+
+    :raises stripe.StripeError: Stripe did not answer; the cursor is not moved.
+    """
+    now = int(time.time())
+    cursor, _ = WebhookCursor.objects.get_or_create(
+        name=RECOVERY_CURSOR, defaults={"position": now - settings.WEBHOOKS_RECOVERY_LOOKBACK_SECONDS}
+    )
+    since = cursor.position - settings.WEBHOOKS_RECOVERY_OVERLAP_SECONDS
+    listed = stored = 0
+    newest = cursor.position
+    page: list[dict[str, Any]] = []
+    for data in stripe_events.list_events(created_gte=since, client=client):
+        listed += 1
+        newest = max(newest, int(data.get("created") or 0))
+        page.append(data)
+        if len(page) == stripe_events.PAGE_SIZE:
+            stored += _store_missing(page)
+            page = []
+    stored += _store_missing(page)
+    # Only forward, whatever a concurrent run wrote; never past now (clock skew).
+    WebhookCursor.objects.filter(pk=cursor.pk).update(position=Greatest(F("position"), min(newest, now)))
+    requeued = _requeue_stuck()
+    logger.info("Stripe event recovery ran", extra={"listed": listed, "stored": stored, "requeued": requeued})
+    return RecoveryResult(listed=listed, stored=stored, requeued=requeued)
+
+
+def _store_missing(events: list[dict[str, Any]]) -> int:
+    """Insert the handled events of one page that are not stored yet (one query to know which)."""
+    wanted = [data for data in events if data.get("type") in handlers.HANDLED_TYPES]
+    known = set(
+        WebhookEvent.objects.filter(stripe_id__in=[data.get("id") for data in wanted]).values_list(
+            "stripe_id", flat=True
+        )
+    )
+    stored = 0
+    for data in wanted:
+        if data.get("id") in known:
+            continue
+        try:
+            event = _event_from(data, body=json.dumps(data, separators=(",", ":")))
+        except InvalidWebhook:
+            logger.warning("Stripe listed something that is not an event", extra={"stripe_event": data.get("id")})
+            continue
+        _, created = webhook_event_store(event=event, via=ReceivedVia.RECOVERY)
+        stored += created
+    return stored
+
+
+def _requeue_stuck() -> int:
+    age = settings.WEBHOOKS_RECOVERY_STUCK_SECONDS
+    cutoff = timezone.now() - timedelta(seconds=age)
+    ids = list(
+        WebhookEvent.objects.filter(status=WebhookStatus.RECEIVED, received_at__lt=cutoff).values_list("pk", flat=True)[
+            :1000
+        ]
+    )
+    for webhook_event_id in ids:
+        _enqueue_process(webhook_event_id)
+    return len(ids)
