@@ -89,6 +89,10 @@ class Payment(models.Model):
     pending_operation_amount = models.BigIntegerField(null=True, blank=True)
     pending_operation_at = models.DateTimeField(null=True, blank=True)
     cancellation_reason = models.CharField(max_length=32, blank=True, default="")
+    needs_attention = models.BooleanField(
+        default=False, help_text="Settling with the gateway ran out of retries: a person must look."
+    )
+    last_error = models.TextField(blank=True, default="")
     disputed_at = models.DateTimeField(
         "disputed", null=True, blank=True, editable=False, help_text="When the customer's bank opened a dispute."
     )
@@ -211,3 +215,20 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.client_id}:{self.key}"
+
+
+class DeadLetter(models.Model):
+    """A message a consumer could not use (malformed, unknown client, …), kept for inspection."""
+
+    source = models.CharField(max_length=64, help_text="What it came from, e.g. order.placed.")
+    body = models.TextField()
+    headers = models.JSONField(default=dict, blank=True)
+    error = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = [models.Index(fields=["source", "-created_at"], name="deadletter_source_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.source} #{self.pk}"
