@@ -22,6 +22,9 @@ app.conf.task_routes = {
     "payments.tasks.settle_payment": {"queue": "gateway"},
     "refunds.tasks.submit_refund": {"queue": "gateway"},
     "payments.tasks.relay_outbox": {"queue": "events"},
+    "payments.tasks.sweep_stuck_payments": {"queue": "default"},
+    "refunds.tasks.sweep_stuck_refunds": {"queue": "default"},
     "webhooks.tasks.*": {"queue": "webhooks"},
 }
 app.autodiscover_tasks()
+app.steps["consumer"].add("payments.consumers:OrderPlacedConsumer")  # order.placed messages (docs/order-placed.md)

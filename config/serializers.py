@@ -7,6 +7,25 @@ from rest_framework import serializers
 from config.security import contains_card_number
 
 
+def _find_nul(value: Any, path: str) -> str | None:
+    """Return the parameter path of the first string (or key) holding a NUL character (jsonb refuses it)."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                return path or "body"
+            found = _find_nul(item, f"{path}[{key}]" if path else str(key))
+            if found:
+                return found
+    if isinstance(value, list):
+        for item in value:
+            found = _find_nul(item, path)
+            if found:
+                return found
+    return None
+
+
 def _find_card_data(value: Any, path: str) -> str | None:
     """Return the parameter path of the first string (or key) that looks like a card number."""
     if isinstance(value, str):
@@ -44,6 +63,10 @@ class StrictSerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 {card_param: [serializers.ErrorDetail(message, code="card_data_not_allowed")]}
             )
+        nul_param = _find_nul(data, "")
+        if nul_param:
+            message = "Strings must not contain NUL characters."
+            raise serializers.ValidationError({nul_param: [serializers.ErrorDetail(message, code="parameter_invalid")]})
         unknown = sorted(set(data) - set(self.fields))
         if unknown:
             raise serializers.ValidationError(

@@ -134,6 +134,10 @@ STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=10.0)
 PAYMENTS_GATEWAY = env.str("PAYMENTS_GATEWAY", default="stripe" if STRIPE_SECRET_KEY else "simulator")
 PAYMENTS_SETTLE_MAX_RETRIES = env.int("PAYMENTS_SETTLE_MAX_RETRIES", default=8)
+PAYMENTS_RETRY_BASE_SECONDS = env.float("PAYMENTS_RETRY_BASE_SECONDS", default=2.0)
+PAYMENTS_RETRY_MAX_SECONDS = env.float("PAYMENTS_RETRY_MAX_SECONDS", default=300.0)
+PAYMENTS_STUCK_AFTER_SECONDS = env.int("PAYMENTS_STUCK_AFTER_SECONDS", default=300)
+REFUNDS_STUCK_AFTER_SECONDS = env.int("REFUNDS_STUCK_AFTER_SECONDS", default=300)
 REFUNDS_SUBMIT_MAX_RETRIES = env.int("REFUNDS_SUBMIT_MAX_RETRIES", default=6)
 REFUNDS_RETRY_BASE_SECONDS = env.float("REFUNDS_RETRY_BASE_SECONDS", default=2.0)
 REFUNDS_RETRY_MAX_SECONDS = env.float("REFUNDS_RETRY_MAX_SECONDS", default=300.0)
@@ -151,11 +155,16 @@ WEBHOOKS_RECOVERY_INTERVAL_SECONDS = env.int("WEBHOOKS_RECOVERY_INTERVAL_SECONDS
 WEBHOOKS_RECOVERY_LOOKBACK_SECONDS = env.int("WEBHOOKS_RECOVERY_LOOKBACK_SECONDS", default=3600)
 WEBHOOKS_RECOVERY_OVERLAP_SECONDS = env.int("WEBHOOKS_RECOVERY_OVERLAP_SECONDS", default=600)
 WEBHOOKS_RECOVERY_STUCK_SECONDS = env.int("WEBHOOKS_RECOVERY_STUCK_SECONDS", default=300)
+# Every periodic task of the project (run exactly one beat).
 CELERY_BEAT_SCHEDULE = {
     "webhooks-recover-missed-events": {
         "task": "webhooks.tasks.recover_missed_events",
         "schedule": float(WEBHOOKS_RECOVERY_INTERVAL_SECONDS),
     },
+    "outbox-relay-sweep": {"task": "payments.tasks.relay_outbox", "schedule": 30.0},
+    "payments-sweep-stuck": {"task": "payments.tasks.sweep_stuck_payments", "schedule": 60.0},
+    "refunds-sweep-stuck": {"task": "refunds.tasks.sweep_stuck_refunds", "schedule": 60.0},
+    "idempotency-keys-purge": {"task": "payments.tasks.purge_idempotency_keys", "schedule": 3600.0},
 }
 
 if PAYMENTS_GATEWAY not in {"stripe", "simulator"}:
@@ -263,3 +272,7 @@ LOGGING = {
 EVENTS_BROKER_URL = env.str("EVENTS_BROKER_URL", default="") or CELERY_BROKER_URL
 OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=100)
 OUTBOX_MAX_PUBLISH_ATTEMPTS = env.int("OUTBOX_MAX_PUBLISH_ATTEMPTS", default=10)
+
+# --- order.placed consumer (docs/order-placed.md) ----------------------------------------------
+ORDERS_EXCHANGE = env.str("ORDERS_EXCHANGE", default="orders")
+ORDERS_QUEUE = env.str("ORDERS_QUEUE", default="payments.order_placed")

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest
 
-from payments.models import Event, Payment, PaymentStatusChange
+from payments.models import DeadLetter, Event, Payment, PaymentStatusChange
 from payments.money import format_amount
 
 
@@ -52,7 +52,15 @@ class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "customer_email",
         "gateway",
     )
-    list_filter = ("status", "currency", "gateway", "capture_method", ("created_at", admin.DateFieldListFilter))
+    list_filter = (
+        "status",
+        "needs_attention",
+        ("disputed_at", admin.EmptyFieldListFilter),
+        "currency",
+        "gateway",
+        "capture_method",
+        ("created_at", admin.DateFieldListFilter),
+    )
     search_fields = ("=public_id", "=gateway_reference", "=customer_id", "=order_id", "=customer_email")
     date_hierarchy = "created_at"
     show_full_result_count = False  # no COUNT(*) over millions of rows
@@ -78,7 +86,11 @@ class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             {"fields": ("customer_id", "order_id", "customer_email", "customer_ip", "description", "metadata")},
         ),
         ("Failure", {"fields": ("failure_code", "failure_message", "cancellation_reason")}),
-        ("Gateway operation in flight", {"fields": ("pending_operation", "pending_operation_at")}),
+        ("Dispute", {"fields": ("disputed_at", "dispute_reason", "dispute_reference")}),
+        (
+            "Gateway operation in flight",
+            {"fields": ("pending_operation", "pending_operation_at", "needs_attention", "last_error")},
+        ),
         ("Times", {"fields": ("created_at", "updated_at")}),
     )
     readonly_fields = (
@@ -103,6 +115,11 @@ class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "cancellation_reason",
         "pending_operation",
         "pending_operation_at",
+        "needs_attention",
+        "last_error",
+        "disputed_at",
+        "dispute_reason",
+        "dispute_reference",
         "created_at",
         "updated_at",
     )
@@ -155,3 +172,14 @@ class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ("payment",)
     show_full_result_count = False
     ordering = ("-sequence",)
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Messages a consumer could not use (card numbers already masked), kept for inspection."""
+
+    list_display = ("id", "source", "created_at", "error")
+    list_filter = ("source", ("created_at", admin.DateFieldListFilter))
+    search_fields = ("error",)
+    readonly_fields = ("source", "created_at", "error", "headers", "body")
+    show_full_result_count = False

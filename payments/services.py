@@ -185,7 +185,14 @@ def payment_create(
     # A retry of a create whose confirm timed out finishes that confirm with the same key.
     confirm_pending = payment.pending_operation == GatewayOperation.CONFIRM
     if confirm and (payment.status in states.CONFIRMABLE or confirm_pending):
-        payment = payment_confirm(payment=payment, payment_method=payment_method, source=source)
+        try:
+            payment = payment_confirm(payment=payment, payment_method=payment_method, source=source)
+        except PaymentUnexpectedState:
+            # A retried create whose confirm a worker finished meanwhile: the create succeeded, so
+            # answer with the payment as it is now rather than a conflict.
+            payment = Payment.objects.get(pk=payment.pk)
+            if payment.status in states.CONFIRMABLE:
+                raise
     return payment
 
 
@@ -288,6 +295,8 @@ def payment_settle(*, payment_id: int, source: str = ChangeSource.WORKER) -> Pay
     """
     payment = Payment.objects.get(pk=payment_id)
     if not payment.pending_operation:
+        if payment.status == S.PROCESSING:  # the gateway itself said processing: ask it again
+            return payment_sync(payment_id=payment_id, source=source)
         return payment
     try:
         return _run_operation(payment, payment.pending_operation, source=source)
@@ -296,6 +305,12 @@ def payment_settle(*, payment_id: int, source: str = ChangeSource.WORKER) -> Pay
     except Permanent as exc:
         logger.error("Gateway refused a pending operation", extra={"payment": payment.public_id, "error": exc.message})
         return Payment.objects.get(pk=payment_id)
+
+
+def payment_mark_needs_attention(*, payment_id: int, error: str) -> None:
+    """Retries ran out while settling: flag the payment for staff; its recorded operation stays."""
+    Payment.objects.filter(pk=payment_id).update(needs_attention=True, last_error=error[:2000])
+    logger.error("Payment needs attention: settling ran out of retries", extra={"payment_id": payment_id})
 
 
 def payment_sync(*, payment_id: int, source: str = ChangeSource.WORKER) -> Payment:
@@ -316,6 +331,7 @@ def payment_apply_intent(*, payment_id: int, intent: IntentResult, source: str, 
             payment.pending_operation = ""
             payment.pending_operation_amount = None
             payment.pending_operation_at = None
+            payment.needs_attention = False
         target = _status_for_intent(payment, intent)
         changes: dict[str, Any] = {}
         if intent.client_secret and not payment.client_secret:

@@ -6,24 +6,38 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 
+from config.retry import backoff_seconds
 from payments import services
 from payments.gateways.base import Retryable
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(
-    bind=True,
-    autoretry_for=(Retryable,),
-    retry_backoff=True,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=settings.PAYMENTS_SETTLE_MAX_RETRIES,
-)
+@shared_task(bind=True, max_retries=None)
 def settle_payment(self: Any, *, payment_id: int, **kwargs: Any) -> str:
-    """Finish a payment's recorded gateway operation with the same gateway idempotency key."""
-    payment = services.payment_settle(payment_id=payment_id)
-    return payment.status
+    """Finish a payment's recorded gateway operation with the same gateway idempotency key.
+
+    Retryable gateway errors are retried with backoff and jitter; past the bound the payment is
+    flagged `needs_attention` for staff (it keeps its recorded operation, so nothing is lost).
+    """
+    try:
+        return services.payment_settle(payment_id=payment_id).status
+    except Retryable as exc:
+        if self.request.retries >= settings.PAYMENTS_SETTLE_MAX_RETRIES:
+            services.payment_mark_needs_attention(payment_id=payment_id, error=f"{type(exc).__name__}: {exc.message}")
+            return "needs_attention"
+        countdown = backoff_seconds(
+            self.request.retries, base=settings.PAYMENTS_RETRY_BASE_SECONDS, cap=settings.PAYMENTS_RETRY_MAX_SECONDS
+        )
+        raise self.retry(exc=exc, countdown=countdown) from exc
+
+
+@shared_task
+def sweep_stuck_payments(**kwargs: Any) -> int:
+    """Find payments whose gateway operation never settled and settle them (same keys)."""
+    from payments.recovery import payments_sweep_stuck
+
+    return len(payments_sweep_stuck())
 
 
 @shared_task

@@ -94,6 +94,11 @@ class SimulatorGateway:
         return cache.get(_key("calls", operation)) or 0
 
     @staticmethod
+    def calls_for_key(idempotency_key: str) -> int:
+        """Calls made with one idempotency key (e.g. `pay_X:confirm`), replays included."""
+        return cache.get(_key("calls-key", idempotency_key)) or 0
+
+    @staticmethod
     def performed_count(operation: str) -> int:
         """Operations that really happened (moved state or money), idempotent replays excluded."""
         return cache.get(_key("performed", operation)) or 0
@@ -252,9 +257,25 @@ class SimulatorGateway:
 
     # --- internals ---------------------------------------------------------------------------
     def _call(self, operation: str, idempotency_key: str, perform: Any) -> Any:
-        """Run `perform` once per idempotency key; replay the stored outcome afterwards."""
+        """Run `perform` once per idempotency key; replay the stored outcome afterwards.
+
+        Like Stripe, a second request with a key whose first request is still running is refused
+        (409 there, a retryable error here) instead of running concurrently.
+        """
         self._count(operation)
+        self._incr(_key("calls-key", idempotency_key))
         self._maybe_fail(operation, before=True)
+        lock = _key("lock", idempotency_key)
+        if not cache.add(lock, 1, 30):
+            raise GatewayUnavailable("A request with this idempotency key is in progress (409).")
+        try:
+            result = self._replay_or_perform(operation, idempotency_key, perform)
+        finally:
+            cache.delete(lock)
+        self._maybe_fail(operation, before=False)
+        return result
+
+    def _replay_or_perform(self, operation: str, idempotency_key: str, perform: Any) -> Any:
         stored = cache.get(_key("idem", idempotency_key))
         if stored is not None:
             if stored["kind"] == "declined":
@@ -275,7 +296,6 @@ class SimulatorGateway:
         kind = "refund" if isinstance(result, RefundResult) else "intent"
         cache.set(_key("idem", idempotency_key), {"kind": kind, "value": value}, 86400)
         self._incr(_key("performed", operation))
-        self._maybe_fail(operation, before=False)
         return result
 
     def _maybe_fail(self, operation: str, *, before: bool) -> None:

@@ -190,3 +190,18 @@ def test_api_clients_cannot_open_the_admin(client, payments, shop):
 
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+
+
+@pytest.mark.django_db
+def test_dead_letters_and_flagged_payments_are_visible_to_staff(admin_client):
+    from payments.models import DeadLetter
+
+    letter = DeadLetter.objects.create(source="order.placed", body="{bad", error="body is not JSON")
+
+    listing = admin_client.get("/admin/payments/deadletter/").content.decode()
+    detail = admin_client.get(f"/admin/payments/deadletter/{letter.pk}/change/").content.decode()
+    flagged = admin_client.get("/admin/payments/payment/?needs_attention__exact=1")
+
+    assert "body is not JSON" in listing
+    assert "{bad" in detail
+    assert flagged.status_code == 200

@@ -410,3 +410,12 @@ def test_create_is_rate_limited_per_client(storefront, make_client, create_payme
 
     assert statuses == [201, 201, 429]
     assert others == 201
+
+
+def test_a_nul_character_is_400_not_a_database_error(create_payment):
+    response = create_payment(metadata={"note": "a\x00b"})
+
+    assert response.status_code == 400
+    assert _error(response)["code"] == "parameter_invalid"
+    assert _error(response)["param"] == "metadata[note]"
+    assert Payment.objects.count() == 0
