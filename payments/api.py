@@ -188,35 +188,27 @@ class PaymentViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response([render_payment(payment) for payment in page or []])
 
-    @action(detail=True, methods=["post"])
-    def confirm(self, request: Request, id: str) -> Response:  # noqa: A002
+    def _act(self, request: Request, serializer_class: type[StrictSerializer], service: Any) -> Response:
+        """Find the payment (404), validate the body (400), then run the service once per key."""
         payment = self._payment()
-        data = body_of(request, PaymentConfirmSerializer)
+        data = body_of(request, serializer_class)
         return run_idempotent(
             request,
             required=False,
-            handler=lambda _reference: Response(render_payment(services.payment_confirm(payment=payment, **data))),
+            handler=lambda _reference: Response(render_payment(service(payment=payment, **data))),
         )
+
+    @action(detail=True, methods=["post"])
+    def confirm(self, request: Request, id: str) -> Response:  # noqa: A002
+        return self._act(request, PaymentConfirmSerializer, services.payment_confirm)
 
     @action(detail=True, methods=["post"])
     def capture(self, request: Request, id: str) -> Response:  # noqa: A002
-        payment = self._payment()
-        data = body_of(request, PaymentCaptureSerializer)
-        return run_idempotent(
-            request,
-            required=False,
-            handler=lambda _reference: Response(render_payment(services.payment_capture(payment=payment, **data))),
-        )
+        return self._act(request, PaymentCaptureSerializer, services.payment_capture)
 
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, id: str) -> Response:  # noqa: A002
-        payment = self._payment()
-        data = body_of(request, PaymentCancelSerializer)
-        return run_idempotent(
-            request,
-            required=False,
-            handler=lambda _reference: Response(render_payment(services.payment_cancel(payment=payment, **data))),
-        )
+        return self._act(request, PaymentCancelSerializer, services.payment_cancel)
 
     @action(detail=True, methods=["get"])
     def events(self, request: Request, id: str) -> Response:  # noqa: A002
