@@ -276,3 +276,17 @@ OUTBOX_MAX_PUBLISH_ATTEMPTS = env.int("OUTBOX_MAX_PUBLISH_ATTEMPTS", default=10)
 # --- order.placed consumer (docs/order-placed.md) ----------------------------------------------
 ORDERS_EXCHANGE = env.str("ORDERS_EXCHANGE", default="orders")
 ORDERS_QUEUE = env.str("ORDERS_QUEUE", default="payments.order_placed")
+
+# --- Back office (four-eyes) -------------------------------------------------------------------
+# Staff refunds above this amount (minor units, per currency; "default" for the others) wait for a
+# second staff member's approval. Every status override waits, whatever the amount.
+BACKOFFICE_REFUND_APPROVAL_LIMIT: dict[str, int] = {"usd": 50000, "jpy": 50000, "kwd": 500000, "default": 50000}
+
+# --- Reconciliation (audit/reconciliation.py): yesterday, every day at 03:00 UTC -------------------
+from celery.schedules import crontab  # noqa: E402 - kept next to the one entry that needs it
+
+CELERY_BEAT_SCHEDULE["reconcile-daily"] = {
+    "task": "audit.tasks.reconcile_daily",
+    "schedule": crontab(hour=3, minute=0),
+    "options": {"expires": 6 * 3600},
+}

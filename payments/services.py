@@ -510,3 +510,37 @@ def payment_flag_dispute(*, payment_id: int, dispute_reference: str, reason: str
         event_record(type="payment.dispute_opened", payment=payment, data=data)
     logger.warning("Payment disputed", extra={"payment": payment.public_id, "dispute": dispute_reference})
     return True
+
+
+# --- staff override (four-eyes, approved in the back office) ------------------------------------
+def payment_override_status(*, payment_id: int, to_status: str, actor: User, reason: str) -> Payment:
+    """Set a payment's status outside the state machine: the one audited exception of API.md.
+
+    Runs only once a second staff member has approved the request (audit.services). Locks the payment
+    and writes status, the history row (source admin) and a `payment.status_overridden` event together.
+
+    :raises ValueError: the status is unknown or the reason is empty.
+    """
+    if to_status not in PaymentStatus.values:
+        raise ValueError(f"{to_status!r} is not a payment status")
+    if not reason.strip():
+        raise ValueError("A status override needs a reason.")
+    with transaction.atomic():
+        payment = lock_payment(payment_id)
+        from_status = payment.status
+        payment.status = to_status
+        payment.save()
+        PaymentStatusChange.objects.create(
+            payment=payment,
+            from_status=from_status,
+            to_status=to_status,
+            actor=actor,
+            source=ChangeSource.ADMIN,
+            reason=reason,
+        )
+        event_record(type="payment.status_overridden", payment=payment, data=render_payment(payment))
+    logger.warning(
+        "Payment status overridden",
+        extra={"payment": payment.public_id, "from": from_status, "to": to_status, "actor": actor.pk},
+    )
+    return payment

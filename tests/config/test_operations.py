@@ -139,3 +139,10 @@ def test_production_response_carries_security_headers(settings):
     assert response["Strict-Transport-Security"].startswith("max-age=31536000")
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["X-Frame-Options"] == "DENY"
+
+
+def test_django_system_checks_pass():
+    """`manage.py check` is what runserver and gunicorn deployments run first."""
+    from django.core.management import call_command
+
+    call_command("check", fail_level="WARNING")

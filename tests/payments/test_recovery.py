@@ -107,6 +107,7 @@ def test_every_periodic_task_is_scheduled_and_registered():
         "payments.tasks.purge_idempotency_keys",
         "refunds.tasks.sweep_stuck_refunds",
         "webhooks.tasks.recover_missed_events",
+        "audit.tasks.reconcile_daily",
     }
     celery_app.loader.import_default_modules()
     assert scheduled <= set(celery_app.tasks)

@@ -1,5 +1,6 @@
 """`manage.py create_demo_data`: demo users for `make run` (idempotent), printed with their passwords."""
 
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 
 from accounts.models import ApiRole, User
@@ -8,6 +9,13 @@ from accounts.services import api_client_create_or_update
 DEMO_STOREFRONT = ("demo-storefront", "demo-storefront-password")
 DEMO_FINANCE_CLIENT = ("demo-finance-api", "demo-finance-api-password")
 DEMO_STAFF = ("finance", "finance-demo-password")
+# One staff member per role (groups created by accounts/migrations/0002_staff_groups.py).
+DEMO_ROLES = (
+    ("finance_agent", "demo-agent", "demo-agent-password"),
+    ("finance_lead", "demo-lead", "demo-lead-password"),
+    ("finance_lead", "demo-lead-2", "demo-lead-2-password"),
+    ("auditor", "demo-auditor", "demo-auditor-password"),
+)
 
 
 class Command(BaseCommand):
@@ -21,10 +29,19 @@ class Command(BaseCommand):
         staff.is_superuser = True
         staff.set_password(DEMO_STAFF[1])
         staff.save()
+        for group_name, username, password in DEMO_ROLES:
+            member, _ = User.objects.get_or_create(username=username, defaults={"email": f"{username}@example.com"})
+            member.is_staff = True
+            member.is_superuser = False
+            member.set_password(password)
+            member.save()
+            member.groups.set([Group.objects.get(name=group_name)])
         self.stdout.write("Demo credentials (local only):")
         self.stdout.write(f"  storefront API client  {DEMO_STOREFRONT[0]} / {DEMO_STOREFRONT[1]}")
         self.stdout.write(f"  finance API client     {DEMO_FINANCE_CLIENT[0]} / {DEMO_FINANCE_CLIENT[1]}")
         self.stdout.write(f"  admin (superuser)      {DEMO_STAFF[0]} / {DEMO_STAFF[1]}")
+        for group_name, username, password in DEMO_ROLES:
+            self.stdout.write(f"  admin ({group_name}){' ' * (15 - len(group_name))}{username} / {password}")
         self.stdout.write(
             "  token: curl -s -X POST http://127.0.0.1:8000/api/v1/auth/token/ -H 'Content-Type: application/json' "
             f'-d \'{{"username": "{DEMO_STOREFRONT[0]}", "password": "{DEMO_STOREFRONT[1]}"}}\''

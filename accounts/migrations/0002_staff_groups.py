@@ -1,0 +1,81 @@
+"""Staff roles: the finance_agent, finance_lead and auditor groups with their permissions.
+
+Permissions are normally created after `migrate` (post_migrate); they are created here first so the
+groups can be filled in the same run. `payments.override_status` is declared here rather than on the
+Payment model, whose Meta this app does not own.
+"""
+
+from django.contrib.auth.management import create_permissions
+from django.db import migrations
+
+VIEWED_APPS = ("payments", "refunds", "webhooks", "audit")
+AUDIT_LOG = ("audit.view_staffaction", "audit.view_audit_trail", "auditlog.view_logentry")
+
+GROUPS: dict[str, list[str]] = {
+    "finance_agent": [
+        "refunds.add_refund",
+        "payments.override_status",
+        "audit.add_approvalrequest",
+        "audit.view_staffaction",
+    ],
+    "finance_lead": [
+        "refunds.add_refund",
+        "payments.override_status",
+        "audit.add_approvalrequest",
+        "audit.approve_request",
+        "audit.change_approvalrequest",
+        "audit.run_reconciliation_fix",
+        "audit.change_discrepancy",
+        *AUDIT_LOG,
+    ],
+    "auditor": [*AUDIT_LOG, "accounts.view_user", "auth.view_group"],
+}
+
+
+def create_groups(apps, schema_editor):
+    ContentType = apps.get_model("contenttypes", "ContentType")
+    Permission = apps.get_model("auth", "Permission")
+    Group = apps.get_model("auth", "Group")
+    for app_config in apps.get_app_configs():
+        models_module = getattr(app_config, "models_module", None)
+        app_config.models_module = models_module or True  # historical apps have none; create_permissions wants one
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = models_module
+    payment_type, _ = ContentType.objects.get_or_create(app_label="payments", model="payment")
+    Permission.objects.get_or_create(
+        content_type=payment_type, codename="override_status", defaults={"name": "Can request a status override"}
+    )
+    view_all = list(
+        Permission.objects.filter(content_type__app_label__in=VIEWED_APPS, codename__startswith="view_").exclude(
+            codename="view_audit_trail"
+        )
+    )
+    for name, codenames in GROUPS.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        wanted = list(view_all)
+        for dotted in codenames:
+            app_label, codename = dotted.split(".")
+            wanted.append(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+        group.permissions.set(wanted)
+
+
+def remove_groups(apps, schema_editor):
+    apps.get_model("auth", "Group").objects.filter(name__in=GROUPS).delete()
+    apps.get_model("auth", "Permission").objects.filter(
+        content_type__app_label="payments", codename="override_status"
+    ).delete()
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("accounts", "0001_initial"),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("contenttypes", "0002_remove_content_type_name"),
+        ("payments", "0003_attention_and_dead_letters"),
+        ("refunds", "0001_initial"),
+        ("webhooks", "0001_initial"),
+        ("audit", "0001_initial"),
+        ("auditlog", "0017_add_actor_email"),
+    ]
+
+    operations = [migrations.RunPython(create_groups, remove_groups)]

@@ -1,0 +1,81 @@
+"""Fixtures for the back office: the staff groups, one staff member per role, captured payments."""
+
+import importlib
+from collections.abc import Callable
+
+import pytest
+from django.apps import apps as django_apps
+from django.contrib.auth.models import Group
+from django.test import Client
+
+from accounts.models import ApiRole, User
+from payments.models import Payment
+from payments.services import payment_create
+
+PASSWORD = "a-long-staff-password"
+staff_groups_migration = importlib.import_module("accounts.migrations.0002_staff_groups")
+
+
+@pytest.fixture
+def staff_groups(db) -> None:
+    """The groups of the data migration (a transactional test's flush empties them: create them again)."""
+    staff_groups_migration.create_groups(django_apps, None)
+
+
+@pytest.fixture
+def make_staff(staff_groups) -> Callable[[str, str], User]:
+    def factory(username: str, group: str) -> User:
+        user = User.objects.create_user(username=username, password=PASSWORD, is_staff=True)
+        user.groups.add(Group.objects.get(name=group))
+        return user
+
+    return factory
+
+
+@pytest.fixture
+def agent(make_staff) -> User:
+    return make_staff("agent-ann", "finance_agent")
+
+
+@pytest.fixture
+def lead(make_staff) -> User:
+    return make_staff("lead-lou", "finance_lead")
+
+
+@pytest.fixture
+def other_lead(make_staff) -> User:
+    return make_staff("lead-lee", "finance_lead")
+
+
+@pytest.fixture
+def auditor(make_staff) -> User:
+    return make_staff("auditor-ada", "auditor")
+
+
+def logged_in(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def shop(db) -> User:
+    return User.objects.create_user(username="shop-audit", password=PASSWORD, api_role=ApiRole.STOREFRONT)
+
+
+@pytest.fixture
+def captured(shop) -> Callable[..., Payment]:
+    """A succeeded payment, made through the service with the simulator."""
+
+    def factory(amount: int, currency: str = "usd", order_id: str = "ord_1") -> Payment:
+        return payment_create(
+            client=shop,
+            amount=amount,
+            currency=currency,
+            customer_id="cus_audit",
+            order_id=order_id,
+            payment_method="pm_card_visa",
+            confirm=True,
+        )
+
+    return factory

@@ -1,0 +1,51 @@
+"""Reconciliation fixtures: a shop, a window around now, payments made through the services (simulator)."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from accounts.models import ApiRole, User
+from payments.gateways.base import IntentResult, RefundResult
+from payments.models import Payment
+from payments.services import payment_create
+from tests.gateways.conftest import localstripe, localstripe_url  # noqa: F401 - localstripe fixtures, shared
+
+
+@pytest.fixture
+def shop(db) -> User:
+    return User.objects.create_user(username="shop-recon", password="a-long-test-password", api_role=ApiRole.STOREFRONT)
+
+
+@pytest.fixture
+def window() -> dict[str, datetime]:
+    now = datetime.now(tz=UTC)
+    return {"since": now - timedelta(hours=1), "until": now + timedelta(hours=1)}
+
+
+@pytest.fixture
+def pay(shop):
+    """Make a payment through the service with the simulator; confirmed with a test card by default."""
+
+    def make(amount: int = 2000, currency: str = "usd", **extra) -> Payment:
+        extra.setdefault("payment_method", "pm_card_visa")
+        extra.setdefault("confirm", True)
+        return payment_create(client=shop, amount=amount, currency=currency, customer_id="cus_recon", **extra)
+
+    return make
+
+
+@dataclass
+class ListedGateway:
+    """A gateway stand-in that only lists (the reconciler is the code under test)."""
+
+    intents: list[IntentResult]
+    refunds: list[RefundResult] = field(default_factory=list)
+    name: str = "simulator"
+
+    def list_intents(self, *, created_gte: datetime, created_lt: datetime) -> Iterator[IntentResult]:
+        yield from self.intents
+
+    def list_refunds(self, *, created_gte: datetime, created_lt: datetime) -> Iterator[RefundResult]:
+        yield from self.refunds
