@@ -138,6 +138,7 @@ class Payment(models.Model):
             models.Index(
                 fields=["pending_operation_at"], condition=~Q(pending_operation=""), name="payment_pending_op_idx"
             ),
+            models.Index(fields=["updated_at"], condition=Q(needs_attention=True), name="payment_attention_idx"),
         ]
 
     def __str__(self) -> str:

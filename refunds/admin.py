@@ -1,10 +1,18 @@
 """Back office for refunds: list with filters, search by ids, money formatted; inline on the payment."""
 
-from django.contrib import admin
+from typing import Any
 
-from payments.admin import PaymentAdmin, ReadOnlyAdminMixin
-from payments.money import format_amount
-from refunds.models import Refund, RefundStatusChange
+from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import URLPattern
+
+from audit.services import staff_action_record
+from payments.admin import RETRY_PERMISSION, CsvExportMixin, PaymentAdmin, ReadOnlyAdminMixin
+from payments.money import format_amount, format_decimal
+from refunds.models import Refund, RefundStatus, RefundStatusChange
+from refunds.services import lock_refund
 
 
 class RefundStatusChangeInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -31,8 +39,36 @@ class RefundInline(ReadOnlyAdminMixin, admin.TabularInline):
 PaymentAdmin.inlines = (*PaymentAdmin.inlines, RefundInline)  # type: ignore[assignment]
 
 
+def refund_retry_stuck(*, refund_id: int, actor: Any, remote_addr: str | None) -> bool:
+    """Clear `needs_attention` on a pending refund, record the staff action, enqueue `submit_refund` on commit.
+
+    Submitting again reuses the key `re_X:create`, so the gateway never refunds twice. Returns False,
+    doing nothing, when the refund is no longer pending.
+    """
+    from refunds.tasks import submit_refund
+
+    with transaction.atomic():
+        refund = lock_refund(refund_id)
+        if refund.status != RefundStatus.PENDING:
+            return False
+        before = {"needs_attention": refund.needs_attention, "attempts": refund.attempts}
+        refund.needs_attention = False
+        refund.save(update_fields=["needs_attention", "updated_at"])  # save(): auditlog sees it
+        staff_action_record(
+            actor=actor,
+            action="retry_stuck_operation",
+            object_type="refund",
+            object_id=refund.public_id,
+            before=before,
+            after={"needs_attention": False, "enqueued": "submit_refund"},
+            remote_addr=remote_addr,
+        )
+        transaction.on_commit(lambda: submit_refund.delay(refund_id=refund_id))
+    return True
+
+
 @admin.register(Refund)
-class RefundAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class RefundAdmin(CsvExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "public_id",
         "created_at",
@@ -68,6 +104,46 @@ class RefundAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "updated_at",
     )
     exclude = ("amount", "idempotency_key")
+    actions = ("export_csv", "retry_stuck")
+    csv_object_type = "refund"
+    csv_columns = (
+        ("id", "public_id"),
+        ("created_at", "created_at"),
+        ("status", "status"),
+        ("amount_minor", "amount"),
+        ("amount", "amount"),
+        ("currency", "currency"),
+        ("reason", "reason"),
+        ("payment_id", "payment__public_id"),
+        ("customer_id", "payment__customer_id"),
+        ("order_id", "payment__order_id"),
+        ("payment_refunded_minor", "payment__amount_refunded"),
+        ("needs_attention", "needs_attention"),
+        ("attempts", "attempts"),
+    )
+
+    def csv_line(self, row: tuple[Any, ...]) -> list[Any]:
+        public_id, created_at, status, amount, _, currency, *rest = row
+        return [public_id, created_at.isoformat(), status, amount, format_decimal(amount, currency), currency, *rest]
+
+    def get_urls(self) -> list[URLPattern]:
+        return [self.csv_url("refunds_refund_export_csv"), *super().get_urls()]
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        # refunds.add_refund: finance_agent and finance_lead hold it, auditor does not (no new permission).
+        return request.user.has_perm(RETRY_PERMISSION)
+
+    @admin.action(description="Retry selected stuck refunds (pending: submit again, same key)", permissions=["retry"])
+    def retry_stuck(self, request: HttpRequest, queryset: QuerySet[Refund]) -> None:
+        remote_addr = request.META.get("REMOTE_ADDR")
+        retried = skipped = 0
+        for refund_id in queryset.order_by("id").values_list("pk", flat=True):
+            if refund_retry_stuck(refund_id=refund_id, actor=request.user, remote_addr=remote_addr):
+                retried += 1
+            else:
+                skipped += 1
+        level = messages.WARNING if skipped else messages.SUCCESS
+        self.message_user(request, f"Retry queued for {retried} refund(s); {skipped} skipped (not pending).", level)
 
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, obj: Refund) -> str:

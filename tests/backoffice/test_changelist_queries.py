@@ -1,0 +1,108 @@
+"""The back-office changelists run a fixed number of queries, whatever the number of rows shown."""
+
+from collections.abc import Callable
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from accounts.models import ApiRole, User
+from audit.models import ApprovalRequest
+from audit.services import staff_action_record
+from payments.models import Payment
+from refunds.models import Refund
+from webhooks.models import WebhookEvent
+
+pytestmark = pytest.mark.django_db
+
+CURRENCIES = ("usd", "jpy", "kwd")
+
+
+def _payments(count: int) -> list[Payment]:
+    shop, _ = User.objects.get_or_create(username="shop-queries", defaults={"api_role": ApiRole.STOREFRONT})
+    return Payment.objects.bulk_create(
+        Payment(
+            client=shop,
+            amount=1000 + n,
+            amount_received=1000 + n,
+            currency=CURRENCIES[n % 3],
+            status="succeeded",
+            customer_id=f"cus_{n}",
+            order_id=f"ord_{n}",
+            gateway="simulator",
+        )
+        for n in range(count)
+    )
+
+
+def _seed_payments(count: int, staff: User) -> None:
+    _payments(count)
+
+
+def _seed_refunds(count: int, staff: User) -> None:
+    Refund.objects.bulk_create(
+        Refund(payment=payment, amount=100, currency=payment.currency, requested_by=staff)
+        for payment in _payments(count)
+    )
+
+
+def _seed_webhook_events(count: int, staff: User) -> None:
+    payments = _payments(count)
+    WebhookEvent.objects.bulk_create(
+        WebhookEvent(
+            stripe_id=f"evt_{payments[n].public_id}", type="payment_intent.succeeded", body="{}", payment=payments[n]
+        )
+        for n in range(count)
+    )
+
+
+def _seed_staff_actions(count: int, staff: User) -> None:
+    for n in range(count):
+        staff_action_record(actor=staff, action="export_csv", object_type="payment", object_id=str(n))
+
+
+def _seed_approval_requests(count: int, staff: User) -> None:
+    other, _ = User.objects.get_or_create(username="lead-queries", defaults={"is_staff": True})
+    ApprovalRequest.objects.bulk_create(
+        ApprovalRequest(
+            kind="refund",
+            object_type="payment",
+            object_id=f"pay_{n}",
+            params={"amount": 100_000, "currency": "usd"},
+            reason="big",
+            requested_by=staff,
+            decided_by=other if n % 2 else None,
+        )
+        for n in range(count)
+    )
+
+
+CHANGELISTS = [
+    pytest.param("/admin/payments/payment/", _seed_payments, id="payment"),
+    pytest.param("/admin/refunds/refund/", _seed_refunds, id="refund"),
+    pytest.param("/admin/webhooks/webhookevent/", _seed_webhook_events, id="webhookevent"),
+    pytest.param("/admin/audit/staffaction/", _seed_staff_actions, id="staffaction"),
+    pytest.param("/admin/audit/approvalrequest/", _seed_approval_requests, id="approvalrequest"),
+]
+
+
+def _queries(admin_client, url: str) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get(url)
+    assert response.status_code == 200
+    return len(queries)
+
+
+@pytest.mark.parametrize(("url", "seed"), CHANGELISTS)
+def test_changelist_queries_do_not_grow_with_rows(
+    admin_client, admin_user, url: str, seed: Callable[[int, User], None]
+):
+    # given 10 rows, then 100 (the default page size)
+    seed(10, admin_user)
+    at_10 = _queries(admin_client, url)
+    seed(90, admin_user)
+    at_100 = _queries(admin_client, url)
+
+    # then the changelist runs exactly as many queries for 100 rows as for 10
+    assert len(admin_client.get(url).context["cl"].result_list) == 100
+    assert at_100 == at_10
