@@ -23,11 +23,14 @@ from audit.models import ApprovalRequest, ApprovalStatus, StaffAction
 from audit.selectors import payment_refundable_amount, refund_approval_limit
 from config.errors import ApplicationError
 from payments.errors import AmountTooLarge
+from payments.locks import lock_payment
 from payments.models import ChangeSource, Payment
 from payments.money import format_amount
+from payments.recovery import payment_is_stuck
 from payments.services import payment_override_status
 from refunds.models import Refund
-from refunds.services import refund_create
+from refunds.services import lock_refund, refund_create
+from refunds.states import RefundStatus
 
 logger = logging.getLogger(__name__)
 
@@ -353,3 +356,61 @@ def approval_request_reject(
             remote_addr=remote_addr,
         )
     return request
+
+
+# --- retrying stuck operations (staff actions) -----------------------------------------------------
+def payment_retry_stuck(*, payment_id: int, actor: Any, remote_addr: str | None) -> bool:
+    """Clear `needs_attention`, record the staff action, and enqueue `settle_payment` after commit.
+
+    The task (not `payment_settle` inline) keeps gateway I/O out of the request and keeps the
+    retry/backoff bound: if retries run out again the payment is flagged again. Returns False, doing
+    nothing, when the payment has no operation to finish.
+    """
+    from payments.tasks import settle_payment
+
+    with transaction.atomic():
+        payment = lock_payment(payment_id)
+        if not payment_is_stuck(payment):
+            return False
+        before = {"needs_attention": payment.needs_attention, "pending_operation": payment.pending_operation}
+        payment.needs_attention = False
+        payment.save(update_fields=["needs_attention", "updated_at"])  # save(): auditlog sees it
+        staff_action_record(
+            actor=actor,
+            action="retry_stuck_operation",
+            object_type="payment",
+            object_id=payment.public_id,
+            before=before,
+            after={"needs_attention": False, "enqueued": "settle_payment"},
+            remote_addr=remote_addr,
+        )
+        transaction.on_commit(lambda: settle_payment.delay(payment_id=payment_id))
+    return True
+
+
+def refund_retry_stuck(*, refund_id: int, actor: Any, remote_addr: str | None) -> bool:
+    """Clear `needs_attention` on a pending refund, record the staff action, enqueue `submit_refund` on commit.
+
+    Submitting again reuses the key `re_X:create`, so the gateway never refunds twice. Returns False,
+    doing nothing, when the refund is no longer pending.
+    """
+    from refunds.tasks import submit_refund
+
+    with transaction.atomic():
+        refund = lock_refund(refund_id)
+        if refund.status != RefundStatus.PENDING:
+            return False
+        before = {"needs_attention": refund.needs_attention, "attempts": refund.attempts}
+        refund.needs_attention = False
+        refund.save(update_fields=["needs_attention", "updated_at"])  # save(): auditlog sees it
+        staff_action_record(
+            actor=actor,
+            action="retry_stuck_operation",
+            object_type="refund",
+            object_id=refund.public_id,
+            before=before,
+            after={"needs_attention": False, "enqueued": "submit_refund"},
+            remote_addr=remote_addr,
+        )
+        transaction.on_commit(lambda: submit_refund.delay(refund_id=refund_id))
+    return True

@@ -11,7 +11,6 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
@@ -19,11 +18,11 @@ from django.urls import URLPattern, path, reverse
 
 from audit.models import ApprovalRequest
 from audit.selectors import payment_refundable_amount, refund_approval_limit, staff_action_list_for_payment
-from audit.services import staff_action_record, staff_override_request, staff_refund_request
+from audit.services import payment_retry_stuck, staff_action_record, staff_override_request, staff_refund_request
 from config.errors import ApplicationError
-from payments.locks import lock_payment
 from payments.models import DeadLetter, Event, Payment, PaymentStatusChange
 from payments.money import CURRENCIES, format_amount, format_decimal, get_currency, parse_major
+from payments.recovery import payment_is_stuck
 from payments.states import PaymentStatus
 from refunds.models import RefundReason
 
@@ -224,39 +223,6 @@ class EventInline(ReadOnlyAdminMixin, admin.TabularInline):
     readonly_fields = fields
     ordering = ("-sequence",)
     extra = 0
-
-
-def payment_retry_stuck(*, payment_id: int, actor: Any, remote_addr: str | None) -> bool:
-    """Clear `needs_attention`, record the staff action, and enqueue `settle_payment` after commit.
-
-    The task (not `payment_settle` inline) keeps gateway I/O out of the request and keeps the
-    retry/backoff bound: if retries run out again the payment is flagged again. Returns False, doing
-    nothing, when the payment has no operation to finish.
-    """
-    from payments.tasks import settle_payment
-
-    with transaction.atomic():
-        payment = lock_payment(payment_id)
-        if not payment_is_stuck(payment):
-            return False
-        before = {"needs_attention": payment.needs_attention, "pending_operation": payment.pending_operation}
-        payment.needs_attention = False
-        payment.save(update_fields=["needs_attention", "updated_at"])  # save(): auditlog sees it
-        staff_action_record(
-            actor=actor,
-            action="retry_stuck_operation",
-            object_type="payment",
-            object_id=payment.public_id,
-            before=before,
-            after={"needs_attention": False, "enqueued": "settle_payment"},
-            remote_addr=remote_addr,
-        )
-        transaction.on_commit(lambda: settle_payment.delay(payment_id=payment_id))
-    return True
-
-
-def payment_is_stuck(payment: Payment) -> bool:
-    return bool(payment.pending_operation or payment.needs_attention or payment.status == PaymentStatus.PROCESSING)
 
 
 @admin.register(Payment)

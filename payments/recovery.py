@@ -31,3 +31,8 @@ def payments_sweep_stuck(*, older_than: timedelta | None = None) -> list[int]:
     if ids:
         logger.warning("Settling stuck payments", extra={"count": len(ids)})
     return ids
+
+
+def payment_is_stuck(payment: Payment) -> bool:
+    """Whether a payment has a gateway operation left to finish (or was flagged for staff)."""
+    return bool(payment.pending_operation or payment.needs_attention or payment.status == PaymentStatus.PROCESSING)

@@ -3,16 +3,14 @@
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import URLPattern
 
-from audit.services import staff_action_record
+from audit.services import refund_retry_stuck
 from payments.admin import RETRY_PERMISSION, CsvExportMixin, PaymentAdmin, ReadOnlyAdminMixin
 from payments.money import format_amount, format_decimal
-from refunds.models import Refund, RefundStatus, RefundStatusChange
-from refunds.services import lock_refund
+from refunds.models import Refund, RefundStatusChange
 
 
 class RefundStatusChangeInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -37,34 +35,6 @@ class RefundInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 # The payments app knows nothing of refunds; refunds add themselves to its page.
 PaymentAdmin.inlines = (*PaymentAdmin.inlines, RefundInline)  # type: ignore[assignment]
-
-
-def refund_retry_stuck(*, refund_id: int, actor: Any, remote_addr: str | None) -> bool:
-    """Clear `needs_attention` on a pending refund, record the staff action, enqueue `submit_refund` on commit.
-
-    Submitting again reuses the key `re_X:create`, so the gateway never refunds twice. Returns False,
-    doing nothing, when the refund is no longer pending.
-    """
-    from refunds.tasks import submit_refund
-
-    with transaction.atomic():
-        refund = lock_refund(refund_id)
-        if refund.status != RefundStatus.PENDING:
-            return False
-        before = {"needs_attention": refund.needs_attention, "attempts": refund.attempts}
-        refund.needs_attention = False
-        refund.save(update_fields=["needs_attention", "updated_at"])  # save(): auditlog sees it
-        staff_action_record(
-            actor=actor,
-            action="retry_stuck_operation",
-            object_type="refund",
-            object_id=refund.public_id,
-            before=before,
-            after={"needs_attention": False, "enqueued": "submit_refund"},
-            remote_addr=remote_addr,
-        )
-        transaction.on_commit(lambda: submit_refund.delay(refund_id=refund_id))
-    return True
 
 
 @admin.register(Refund)

@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from payments.admin import ReadOnlyAdminMixin
+from payments.admin import PaymentAdmin, ReadOnlyAdminMixin
 from webhooks import services
 from webhooks.handlers import HANDLED_TYPES
 from webhooks.models import WebhookEvent, WebhookStatus
@@ -80,3 +80,19 @@ class WebhookEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         summary = ", ".join(f"{outcomes.count(name)} {name}" for name in names)
         failed = outcomes.count(WebhookStatus.FAILED)
         self.message_user(request, f"Reprocessed: {summary}.", messages.WARNING if failed else messages.SUCCESS)
+
+
+class WebhookEventInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """The Stripe events that touched a payment, newest first, on its page."""
+
+    model = WebhookEvent
+    fk_name = "payment"
+    fields = ("stripe_id", "type", "status", "ignored_reason", "attempts", "received_at", "processed_at")
+    readonly_fields = fields
+    ordering = ("-received_at",)
+    show_change_link = True
+    extra = 0
+
+
+# The payments app knows nothing of webhooks; webhooks add themselves to its page.
+PaymentAdmin.inlines = (*PaymentAdmin.inlines, WebhookEventInline)  # type: ignore[assignment]

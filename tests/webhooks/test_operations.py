@@ -186,3 +186,23 @@ def test_reprocess_action_needs_its_permission(payment_in, deliver, settings):
     assert page.status_code == 200
     assert 'value="reprocess"' not in page.content.decode()
     assert _row(failing).status == "failed"
+
+
+@pytest.mark.django_db
+def test_the_payment_page_lists_the_webhooks_that_touched_it(admin_client, storefront):
+    from payments.models import Payment
+    from webhooks.models import WebhookEvent
+
+    created = storefront.post(
+        "/api/v1/payments/",
+        {"amount": 2000, "currency": "usd", "customer_id": "c"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="wh-inline",
+    ).json()
+    payment = Payment.objects.get(public_id=created["id"])
+    WebhookEvent.objects.create(stripe_id="evt_inline_1", type="payment_intent.succeeded", body="{}", payment=payment)
+
+    page = admin_client.get(f"/admin/payments/payment/{payment.pk}/change/").content.decode()
+
+    assert "evt_inline_1" in page
+    assert "payment_intent.succeeded" in page
