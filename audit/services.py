@@ -252,6 +252,8 @@ def _lock_pending(request_id: int, decider: User) -> ApprovalRequest:
         raise ApprovalBySelf()
     if not decider.has_perm("audit.approve_request"):
         raise ApprovalNotAllowed()
+    if request.kind == "refund" and not decider.has_perm("refunds.approve_refund"):
+        raise ApprovalNotAllowed()
     return request
 
 

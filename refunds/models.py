@@ -65,6 +65,7 @@ class Refund(models.Model):
             models.Index(fields=["status", "-created_at"], name="refund_status_created_idx"),
             models.Index(fields=["updated_at"], condition=Q(status="pending"), name="refund_pending_idx"),
         ]
+        permissions = [("approve_refund", "Can approve a staff refund above the approval limit")]
 
     def __str__(self) -> str:
         return self.public_id

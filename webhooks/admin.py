@@ -1,9 +1,13 @@
 """Back office for the Stripe inbox: read-only, filtered by status, type and date, with a reprocess action."""
 
+from typing import cast
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from accounts.models import User
+from audit.services import staff_action_record
 from payments.admin import PaymentAdmin, ReadOnlyAdminMixin
 from webhooks import services
 from webhooks.handlers import HANDLED_TYPES
@@ -72,10 +76,18 @@ class WebhookEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Reprocess selected events (failed, received or ignored)", permissions=["reprocess"])
     def reprocess(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
-        outcomes = [
-            services.webhook_event_reprocess(webhook_event_id=webhook_event_id)
-            for webhook_event_id in queryset.order_by("received_at", "id").values_list("pk", flat=True)
-        ]
+        outcomes = []
+        for webhook_event_id, stripe_id in queryset.order_by("received_at", "id").values_list("pk", "stripe_id"):
+            outcome = services.webhook_event_reprocess(webhook_event_id=webhook_event_id)
+            outcomes.append(outcome)
+            staff_action_record(
+                actor=cast(User, request.user),  # the admin only lets staff users in
+                action="reprocess_webhook",
+                object_type="webhook_event",
+                object_id=stripe_id,
+                after={"outcome": outcome},
+                remote_addr=request.META.get("REMOTE_ADDR"),
+            )
         names = (WebhookStatus.PROCESSED, WebhookStatus.IGNORED, WebhookStatus.FAILED, "skipped")
         summary = ", ".join(f"{outcomes.count(name)} {name}" for name in names)
         failed = outcomes.count(WebhookStatus.FAILED)

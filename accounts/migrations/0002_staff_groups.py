@@ -14,12 +14,15 @@ AUDIT_LOG = ("audit.view_staffaction", "audit.view_audit_trail", "auditlog.view_
 GROUPS: dict[str, list[str]] = {
     "finance_agent": [
         "refunds.add_refund",
+        "webhooks.reprocess_webhookevent",
         "payments.override_status",
         "audit.add_approvalrequest",
         "audit.view_staffaction",
     ],
     "finance_lead": [
         "refunds.add_refund",
+        "refunds.approve_refund",
+        "webhooks.reprocess_webhookevent",
         "payments.override_status",
         "audit.add_approvalrequest",
         "audit.approve_request",
@@ -72,7 +75,7 @@ class Migration(migrations.Migration):
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
         ("payments", "0003_attention_and_dead_letters"),
-        ("refunds", "0001_initial"),
+        ("refunds", "0002_approve_refund_permission"),
         ("webhooks", "0001_initial"),
         ("audit", "0001_initial"),
         ("auditlog", "0017_add_actor_email"),

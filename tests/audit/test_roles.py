@@ -35,6 +35,9 @@ def test_migration_creates_the_three_groups_with_their_permissions():
     assert {"audit.approve_request", "audit.run_reconciliation_fix", "audit.view_audit_trail"} & agent == set()
     assert AGENT_EXTRA | {"audit.approve_request", "audit.run_reconciliation_fix", "audit.view_audit_trail"} <= lead
     assert "auditlog.view_logentry" in lead
+    assert {"refunds.approve_refund", "webhooks.reprocess_webhookevent"} <= lead
+    assert "webhooks.reprocess_webhookevent" in agent
+    assert "refunds.approve_refund" not in agent
     assert {"audit.view_audit_trail", "auditlog.view_logentry", "payments.view_payment", "audit.view_staffaction"} <= (
         auditor
     )

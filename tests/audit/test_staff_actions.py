@@ -229,3 +229,23 @@ def test_approved_request_that_cannot_run_ends_failed(lead, other_lead, captured
     assert decided.result == "amount exceeds what is left to refund (0, $0.00)."
     assert Refund.objects.filter(amount=60_000).count() == 0
     assert StaffAction.objects.order_by("-id").first().action == "refund_failed"
+
+
+@pytest.mark.django_db
+def test_a_refund_request_needs_the_approve_refund_permission(agent, make_staff, captured):
+    from django.contrib.auth.models import Permission
+
+    from audit.errors import ApprovalNotAllowed
+    from audit.models import ApprovalRequest
+    from audit.services import approval_request_approve, staff_refund_request
+
+    payment = captured(100_000)
+    request = staff_refund_request(payment=payment, amount=90_000, refund_reason="", reason="big one", actor=agent)
+    approver = make_staff("lead-without-refunds", "finance_lead")
+    approver.groups.get().permissions.remove(Permission.objects.get(codename="approve_refund"))
+    approver = type(approver).objects.get(pk=approver.pk)  # drop the permission cache
+
+    with pytest.raises(ApprovalNotAllowed):
+        approval_request_approve(request_id=request.pk, approver=approver)
+
+    assert ApprovalRequest.objects.get(pk=request.pk).status == "pending"

@@ -165,6 +165,14 @@ def test_admin_reprocess_action_applies_a_failed_event(payment_in, deliver, staf
     assert _row(failing).status == "processed"
     payment.refresh_from_db()
     assert (payment.status, payment.amount_refunded) == ("partially_refunded", 1000)
+    from audit.models import StaffAction
+
+    action = StaffAction.objects.get(action="reprocess_webhook")
+    assert (action.object_type, action.object_id, action.after) == (
+        "webhook_event",
+        failing["id"],
+        {"outcome": "processed"},
+    )
 
 
 @pytest.mark.django_db
