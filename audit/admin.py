@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from audit.errors import ApprovalBySelf, ApprovalNotAllowed, ApprovalNotPending
 from audit.models import ApprovalRequest, ApprovalStatus, StaffAction
 from audit.services import approval_request_approve, approval_request_reject
+from payments.admin import CappedCountPaginator
 from payments.money import format_amount
 
 
@@ -34,6 +35,7 @@ class StaffActionAdmin(NoWriteAdminMixin, admin.ModelAdmin):
     search_fields = ("=object_id", "=actor__username")
     list_select_related = ("actor",)
     show_full_result_count = False
+    paginator = CappedCountPaginator
     ordering = ("-id",)
     readonly_fields = (
         "actor",

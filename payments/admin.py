@@ -540,6 +540,7 @@ class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("=public_id", "=payment__public_id")
     list_select_related = ("payment",)
     show_full_result_count = False
+    paginator = CappedCountPaginator
     ordering = ("-sequence",)
 
 

@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from django.urls import URLPattern
 
 from audit.services import refund_retry_stuck
-from payments.admin import RETRY_PERMISSION, CsvExportMixin, PaymentAdmin, ReadOnlyAdminMixin
+from payments.admin import RETRY_PERMISSION, CappedCountPaginator, CsvExportMixin, PaymentAdmin, ReadOnlyAdminMixin
 from payments.money import format_amount, format_decimal
 from refunds.models import Refund, RefundStatusChange
 
@@ -54,6 +54,7 @@ class RefundAdmin(CsvExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("=public_id", "=gateway_reference", "=payment__public_id", "=payment__gateway_reference")
     list_select_related = ("payment", "requested_by")
     show_full_result_count = False
+    paginator = CappedCountPaginator
     ordering = ("-created_at", "-id")
     inlines = (RefundStatusChangeInline,)
     readonly_fields = (

@@ -8,7 +8,7 @@ from django.http import HttpRequest
 
 from accounts.models import User
 from audit.services import staff_action_record
-from payments.admin import PaymentAdmin, ReadOnlyAdminMixin
+from payments.admin import CappedCountPaginator, PaymentAdmin, ReadOnlyAdminMixin
 from webhooks import services
 from webhooks.handlers import HANDLED_TYPES
 from webhooks.models import WebhookEvent, WebhookStatus
@@ -51,6 +51,7 @@ class WebhookEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("=stripe_id", "=type", "=payment__public_id", "=payment__gateway_reference", "=refund__public_id")
     list_select_related = ("payment", "refund")
     show_full_result_count = False
+    paginator = CappedCountPaginator
     ordering = ("-received_at", "-id")
     actions = ("reprocess",)
     readonly_fields = (
