@@ -361,6 +361,23 @@ def approval_request_reject(
 
 
 # --- retrying stuck operations (staff actions) -----------------------------------------------------
+def _clear_attention_and_record(
+    obj: Payment | Refund, *, object_type: str, before: dict[str, Any], task: str, actor: Any, remote_addr: str | None
+) -> None:
+    """Clear the flag with save() (so auditlog sees it) and record the retry as a staff action."""
+    obj.needs_attention = False
+    obj.save(update_fields=["needs_attention", "updated_at"])
+    staff_action_record(
+        actor=actor,
+        action="retry_stuck_operation",
+        object_type=object_type,
+        object_id=obj.public_id,
+        before=before,
+        after={"needs_attention": False, "enqueued": task},
+        remote_addr=remote_addr,
+    )
+
+
 def payment_retry_stuck(*, payment_id: int, actor: Any, remote_addr: str | None) -> bool:
     """Clear `needs_attention`, record the staff action, and enqueue `settle_payment` after commit.
 
@@ -375,16 +392,8 @@ def payment_retry_stuck(*, payment_id: int, actor: Any, remote_addr: str | None)
         if not payment_is_stuck(payment):
             return False
         before = {"needs_attention": payment.needs_attention, "pending_operation": payment.pending_operation}
-        payment.needs_attention = False
-        payment.save(update_fields=["needs_attention", "updated_at"])  # save(): auditlog sees it
-        staff_action_record(
-            actor=actor,
-            action="retry_stuck_operation",
-            object_type="payment",
-            object_id=payment.public_id,
-            before=before,
-            after={"needs_attention": False, "enqueued": "settle_payment"},
-            remote_addr=remote_addr,
+        _clear_attention_and_record(
+            payment, object_type="payment", before=before, task="settle_payment", actor=actor, remote_addr=remote_addr
         )
         transaction.on_commit(lambda: settle_payment.delay(payment_id=payment_id))
     return True
@@ -403,16 +412,8 @@ def refund_retry_stuck(*, refund_id: int, actor: Any, remote_addr: str | None) -
         if refund.status != RefundStatus.PENDING:
             return False
         before = {"needs_attention": refund.needs_attention, "attempts": refund.attempts}
-        refund.needs_attention = False
-        refund.save(update_fields=["needs_attention", "updated_at"])  # save(): auditlog sees it
-        staff_action_record(
-            actor=actor,
-            action="retry_stuck_operation",
-            object_type="refund",
-            object_id=refund.public_id,
-            before=before,
-            after={"needs_attention": False, "enqueued": "submit_refund"},
-            remote_addr=remote_addr,
+        _clear_attention_and_record(
+            refund, object_type="refund", before=before, task="submit_refund", actor=actor, remote_addr=remote_addr
         )
         transaction.on_commit(lambda: submit_refund.delay(refund_id=refund_id))
     return True

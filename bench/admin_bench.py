@@ -22,11 +22,11 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
-from django.db.models import NOT_PROVIDED  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
 
 from accounts.models import User  # noqa: E402
+from bench.seed import insert_payments  # noqa: E402
 from payments.models import Payment  # noqa: E402
 
 COUNT = int(os.environ.get("BENCH_ADMIN_SIZE", "1000000"))
@@ -49,27 +49,7 @@ def _seed(client: User, count: int) -> None:
         "created_at": "now() - (n * 30 || ' seconds')::interval",  # one row per 30 s: about a year
         "updated_at": "now()",
     }
-    columns, values, params = [], [], []
-    for field in Payment._meta.concrete_fields:
-        if field.primary_key:
-            continue
-        columns.append(connection.ops.quote_name(field.column))
-        if field.attname in overrides:
-            values.append(overrides[field.attname])
-        elif field.default is not NOT_PROVIDED:
-            values.append("%s")
-            params.append(field.get_db_prep_save(field.get_default(), connection))
-        elif field.null:
-            values.append("NULL")
-        else:
-            raise RuntimeError(f"No value for Payment.{field.name}")
-    sql = (
-        f"INSERT INTO {Payment._meta.db_table} ({', '.join(columns)}) "  # noqa: S608 - names from our own model
-        f"SELECT {', '.join(values)} FROM generate_series(0, %s) AS n"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, count - 1])
-        cursor.execute(f"ANALYZE {Payment._meta.db_table}")
+    insert_payments(count, overrides)
 
 
 def _clean() -> None:
