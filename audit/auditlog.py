@@ -19,6 +19,7 @@ def register_models() -> None:
             "pending_operation_amount",
             "pending_operation_at",
             "last_error",
+            "risk_assessment",  # a reverse relation: reading it would cost a query on every save
         ],
     )
     auditlog.register(
@@ -26,6 +27,9 @@ def register_models() -> None:
         exclude_fields=["updated_at", "attempts", "last_error", "idempotency_key"],
     )
     auditlog.register(apps.get_model("audit", "ApprovalRequest"))
+    auditlog.register(apps.get_model("risk", "RiskSettings"))
+    auditlog.register(apps.get_model("risk", "CurrencyThreshold"))
+    auditlog.register(apps.get_model("risk", "BlocklistEntry"))
     auditlog.register(apps.get_model("audit", "Discrepancy"))
     auditlog.register(
         apps.get_model("accounts", "User"),

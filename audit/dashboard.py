@@ -16,6 +16,7 @@ from audit.models import ApprovalRequest, ApprovalStatus, Discrepancy, Discrepan
 from payments.models import Payment
 from payments.money import UnknownCurrency, format_amount
 from payments.recovery import payments_stuck
+from payments.risk.models import ReviewState, RiskAssessment
 from payments.states import CAPTURED, PaymentStatus
 from refunds.models import Refund
 from refunds.recovery import refunds_stuck
@@ -96,8 +97,7 @@ class DashboardData:
     daily_outcome: list[int] = field(default_factory=list)
     volumes: list[CurrencyVolume] = field(default_factory=list)
     refunds: list[RefundTotals] = field(default_factory=list)
-    # There is no review model yet (manual fraud review is not built): shown as "—" until there is one.
-    open_reviews: int | None = None
+    open_reviews: int = 0
     pending_approvals: int = 0
     open_discrepancies: int = 0
     stuck: StuckCounts = field(default_factory=lambda: StuckCounts(0, 0, 0, 0))
@@ -131,6 +131,7 @@ def dashboard_data(*, days: int = 30, now: datetime | None = None, include_money
 
     pending_approvals = ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING).count()
     open_discrepancies = Discrepancy.objects.filter(state=DiscrepancyState.OPEN).count()
+    open_reviews = RiskAssessment.objects.filter(review_state=ReviewState.PENDING).count()
     stuck = StuckCounts(
         payments_needing_attention=Payment.objects.filter(needs_attention=True).count(),
         payments_stuck=payments_stuck().count(),
@@ -144,6 +145,7 @@ def dashboard_data(*, days: int = 30, now: datetime | None = None, include_money
             days=day_list,
             include_money=False,
             pending_approvals=pending_approvals,
+            open_reviews=open_reviews,
             open_discrepancies=open_discrepancies,
             stuck=stuck,
         )
@@ -204,6 +206,7 @@ def dashboard_data(*, days: int = 30, now: datetime | None = None, include_money
             for r in refund_rows
         ],
         pending_approvals=pending_approvals,
+        open_reviews=open_reviews,
         open_discrepancies=open_discrepancies,
         stuck=stuck,
     )

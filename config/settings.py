@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "auditlog",
     "accounts",
     "payments",
+    "payments.risk",
     "refunds",
     "webhooks",
     "audit",
@@ -165,6 +166,7 @@ CELERY_BEAT_SCHEDULE = {
     "payments-sweep-stuck": {"task": "payments.tasks.sweep_stuck_payments", "schedule": 60.0},
     "refunds-sweep-stuck": {"task": "refunds.tasks.sweep_stuck_refunds", "schedule": 60.0},
     "idempotency-keys-purge": {"task": "payments.tasks.purge_idempotency_keys", "schedule": 3600.0},
+    "risk-sweep-reviews": {"task": "payments.risk.tasks.sweep_reviews", "schedule": 900.0},
 }
 
 if PAYMENTS_GATEWAY not in {"stripe", "simulator"}:

@@ -134,7 +134,8 @@ class Payment(models.Model):
             models.Index(fields=["status", "-created_at"], name="payment_status_created_idx"),
             models.Index(fields=["customer_id", "-created_at"], name="payment_customer_idx"),
             models.Index(fields=["order_id"], name="payment_order_idx"),
-            models.Index(fields=["customer_email"], name="payment_email_idx"),
+            models.Index(fields=["customer_email", "created_at"], name="payment_email_created_idx"),
+            models.Index(fields=["customer_ip", "created_at"], name="payment_ip_created_idx"),
             models.Index(
                 fields=["pending_operation_at"], condition=~Q(pending_operation=""), name="payment_pending_op_idx"
             ),

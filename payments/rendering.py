@@ -3,6 +3,8 @@
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
+
 from payments.models import Event, Payment
 
 
@@ -35,11 +37,37 @@ def render_payment(payment: Payment) -> dict[str, Any]:
         "failure_message": payment.failure_message or None,
         "cancellation_reason": payment.cancellation_reason or None,
         "customer_email": payment.customer_email or None,
-        "risk": None,
-        "review": None,
+        "risk": _risk(payment),
+        "review": _review(payment),
         "created": iso(payment.created_at),
         "updated": iso(payment.updated_at),
     }
+
+
+def _assessment(payment: Payment) -> Any:
+    """The payment's risk assessment, or None (payments created before the rules existed have none)."""
+    try:
+        return payment.risk_assessment
+    except ObjectDoesNotExist:
+        return None
+
+
+def _risk(payment: Payment) -> dict[str, Any] | None:
+    assessment = _assessment(payment)
+    return None if assessment is None else {"score": assessment.score, "level": assessment.level}
+
+
+def _review(payment: Payment) -> dict[str, Any] | None:
+    assessment = _assessment(payment)
+    if assessment is None or not assessment.review_state:
+        return None
+    return {"state": assessment.review_state, "reasons": assessment.reason_codes}
+
+
+def review_state(payment: Payment) -> str:
+    """"" (no review), "pending", "approved" or "rejected"."""
+    assessment = _assessment(payment)
+    return assessment.review_state if assessment is not None else ""
 
 
 def render_event(event: Event) -> dict[str, Any]:

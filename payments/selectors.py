@@ -13,9 +13,10 @@ from payments.models import Event, Payment
 
 def payment_queryset_for(*, client: User) -> QuerySet[Payment]:
     """Finance clients read every payment; a storefront only its own."""
+    payments = Payment.objects.select_related("risk_assessment")
     if client.api_role == ApiRole.FINANCE:
-        return Payment.objects.all()
-    return Payment.objects.filter(client=client)
+        return payments.all()
+    return payments.filter(client=client)
 
 
 def payment_get(*, client: User, public_id: str) -> Payment:

@@ -24,6 +24,7 @@ from payments.errors import (
     GatewayRejected,
     GatewayTimeoutError,
     GatewayUnavailableError,
+    PaymentInReview,
     PaymentUnexpectedState,
 )
 from payments.gateways import get_gateway
@@ -36,13 +37,16 @@ from payments.gateways.base import (
     Retryable,
 )
 from payments.locks import lock_payment
-from payments.models import ChangeSource, Event, GatewayOperation, Payment, PaymentStatusChange
+from payments.models import CaptureMethod, ChangeSource, Event, GatewayOperation, Payment, PaymentStatusChange
 from payments.money import format_amount
-from payments.rendering import render_payment
+from payments.rendering import render_payment, review_state
+from payments.risk import checks as risk_checks
+from payments.risk.errors import PaymentBlocked
 from payments.states import PaymentStatus
 
 logger = logging.getLogger(__name__)
 S = PaymentStatus
+BLOCKED = "blocked"  # failure_code of a payment our risk rules blocked
 
 
 # --- the one writer of `status` -----------------------------------------------------------------
@@ -85,6 +89,10 @@ def _transition(
         setattr(payment, name, value)
     payment.status = to_status
     payment.save()
+    if to_status in {S.CANCELED, S.FAILED}:
+        from payments.risk.services import review_close_for_status
+
+        review_close_for_status(payment, to_status)
     PaymentStatusChange.objects.create(
         payment=payment, from_status=from_status, to_status=to_status, actor=actor, source=source, reason=reason
     )
@@ -148,37 +156,26 @@ def payment_create(
         Payment.objects.filter(client=client, idempotency_key=idempotency_key).first() if idempotency_key else None
     )
     if payment is None:
-        initial = S.REQUIRES_CONFIRMATION if payment_method else S.REQUIRES_PAYMENT_METHOD
-        try:
-            with transaction.atomic():
-                payment = Payment.objects.create(
-                    client=client,
-                    idempotency_key=idempotency_key,
-                    amount=amount,
-                    currency=currency,
-                    status=initial,
-                    capture_method=capture_method,
-                    customer_id=customer_id,
-                    order_id=order_id,
-                    description=description,
-                    metadata=metadata or {},
-                    payment_method=payment_method,
-                    gateway=gateway.name,
-                    customer_email=customer_email,
-                    customer_ip=customer_ip,
-                    pending_operation=GatewayOperation.CREATE,
-                    pending_operation_at=timezone.now(),
-                )
-                PaymentStatusChange.objects.create(payment=payment, from_status="", to_status=initial, source=source)
-                event_record(type="payment.initiated", payment=payment, data=render_payment(payment))
-        except IntegrityError:
-            if not idempotency_key:
-                raise
-            payment = Payment.objects.get(client=client, idempotency_key=idempotency_key)
-        logger.info(
-            "Payment created",
-            extra={"payment": payment.public_id, "amount": format_amount(amount, currency), "source": source},
+        payment = _create_assessed(
+            client=client,
+            gateway=gateway,
+            fields={
+                "idempotency_key": idempotency_key,
+                "amount": amount,
+                "currency": currency,
+                "capture_method": capture_method,
+                "customer_id": customer_id,
+                "order_id": order_id,
+                "description": description,
+                "metadata": metadata or {},
+                "payment_method": payment_method,
+                "customer_email": risk_checks.normalize_email(customer_email),
+                "customer_ip": customer_ip,
+            },
+            source=source,
         )
+    if payment.status == S.FAILED and payment.failure_code == BLOCKED:
+        raise PaymentBlocked()
 
     if payment.pending_operation == GatewayOperation.CREATE:
         payment = _call_and_raise_for_api(payment, GatewayOperation.CREATE)
@@ -193,6 +190,68 @@ def payment_create(
             payment = Payment.objects.get(pk=payment.pk)
             if payment.status in states.CONFIRMABLE:
                 raise
+    return payment
+
+
+def _create_assessed(*, client: User, gateway: Any, fields: dict[str, Any], source: str) -> Payment:
+    """Run the risk rules and insert the payment with its assessment, history and events, in one transaction.
+
+    block → the payment is `failed` with `failure_code: blocked` and no gateway call is recorded;
+    review → manual capture is forced and `payment.review_opened` is written.
+    """
+    from payments.risk import services as risk
+
+    fingerprint = risk.risk_card_fingerprint(gateway=gateway, payment_method=fields["payment_method"])
+    initial = S.REQUIRES_CONFIRMATION if fields["payment_method"] else S.REQUIRES_PAYMENT_METHOD
+    try:
+        with transaction.atomic():
+            assessment = risk.risk_assess(
+                client=client,
+                amount=fields["amount"],
+                currency=fields["currency"],
+                customer_id=fields["customer_id"],
+                email=fields["customer_email"],
+                ip=fields["customer_ip"],
+                card_fingerprint=fingerprint,
+            )
+            blocked = assessment.decision == "block"
+            if assessment.decision == "review":
+                fields["capture_method"] = CaptureMethod.MANUAL
+            payment = Payment.objects.create(
+                client=client,
+                status=initial,
+                gateway=gateway.name,
+                pending_operation="" if blocked else GatewayOperation.CREATE,
+                pending_operation_at=None if blocked else timezone.now(),
+                **fields,
+            )
+            risk.risk_record(payment=payment, assessment=assessment, card_fingerprint=fingerprint)
+            PaymentStatusChange.objects.create(payment=payment, from_status="", to_status=initial, source=source)
+            event_record(type="payment.initiated", payment=payment, data=render_payment(payment))
+            if blocked:
+                _transition(
+                    payment,
+                    S.FAILED,
+                    source=source,
+                    reason="blocked by risk rules",
+                    failure_code=BLOCKED,
+                    failure_message=PaymentBlocked.default_message,
+                )
+            elif assessment.decision == "review":
+                event_record(type="payment.review_opened", payment=payment, data=render_payment(payment))
+    except IntegrityError:
+        if not fields["idempotency_key"]:
+            raise
+        return Payment.objects.get(client=client, idempotency_key=fields["idempotency_key"])
+    logger.info(
+        "Payment created",
+        extra={
+            "payment": payment.public_id,
+            "amount": format_amount(payment.amount, payment.currency),
+            "source": source,
+            "risk": assessment.decision,
+        },
+    )
     return payment
 
 
@@ -236,6 +295,10 @@ def payment_capture(*, payment: Payment, amount: int | None = None, source: str 
     """
     with transaction.atomic():
         locked = lock_payment(payment.pk)
+        if review_state(locked) == "pending":
+            raise PaymentInReview()
+        if review_state(locked) == "rejected":
+            raise PaymentUnexpectedState("The payment was rejected in review and cannot be captured.")
         if locked.pending_operation:
             raise PaymentUnexpectedState("Another operation on this payment is in progress.")
         if locked.status != S.REQUIRES_CAPTURE:

@@ -118,6 +118,10 @@ class Gateway(Protocol):
 
     def retrieve_intent(self, *, reference: str) -> IntentResult: ...
 
+    def card_fingerprint(self, *, payment_method: str) -> str:
+        """The card's fingerprint (the same card gives the same value), or "" when the gateway has none."""
+        ...
+
     def create_refund(
         self,
         *,

@@ -7,6 +7,7 @@ challenge (`complete_action`) and inject faults (`inject_fault`): a timeout afte
 done (the answer was lost), a timeout before it, or an outage.
 """
 
+import hashlib
 import secrets
 from collections.abc import Iterator
 from dataclasses import asdict, replace
@@ -198,6 +199,13 @@ class SimulatorGateway:
             return intent
 
         return self._call("cancel_intent", idempotency_key, perform)
+
+    def card_fingerprint(self, *, payment_method: str) -> str:
+        """Like Stripe's test cards, each known token stands for one card with a fixed fingerprint."""
+        self._count("card_fingerprint")
+        if payment_method not in KNOWN_TOKENS:
+            return ""
+        return "fp_sim_" + hashlib.sha256(payment_method.encode()).hexdigest()[:16]
 
     def retrieve_intent(self, *, reference: str) -> IntentResult:
         self._count("retrieve_intent")

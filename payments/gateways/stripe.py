@@ -119,6 +119,15 @@ class StripeGateway:
     def retrieve_intent(self, *, reference: str) -> IntentResult:
         return _intent(self._call(lambda: self._client.v1.payment_intents.retrieve(reference)).to_dict())
 
+    def card_fingerprint(self, *, payment_method: str) -> str:
+        """The PaymentMethod's `card.fingerprint`; "" for other methods or when Stripe does not know it."""
+        try:
+            method = self._call(lambda: self._client.v1.payment_methods.retrieve(payment_method)).to_dict()
+        except Permanent:
+            return ""
+        card = method.get("card") or {}
+        return str(card.get("fingerprint") or "")
+
     def list_intents(self, *, created_gte: datetime, created_lt: datetime) -> Iterator[IntentResult]:
         """Every intent created in [created_gte, created_lt), widened to whole seconds (Stripe's resolution)."""
         params: PaymentIntentListParams = {"created": _window(created_gte, created_lt), "limit": self._page_size}

@@ -70,8 +70,8 @@ def test_a_burst_is_published_in_sequence_order_and_marked(shop):
 
 @pytest.mark.django_db(transaction=True)
 def test_two_relays_at_once_publish_every_one_of_1000_events_in_order_per_payment(shop):
-    for _ in range(25):  # 25 payments x 40 events
-        payment = services.payment_create(client=shop, amount=1000, currency="usd", customer_id="c")
+    for n in range(25):  # 25 payments x 40 events (one customer each, below the risk rules' velocity limits)
+        payment = services.payment_create(client=shop, amount=1000, currency="usd", customer_id=f"c{n}")
         Event.objects.bulk_create([Event(type="payment.test", payment=payment, data={"n": n}) for n in range(39)])
     assert Event.objects.count() == 1000
 

@@ -105,6 +105,7 @@ def test_every_periodic_task_is_scheduled_and_registered():
         "payments.tasks.relay_outbox",
         "payments.tasks.sweep_stuck_payments",
         "payments.tasks.purge_idempotency_keys",
+        "payments.risk.tasks.sweep_reviews",
         "refunds.tasks.sweep_stuck_refunds",
         "webhooks.tasks.recover_missed_events",
         "audit.tasks.reconcile_daily",

@@ -1,5 +1,6 @@
 """Reconciliation fixtures: a shop, a window around now, payments made through the services (simulator)."""
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,10 +29,14 @@ def window() -> dict[str, datetime]:
 def pay(shop):
     """Make a payment through the service with the simulator; confirmed with a test card by default."""
 
+    customers = itertools.count()
+
     def make(amount: int = 2000, currency: str = "usd", **extra) -> Payment:
         extra.setdefault("payment_method", "pm_card_visa")
         extra.setdefault("confirm", True)
-        return payment_create(client=shop, amount=amount, currency=currency, customer_id="cus_recon", **extra)
+        # a customer per payment keeps these below the risk rules' velocity limits
+        customer_id = f"cus_recon_{next(customers)}"
+        return payment_create(client=shop, amount=amount, currency=currency, customer_id=customer_id, **extra)
 
     return make
 
