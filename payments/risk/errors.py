@@ -1,6 +1,7 @@
-"""Expected failures of review decisions and blocklist changes (shown to staff in the admin)."""
+"""Expected failures of the risk rules and of review decisions."""
 
 from config.errors import ApplicationError
+from payments.errors import CardDeclined
 
 
 class ReviewNotPending(ApplicationError):
@@ -10,8 +11,8 @@ class ReviewNotPending(ApplicationError):
     default_message = "This payment has no pending review (someone may have decided it already)."
 
 
-class PaymentBlocked(ApplicationError):
-    status_code = 402
-    error_type = "card_error"
+class PaymentBlocked(CardDeclined):
+    """A decline of our own: whoever handles a card decline (API, order consumer) handles a block the same way."""
+
     default_code = "blocked"
     default_message = "The payment was blocked by our risk rules."
