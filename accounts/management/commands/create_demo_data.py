@@ -46,3 +46,7 @@ class Command(BaseCommand):
             "  token: curl -s -X POST http://127.0.0.1:8000/api/v1/auth/token/ -H 'Content-Type: application/json' "
             f'-d \'{{"username": "{DEMO_STOREFRONT[0]}", "password": "{DEMO_STOREFRONT[1]}"}}\''
         )
+        self.stdout.write(
+            "  risk: a usd payment of 500000 ($5,000) or more is held for review (Admin › Risk › Review queue);"
+            " 5,000,000 or more is blocked"
+        )
