@@ -394,6 +394,10 @@ class PaymentAdmin(CsvExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
             context["can_retry"] = request.user.has_perm(RETRY_PERMISSION) and payment_is_stuck(payment)
             if request.user.has_perm("audit.view_staffaction"):
                 context["staff_actions"] = staff_action_list_for_payment(payment=payment)
+            # The risk admin imports this module, so it is imported here, once both are loaded.
+            from payments.risk.admin.payment_page import payment_risk_context
+
+            context.update(payment_risk_context(request, payment))
         return super().change_view(request, object_id, form_url, extra_context=context)
 
     def _payment_for(self, request: HttpRequest, object_id: str, permission: str) -> Payment:

@@ -65,7 +65,7 @@ def _review(payment: Payment) -> dict[str, Any] | None:
 
 
 def review_state(payment: Payment) -> str:
-    """"" (no review), "pending", "approved" or "rejected"."""
+    """The review state: "" (no review), "pending", "approved" or "rejected"."""
     assessment = _assessment(payment)
     return assessment.review_state if assessment is not None else ""
 

@@ -212,6 +212,6 @@ class PaymentReview(RiskAssessment):
     class Meta:
         proxy = True
         ordering = ("created_at", "id")
-        verbose_name = "payment review"
-        verbose_name_plural = "review queue"
+        verbose_name = "payment to review"
+        verbose_name_plural = "payments to review"
         default_permissions = ()  # the queue uses the risk assessment's permissions (view, review_payment)

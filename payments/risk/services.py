@@ -108,9 +108,18 @@ def risk_record(*, payment: Payment, assessment: engine.Assessment, card_fingerp
 
 # --- reviews ------------------------------------------------------------------------------------------
 def _pending_assessment(payment: Payment) -> RiskAssessment:
-    assessment = getattr(payment, "risk_assessment", None)
+    """The pending review of a payment the caller has just locked, read again now.
+
+    `lock_payment` reads the assessment in the locking statement, whose snapshot predates the wait for
+    the lock, so a decision committed while we waited does not show there (PostgreSQL, read committed).
+    Every decision holds the payment lock, so a read made after taking it is current.
+
+    :raises ReviewNotPending: no pending review.
+    """
+    assessment = RiskAssessment.objects.filter(payment=payment).first()
     if assessment is None or assessment.review_state != ReviewState.PENDING:
         raise ReviewNotPending()
+    payment.risk_assessment = assessment
     return assessment
 
 
@@ -214,6 +223,10 @@ def review_close_for_status(payment: Payment, to_status: str) -> None:
     assessment = getattr(payment, "risk_assessment", None)
     if assessment is None or assessment.review_state != ReviewState.PENDING or to_status not in {S.CANCELED, S.FAILED}:
         return
+    try:
+        assessment = _pending_assessment(payment)  # the copy above may predate a decision made meanwhile
+    except ReviewNotPending:
+        return
     _close_review(payment, assessment, state=ReviewState.REJECTED, actor=None, note=f"Payment {to_status} while held.")
     transaction.on_commit(lambda: metrics.REVIEWS_CLOSED.labels(outcome="closed_by_payment").inc())
 
@@ -265,8 +278,9 @@ def reviews_sweep(*, now: datetime | None = None) -> dict[str, int]:
 def _expire_review(payment_id: int, *, hours: int) -> bool:
     with transaction.atomic():
         payment = lock_payment(payment_id)
-        assessment = getattr(payment, "risk_assessment", None)
-        if assessment is None or assessment.review_state != ReviewState.PENDING:
+        try:
+            assessment = _pending_assessment(payment)
+        except ReviewNotPending:
             return False
         _close_review(
             payment,

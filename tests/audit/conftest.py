@@ -14,12 +14,17 @@ from payments.services import payment_create
 
 PASSWORD = "a-long-staff-password"
 staff_groups_migration = importlib.import_module("accounts.migrations.0002_staff_groups")
+risk_grants_migration = importlib.import_module("payments.risk.migrations.0002_defaults_and_staff_permissions")
 
 
 @pytest.fixture
 def staff_groups(db) -> None:
-    """The groups of the data migration (a transactional test's flush empties them: create them again)."""
+    """The groups of the data migrations (a transactional test's flush empties them: create them again).
+
+    `create_groups` sets each group's permissions, so the risk app's grants are added again after it.
+    """
     staff_groups_migration.create_groups(django_apps, None)
+    risk_grants_migration.grant_permissions(django_apps, None)
 
 
 @pytest.fixture

@@ -1,8 +1,10 @@
 """End-to-end fixtures: Debian's Chromium driven by Playwright against pytest-django's live server."""
 
+import importlib
 import os
 
 import pytest
+from django.apps import apps as django_apps
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM would otherwise refuse to run.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -23,3 +25,20 @@ CHROMIUM_ARGS = [
 def browser_type_launch_args(browser_type_launch_args):
     """Use the system Chromium: `playwright install` downloads are not available here."""
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+def create_staff_groups() -> None:
+    """The staff groups with every permission the data migrations give them.
+
+    The flush of a transactional test empties the migrations' groups; `create_groups` sets each group's
+    permissions, so the risk app's grants are added again after it.
+    """
+    importlib.import_module("accounts.migrations.0002_staff_groups").create_groups(django_apps, None)
+    importlib.import_module("payments.risk.migrations.0002_defaults_and_staff_permissions").grant_permissions(
+        django_apps, None
+    )
+
+
+@pytest.fixture
+def staff_groups(transactional_db) -> None:
+    create_staff_groups()

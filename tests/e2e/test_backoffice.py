@@ -1,9 +1,6 @@
 """Back office in a real browser: an agent refunds part of a payment; an override needs a second person."""
 
-import importlib
-
 import pytest
-from django.apps import apps as django_apps
 from django.contrib.auth.models import Group
 from playwright.sync_api import Page, expect
 
@@ -12,6 +9,7 @@ from audit.models import ApprovalRequest, ApprovalStatus, StaffAction
 from payments.models import Event, Payment
 from payments.services import payment_create
 from refunds.models import Refund
+from tests.e2e.conftest import create_staff_groups
 
 PASSWORD = "a-long-staff-password"
 
@@ -19,7 +17,7 @@ PASSWORD = "a-long-staff-password"
 @pytest.fixture
 def staff(transactional_db) -> dict[str, User]:
     """One staff member per role (the flush of a transactional test empties the migration's groups)."""
-    importlib.import_module("accounts.migrations.0002_staff_groups").create_groups(django_apps, None)
+    create_staff_groups()
     users = {}
     for username, group in (("agent-ann", "finance_agent"), ("lead-lou", "finance_lead")):
         users[username] = User.objects.create_user(username=username, password=PASSWORD, is_staff=True)

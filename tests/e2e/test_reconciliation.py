@@ -1,10 +1,8 @@
 """Reconciliation back office in a real browser: a finance lead resolves a discrepancy with a reason."""
 
-import importlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.apps import apps as django_apps
 from django.contrib.auth.models import Group
 from playwright.sync_api import Page, expect
 
@@ -13,6 +11,7 @@ from audit.models import DiscrepancyState, ReconciliationRun, StaffAction
 from audit.reconciliation import reconcile
 from payments.models import Payment
 from payments.services import payment_create
+from tests.e2e.conftest import create_staff_groups
 
 PASSWORD = "a-long-staff-password"
 
@@ -20,7 +19,7 @@ PASSWORD = "a-long-staff-password"
 @pytest.fixture
 def lead(transactional_db) -> User:
     """A finance lead (the flush of a transactional test empties the migration's groups)."""
-    importlib.import_module("accounts.migrations.0002_staff_groups").create_groups(django_apps, None)
+    create_staff_groups()
     user = User.objects.create_user(username="lead-rita", password=PASSWORD, is_staff=True)
     user.groups.add(Group.objects.get(name="finance_lead"))
     return user
