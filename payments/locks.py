@@ -4,8 +4,9 @@ from payments.models import Payment
 
 
 def lock_payment(payment_id: int) -> Payment:
-    """Lock the payment row (with its risk assessment read alongside) until the surrounding transaction ends.
+    """Lock the payment row until the surrounding transaction ends. Call inside `transaction.atomic()`.
 
-    Call inside `transaction.atomic()`. Review decisions lock the payment too, so the review read here is current.
+    The risk assessment is read alongside for rendering, but with the snapshot taken before any wait for
+    the lock: code that decides on the review state reads it again after the lock (risk services, capture).
     """
     return Payment.objects.select_for_update(of=("self",)).select_related("risk_assessment").get(pk=payment_id)

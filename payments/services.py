@@ -42,6 +42,7 @@ from payments.money import format_amount
 from payments.rendering import render_payment, review_state
 from payments.risk import checks as risk_checks
 from payments.risk.errors import PaymentBlocked
+from payments.risk.models import RiskAssessment
 from payments.states import PaymentStatus
 
 logger = logging.getLogger(__name__)
@@ -295,9 +296,10 @@ def payment_capture(*, payment: Payment, amount: int | None = None, source: str 
     """
     with transaction.atomic():
         locked = lock_payment(payment.pk)
-        if review_state(locked) == "pending":
+        state = _current_review_state(locked)
+        if state == "pending":
             raise PaymentInReview()
-        if review_state(locked) == "rejected":
+        if state == "rejected":
             raise PaymentUnexpectedState("The payment was rejected in review and cannot be captured.")
         if locked.pending_operation:
             raise PaymentUnexpectedState("Another operation on this payment is in progress.")
@@ -313,6 +315,19 @@ def payment_capture(*, payment: Payment, amount: int | None = None, source: str 
         locked.pending_operation_at = timezone.now()
         locked.save(update_fields=["pending_operation", "pending_operation_amount", "pending_operation_at"])
     return _call_and_raise_for_api(locked, GatewayOperation.CAPTURE, source=source)
+
+
+def _current_review_state(payment: Payment) -> str:
+    """The review state of a payment the caller has locked.
+
+    The assessment joined by `lock_payment` is read with the snapshot taken before the lock wait, so a
+    decision committed meanwhile does not show in it; a "pending" copy is therefore read again (every
+    decision holds the payment lock, so a read after taking it is current). One query, held payments only.
+    """
+    state = review_state(payment)
+    if state == "pending":
+        state = RiskAssessment.objects.filter(payment=payment).values_list("review_state", flat=True).first() or ""
+    return state
 
 
 def payment_cancel(

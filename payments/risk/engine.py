@@ -2,8 +2,9 @@
 
 Each rule returns the reasons it fired with their points. The score is the sum over rules of the
 highest points each rule gave (so one rule firing for the customer, the e-mail and the IP counts
-once), capped at 100. The decision follows the score: at or above `block_score` → block (level
-highest), at or above `review_score` → review (level elevated), else allow (level normal).
+once; the amount and first-seen rules count as one, see GROUP), capped at 100. The decision follows
+the score: at or above `block_score` → block (level highest), at or above `review_score` → review
+(level elevated), else allow (level normal).
 """
 
 from collections.abc import Callable, Mapping
@@ -106,25 +107,37 @@ def blocklist_rule(facts: Facts, rules: Rules) -> list[Reason]:
 
 
 def amount_rule(facts: Facts, rules: Rules) -> list[Reason]:
+    """The block tier past the block amount, the review tier past the review amount.
+
+    Past the block amount the higher of the two tiers' points counts, so turning the block tier off
+    (0 points) or down never scores a larger amount below a smaller one.
+    """
     threshold = rules.threshold
     if threshold is None:
         return []
     shown = format_amount(facts.amount, facts.currency)
-    # With the block points at 0 (off), an amount past the block threshold is still at least reviewed.
-    if threshold.block_amount is not None and facts.amount >= threshold.block_amount and rules.amount_block_points:
+    if (
+        threshold.block_amount is not None
+        and facts.amount >= threshold.block_amount
+        and rules.amount_block_points > rules.amount_review_points
+    ):
         limit = format_amount(threshold.block_amount, facts.currency)
-        return [Reason("amount", "amount_block_threshold", rules.amount_block_points, f"{shown} ≥ {limit}")]
+        message = f"amount {shown} is at or above the block amount {limit}"
+        return [Reason("amount", "amount_block_threshold", rules.amount_block_points, message)]
     if facts.amount >= threshold.review_amount:
         limit = format_amount(threshold.review_amount, facts.currency)
-        return [Reason("amount", "amount_review_threshold", rules.amount_review_points, f"{shown} ≥ {limit}")]
+        message = f"amount {shown} is at or above the review amount {limit}"
+        return [Reason("amount", "amount_review_threshold", rules.amount_review_points, message)]
     return []
 
 
 def first_seen_rule(facts: Facts, rules: Rules) -> list[Reason]:
-    if not facts.first_seen or rules.threshold is None:
+    """A new customer's first payment at or above the first-seen amount (scored with the amount rule, see GROUP)."""
+    threshold = rules.threshold
+    if not facts.first_seen or threshold is None:
         return []
-    limit = format_amount(rules.threshold.first_seen_amount, facts.currency)
-    message = f"first payment of this customer, {format_amount(facts.amount, facts.currency)} ≥ {limit}"
+    limit = format_amount(threshold.first_seen_amount, facts.currency)
+    message = f"first payment of this customer, {format_amount(facts.amount, facts.currency)} (≥ {limit})"
     return [Reason("first_seen", "first_seen_large_amount", rules.first_seen_points, message)]
 
 
@@ -166,6 +179,9 @@ RULES: tuple[Callable[[Facts, Rules], list[Reason]], ...] = (
     decline_rule,
 )
 RULE_NAMES = ("blocklist", "amount", "first_seen", "velocity", "declines")
+# Rules that score one fact together: the first-seen rule and the amount rule both look at a large amount, so
+# a new customer's large order counts the higher of the two, not their sum (held for review, not blocked).
+GROUP = {"first_seen": "amount"}
 
 
 def evaluate(facts: Facts, rules: Rules) -> Assessment:
@@ -173,7 +189,8 @@ def evaluate(facts: Facts, rules: Rules) -> Assessment:
     reasons = tuple(reason for rule in RULES for reason in rule(facts, rules) if reason.points > 0)
     best: dict[str, int] = {}
     for reason in reasons:
-        best[reason.rule] = max(best.get(reason.rule, 0), reason.points)
+        group = GROUP.get(reason.rule, reason.rule)
+        best[group] = max(best.get(group, 0), reason.points)
     score = min(100, sum(best.values()))
     if score >= rules.block_score:
         return Assessment(score, HIGHEST, BLOCK, reasons, rules.version)

@@ -88,7 +88,8 @@ def test_queue_lists_only_pending_reviews_oldest_first_with_age_amount_reasons_h
         "payment_display": first.public_id,
         "age_display": "3 h 0 min",
         "amount_display": "$5,000.00",
-        "reasons_display": "$5,000.00 ≥ $5,000.00 (amount_review_threshold, 60 pts)",
+        "reasons_display": "amount $5,000.00 is at or above the review amount $5,000.00"
+        " (amount_review_threshold, 60 pts)",
         "customer_display": "cus_old | old@example.com | 203.0.113.7 | storefront-a",
         "history_display": "2 payments, 1 declined, 1 refund",
         "status_display": "requires_capture",

@@ -1,0 +1,129 @@
+"""The risk check costs a fixed number of SQL statements, whatever the customer's history.
+
+Statements are counted without the SAVEPOINT/RELEASE pairs of the test's own wrapping transaction (as in
+tests/payments/test_query_counts.py). The risk part of a create, with a payment method and an amount that
+asks the first-seen question: the card-fingerprint check (1, outside the transaction), the settings (1),
+the currency's thresholds (1), the identity locks (1), the blocklist (1), the velocity and decline counts
+(1), whether the customer paid before (1), and the assessment row (1) — 8.
+"""
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from payments.gateways.simulator import SimulatorGateway
+from payments.models import Payment
+from payments.risk import services as risk
+from tests.risk.conftest import USD_FIRST_SEEN, post_payment
+
+pytestmark = pytest.mark.django_db
+
+RISK_STATEMENTS = 8
+RISK_STATEMENTS_WITHOUT_CARD_OR_FIRST_SEEN = 6
+NO_LIMITS = {
+    "short_window_payments": 100_000,
+    "long_window_payments": 100_000,
+    "short_window_declines": 100_000,
+    "long_window_declines": 100_000,
+}
+
+
+def _statements(queries) -> list[str]:
+    return [q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
+
+
+def _history(client_user, *, customer_id: str, email: str, ip: str, count: int) -> None:
+    """`count` payments of this customer, e-mail and IP, created now (inside both windows), a third declined."""
+    Payment.objects.bulk_create(
+        [
+            Payment(
+                client=client_user,
+                amount=1000,
+                currency="usd",
+                status="failed" if index % 3 == 0 else "succeeded",
+                failure_code="card_declined" if index % 3 == 0 else "",
+                customer_id=customer_id,
+                customer_email=email,
+                customer_ip=ip,
+                gateway="simulator",
+            )
+            for index in range(count)
+        ],
+        batch_size=500,
+    )
+
+
+def _measured_create(storefront, *, customer_id: str, email: str, ip: str):
+    body = {
+        "amount": USD_FIRST_SEEN,
+        "customer_id": customer_id,
+        "customer_email": email,
+        "customer_ip": ip,
+        "payment_method": "pm_card_visa",
+        "confirm": True,
+    }
+    with CaptureQueriesContext(connection) as queries:
+        response = post_payment(storefront, **body)
+    assert response.status_code == 201, response.json()
+    return response, _statements(queries)
+
+
+def test_a_create_costs_the_same_for_a_customer_with_1_or_1000_earlier_payments(storefront, rules, block):
+    rules(**NO_LIMITS)
+    block("card_fingerprint", SimulatorGateway().card_fingerprint(payment_method="pm_card_amex"))
+    _history(storefront.user, customer_id="cus_one", email="one@example.com", ip="203.0.113.1", count=1)
+    _history(storefront.user, customer_id="cus_many", email="many@example.com", ip="203.0.113.2", count=1000)
+    # warm the process up (auditlog looks up and caches its content type on the first audited write)
+    _measured_create(storefront, customer_id="cus_warm", email="warm@example.com", ip="203.0.113.3")
+
+    small, few = _measured_create(storefront, customer_id="cus_one", email="one@example.com", ip="203.0.113.1")
+    large, many = _measured_create(storefront, customer_id="cus_many", email="many@example.com", ip="203.0.113.2")
+
+    assert len(few) == len(many)
+    for response in (small, large):
+        assert response.json()["status"] == "succeeded"
+        assert response.json()["risk"] == {"score": 0, "level": "normal"}
+    assert Payment.objects.filter(customer_id="cus_many").count() == 1001
+
+
+def _risk_part(client_user, *, payment_method: str, amount: int) -> int:
+    """Run the risk services as `payment_create` does; return the statements they issued."""
+    fields = {
+        "amount": amount,
+        "currency": "usd",
+        "customer_id": "cus_many",
+        "email": "many@example.com",
+        "ip": "203.0.113.2",
+    }
+    with CaptureQueriesContext(connection) as before_transaction:
+        fingerprint = risk.risk_card_fingerprint(gateway=SimulatorGateway(), payment_method=payment_method)
+    with transaction.atomic():
+        with CaptureQueriesContext(connection) as assess:
+            assessment = risk.risk_assess(client=client_user, card_fingerprint=fingerprint, **fields)
+        payment = Payment.objects.create(
+            client=client_user,
+            amount=amount,
+            currency="usd",
+            status="requires_confirmation",
+            customer_id="cus_many",
+            customer_email="many@example.com",
+            customer_ip="203.0.113.2",
+            gateway="simulator",
+        )
+        with CaptureQueriesContext(connection) as record:
+            risk.risk_record(payment=payment, assessment=assessment, card_fingerprint=fingerprint)
+    assert assessment.decision == "allow"
+    return sum(len(_statements(queries)) for queries in (before_transaction, assess, record))
+
+
+@pytest.mark.parametrize("history", [1, 1000])
+def test_the_risk_check_adds_a_fixed_number_of_statements(storefront, rules, block, history):
+    rules(**NO_LIMITS)
+    block("card_fingerprint", SimulatorGateway().card_fingerprint(payment_method="pm_card_amex"))
+    _history(storefront.user, customer_id="cus_many", email="many@example.com", ip="203.0.113.2", count=history)
+
+    full = _risk_part(storefront.user, payment_method="pm_card_visa", amount=USD_FIRST_SEEN)
+    light = _risk_part(storefront.user, payment_method="", amount=2000)
+
+    assert full == RISK_STATEMENTS
+    assert light == RISK_STATEMENTS_WITHOUT_CARD_OR_FIRST_SEEN
