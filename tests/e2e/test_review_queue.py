@@ -94,7 +94,8 @@ def _open_review(page: Page, base_url: str, public_id: str, *, screenshot: Path 
     row = rows.first
     expect(row.locator(".field-payment_display")).to_have_text(public_id)
     expect(row.locator(".field-amount_display")).to_have_text("$5,000.00")
-    expect(row.locator(".field-reasons_display")).to_contain_text("$5,000.00 ≥ $5,000.00")
+    reason = "amount $5,000.00 is at or above the review amount $5,000.00"
+    expect(row.locator(".field-reasons_display")).to_contain_text(reason)
     expect(row.locator(".field-history_display")).to_have_text("1 payment, 0 declined, 0 refunds")
     expect(row.locator(".field-status_display")).to_have_text("requires_capture")
     expect(row.locator(".field-authorization_display")).to_contain_text("(in 6 d 23 h)")
