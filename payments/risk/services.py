@@ -136,6 +136,41 @@ def _close_review(payment: Payment, assessment: RiskAssessment, *, state: str, a
     event_record(type="payment.review_closed", payment=payment, data=render_payment(payment))
 
 
+def _decide(
+    *, payment_id: int, actor: User, reason: str, remote_addr: str | None, state: str, extra: dict[str, Any]
+) -> Payment:
+    # a rejection also records the status it found, since the cancel that follows changes it
+    """Close a pending review with staff's decision: review, event and staff action in one transaction.
+
+    :raises ReviewNotPending: no pending review (decided already, or none).
+    :raises ValueError: no reason given.
+    """
+    from audit.services import staff_action_record
+
+    if not reason.strip():
+        raise ValueError("Give a reason for the decision.")
+    with transaction.atomic():
+        payment = lock_payment(payment_id)
+        assessment = _pending_assessment(payment)
+        before: dict[str, Any] = {"review_state": ReviewState.PENDING}
+        if state == ReviewState.REJECTED:
+            before["status"] = payment.status
+        _close_review(payment, assessment, state=state, actor=actor, note=reason)
+        staff_action_record(
+            actor=actor,
+            action="review_approve" if state == ReviewState.APPROVED else "review_reject",
+            object_type="payment",
+            object_id=payment.public_id,
+            reason=reason,
+            before=before,
+            after={"review_state": state, **extra},
+            remote_addr=remote_addr,
+        )
+    transaction.on_commit(lambda: metrics.REVIEWS_CLOSED.labels(outcome=state).inc())
+    logger.info("Review decided", extra={"payment": payment.public_id, "actor": actor.pk, "review": state})
+    return payment
+
+
 def review_approve(
     *, payment_id: int, actor: User, reason: str, remote_addr: str | None = None, capture: bool = False
 ) -> Payment:
@@ -145,27 +180,16 @@ def review_approve(
     :raises ValueError: no reason given.
     :raises payments.errors.*: from the capture, when `capture` is set (the approval stands).
     """
-    from audit.services import staff_action_record
     from payments.services import payment_capture
 
-    if not reason.strip():
-        raise ValueError("Give a reason for the decision.")
-    with transaction.atomic():
-        payment = lock_payment(payment_id)
-        assessment = _pending_assessment(payment)
-        _close_review(payment, assessment, state=ReviewState.APPROVED, actor=actor, note=reason)
-        staff_action_record(
-            actor=actor,
-            action="review_approve",
-            object_type="payment",
-            object_id=payment.public_id,
-            reason=reason,
-            before={"review_state": ReviewState.PENDING},
-            after={"review_state": ReviewState.APPROVED, "capture": capture},
-            remote_addr=remote_addr,
-        )
-    transaction.on_commit(lambda: metrics.REVIEWS_CLOSED.labels(outcome="approved").inc())
-    logger.info("Review approved", extra={"payment": payment.public_id, "actor": actor.pk})
+    payment = _decide(
+        payment_id=payment_id,
+        actor=actor,
+        reason=reason,
+        remote_addr=remote_addr,
+        state=ReviewState.APPROVED,
+        extra={"capture": capture},
+    )
     if capture:
         return payment_capture(payment=payment, source=ChangeSource.ADMIN)
     return payment
@@ -178,26 +202,9 @@ def review_reject(*, payment_id: int, actor: User, reason: str, remote_addr: str
     :raises ValueError: no reason given.
     :raises payments.errors.*: from the cancel (a timeout is finished by a worker; the rejection stands).
     """
-    from audit.services import staff_action_record
-
-    if not reason.strip():
-        raise ValueError("Give a reason for the decision.")
-    with transaction.atomic():
-        payment = lock_payment(payment_id)
-        assessment = _pending_assessment(payment)
-        _close_review(payment, assessment, state=ReviewState.REJECTED, actor=actor, note=reason)
-        staff_action_record(
-            actor=actor,
-            action="review_reject",
-            object_type="payment",
-            object_id=payment.public_id,
-            reason=reason,
-            before={"review_state": ReviewState.PENDING, "status": payment.status},
-            after={"review_state": ReviewState.REJECTED},
-            remote_addr=remote_addr,
-        )
-    transaction.on_commit(lambda: metrics.REVIEWS_CLOSED.labels(outcome="rejected").inc())
-    logger.info("Review rejected", extra={"payment": payment.public_id, "actor": actor.pk})
+    payment = _decide(
+        payment_id=payment_id, actor=actor, reason=reason, remote_addr=remote_addr, state=ReviewState.REJECTED, extra={}
+    )
     return _cancel_if_open(payment, source=ChangeSource.ADMIN, actor=actor)
 
 

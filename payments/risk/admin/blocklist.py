@@ -45,35 +45,6 @@ def _future(value: Any) -> Any:
     return value
 
 
-class BlocklistAddForm(forms.Form):
-    kind = forms.ChoiceField(choices=BlockKind.choices)
-    value = forms.CharField(
-        max_length=255,
-        help_text="Stored normalized: e-mails and domains in lower case, an IP as its network (203.0.113.7/32).",
-    )
-    client = forms.ModelChoiceField(
-        queryset=User.objects.exclude(api_role="").order_by("username"),
-        required=False,
-        label="API client",
-        help_text="Customer ids belong to one shop: choose it. Empty: every shop.",
-    )
-    reason = forms.CharField(
-        max_length=500,
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        help_text="Kept in the audit trail.",
-        error_messages={"required": "A reason is required."},
-    )
-    expires_at = forms.DateTimeField(
-        required=False, label="Expires at", help_text="YYYY-MM-DD HH:MM. Empty: until someone expires it."
-    )
-
-    def clean_reason(self) -> str:
-        return _reason(self.cleaned_data["reason"])
-
-    def clean_expires_at(self) -> Any:
-        return _future(self.cleaned_data["expires_at"])
-
-
 class BlockFromPaymentForm(forms.Form):
     """The value comes from the payment (server side); staff confirm it with a reason."""
 
@@ -92,6 +63,24 @@ class BlockFromPaymentForm(forms.Form):
 
     def clean_expires_at(self) -> Any:
         return _future(self.cleaned_data["expires_at"])
+
+
+class BlocklistAddForm(BlockFromPaymentForm):
+    """The add form: the value typed in, plus the reason and expiry of a block from a payment."""
+
+    field_order = ["kind", "value", "client", "reason", "expires_at"]
+
+    kind = forms.ChoiceField(choices=BlockKind.choices)
+    value = forms.CharField(
+        max_length=255,
+        help_text="Stored normalized: e-mails and domains in lower case, an IP as its network (203.0.113.7/32).",
+    )
+    client = forms.ModelChoiceField(
+        queryset=User.objects.exclude(api_role="").order_by("username"),
+        required=False,
+        label="API client",
+        help_text="Customer ids belong to one shop: choose it. Empty: every shop.",
+    )
 
 
 class ExpireActionForm(ActionForm):
