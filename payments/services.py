@@ -42,7 +42,7 @@ from payments.money import format_amount
 from payments.rendering import render_payment, review_state
 from payments.risk import checks as risk_checks
 from payments.risk.errors import PaymentBlocked
-from payments.risk.models import RiskAssessment
+from payments.risk.models import Decision, RiskAssessment
 from payments.states import PaymentStatus
 
 logger = logging.getLogger(__name__)
@@ -215,8 +215,8 @@ def _create_assessed(*, client: User, gateway: Any, fields: dict[str, Any], sour
                 ip=fields["customer_ip"],
                 card_fingerprint=fingerprint,
             )
-            blocked = assessment.decision == "block"
-            if assessment.decision == "review":
+            blocked = assessment.decision == Decision.BLOCK
+            if assessment.decision == Decision.REVIEW:
                 fields["capture_method"] = CaptureMethod.MANUAL
             payment = Payment.objects.create(
                 client=client,
@@ -238,7 +238,7 @@ def _create_assessed(*, client: User, gateway: Any, fields: dict[str, Any], sour
                     failure_code=BLOCKED,
                     failure_message=PaymentBlocked.default_message,
                 )
-            elif assessment.decision == "review":
+            elif assessment.decision == Decision.REVIEW:
                 event_record(type="payment.review_opened", payment=payment, data=render_payment(payment))
     except IntegrityError:
         if not fields["idempotency_key"]:

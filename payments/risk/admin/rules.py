@@ -30,7 +30,8 @@ class SettingsChangeMixin:
     """Save, then raise the version and record the staff action, in one transaction (nothing changed: no bump)."""
 
     def settings_object_id(self, obj: Any) -> str:
-        raise NotImplementedError
+        """What the staff action names as changed: "settings" (the single row); thresholds name their currency."""
+        return "settings"
 
     def save_model(self, request: HttpRequest, obj: Any, form: forms.ModelForm, change: bool) -> None:
         with transaction.atomic():
@@ -91,9 +92,6 @@ class RiskSettingsAdmin(SettingsChangeMixin, admin.ModelAdmin):
         ("Manual review", {"fields": ("review_remind_hours", "review_cancel_hours")}),
     )
     readonly_fields = ("version", "updated_at")
-
-    def settings_object_id(self, obj: Any) -> str:
-        return "settings"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
