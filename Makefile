@@ -34,10 +34,13 @@ test: install
 bench: install
 	scripts/with-services.sh sh -c '$(BIN)/python bench/api_bench.py && $(BIN)/python bench/relay_bench.py && $(BIN)/python bench/reconcile_bench.py && $(BIN)/python bench/admin_bench.py'
 
+APPS := config accounts gateways events audit payments refunds risk webhooks reconciliation backoffice
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy config accounts payments refunds webhooks audit
+	$(BIN)/lint-imports
+	$(BIN)/mypy $(APPS)
 
 fmt: install
 	$(BIN)/ruff format .

@@ -1,4 +1,4 @@
-"""App configuration for `audit`."""
+"""App configuration for `audit`: the ground floor of the back office."""
 
 from django.apps import AppConfig
 
@@ -8,7 +8,7 @@ class AuditConfig(AppConfig):
     name = "audit"
 
     def ready(self) -> None:
+        # Imported here, not at the top: these modules use models, which load only after the app registry.
         from audit.auditlog import register_models
 
         register_models()
-        from audit import reconciliation_admin  # noqa: F401

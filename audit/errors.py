@@ -1,6 +1,6 @@
 """Expected failures of the back office's four-eyes flow."""
 
-from config.errors import ApplicationError
+from config.api.errors import ApplicationError
 
 
 class ApprovalNotPending(ApplicationError):

@@ -24,11 +24,11 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection, reset_queries  # noqa: E402
 
 from accounts.models import User  # noqa: E402
-from audit.models import Discrepancy, ReconciliationRun  # noqa: E402
-from audit.reconciliation import reconcile  # noqa: E402
 from bench.seed import insert_payments  # noqa: E402
-from payments.gateways.base import IntentResult, RefundResult  # noqa: E402
+from gateways.base import IntentResult, RefundResult  # noqa: E402
 from payments.models import Payment  # noqa: E402
+from reconciliation.models import Discrepancy, ReconciliationRun  # noqa: E402
+from reconciliation.services import reconcile  # noqa: E402
 
 SIZES = [int(size) for size in os.environ.get("BENCH_RECONCILE_SIZES", "100000,1000000").split(",")]
 DRIFT_EVERY = 50_000  # one payment in 50,000 differs (amount), and as many intents are missing here

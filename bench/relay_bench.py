@@ -22,9 +22,9 @@ from django.core.management import call_command  # noqa: E402
 from kombu import Connection, Queue  # noqa: E402
 
 from accounts.models import User  # noqa: E402
+from events.models import Event  # noqa: E402
+from events.relay import EXCHANGE, outbox_relay  # noqa: E402
 from payments import services  # noqa: E402
-from payments.models import Event  # noqa: E402
-from payments.outbox import EXCHANGE, outbox_relay  # noqa: E402
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "5000"))
 
@@ -35,7 +35,16 @@ def main() -> None:
     shop, _ = User.objects.get_or_create(username="bench-relay", defaults={"api_role": "storefront"})
     payments = [services.payment_create(client=shop, amount=1000, currency="usd", customer_id="c") for _ in range(50)]
     Event.objects.bulk_create(
-        [Event(type="payment.bench", payment=payments[i % 50], data={"n": i}) for i in range(EVENTS - 50)],
+        [
+            Event(
+                type="payment.bench",
+                client_id=shop.pk,
+                subject_type="payment",
+                subject_id=payments[i % 50].public_id,
+                data={"n": i},
+            )
+            for i in range(EVENTS - 50)
+        ],
         batch_size=1000,
     )
     with Connection(settings.EVENTS_BROKER_URL) as conn:

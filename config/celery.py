@@ -21,7 +21,7 @@ app.conf.task_default_queue = "default"
 app.conf.task_routes = {
     "payments.tasks.settle_payment": {"queue": "gateway"},
     "refunds.tasks.submit_refund": {"queue": "gateway"},
-    "payments.tasks.relay_outbox": {"queue": "events"},
+    "events.tasks.relay_outbox": {"queue": "events"},
     "payments.tasks.sweep_stuck_payments": {"queue": "default"},
     "refunds.tasks.sweep_stuck_refunds": {"queue": "default"},
     "webhooks.tasks.*": {"queue": "webhooks"},

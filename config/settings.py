@@ -51,12 +51,16 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_prometheus",
     "auditlog",
+    # The house (docs/architecture.md), ground floor first; backoffice last (it composes the others' admin).
     "accounts",
-    "payments",
-    "payments.risk",
-    "refunds",
-    "webhooks",
+    "events",
     "audit",
+    "payments",
+    "refunds",
+    "risk",
+    "webhooks",
+    "reconciliation",
+    "backoffice",
 ]
 
 MIDDLEWARE = [
@@ -138,6 +142,8 @@ PAYMENTS_SETTLE_MAX_RETRIES = env.int("PAYMENTS_SETTLE_MAX_RETRIES", default=8)
 PAYMENTS_RETRY_BASE_SECONDS = env.float("PAYMENTS_RETRY_BASE_SECONDS", default=2.0)
 PAYMENTS_RETRY_MAX_SECONDS = env.float("PAYMENTS_RETRY_MAX_SECONDS", default=300.0)
 PAYMENTS_STUCK_AFTER_SECONDS = env.int("PAYMENTS_STUCK_AFTER_SECONDS", default=300)
+# The risk check that payment_create calls through its port (payments/ports.py); payments.ports.AllowAll turns it off.
+PAYMENTS_RISK_ASSESSOR = "risk.assessor.RulesAssessor"
 REFUNDS_STUCK_AFTER_SECONDS = env.int("REFUNDS_STUCK_AFTER_SECONDS", default=300)
 REFUNDS_SUBMIT_MAX_RETRIES = env.int("REFUNDS_SUBMIT_MAX_RETRIES", default=6)
 REFUNDS_RETRY_BASE_SECONDS = env.float("REFUNDS_RETRY_BASE_SECONDS", default=2.0)
@@ -162,11 +168,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "webhooks.tasks.recover_missed_events",
         "schedule": float(WEBHOOKS_RECOVERY_INTERVAL_SECONDS),
     },
-    "outbox-relay-sweep": {"task": "payments.tasks.relay_outbox", "schedule": 30.0},
+    "outbox-relay-sweep": {"task": "events.tasks.relay_outbox", "schedule": 30.0},
     "payments-sweep-stuck": {"task": "payments.tasks.sweep_stuck_payments", "schedule": 60.0},
     "refunds-sweep-stuck": {"task": "refunds.tasks.sweep_stuck_refunds", "schedule": 60.0},
     "idempotency-keys-purge": {"task": "payments.tasks.purge_idempotency_keys", "schedule": 3600.0},
-    "risk-sweep-reviews": {"task": "payments.risk.tasks.sweep_reviews", "schedule": 900.0},
+    "risk-sweep-reviews": {"task": "risk.tasks.sweep_reviews", "schedule": 900.0},
 }
 
 if PAYMENTS_GATEWAY not in {"stripe", "simulator"}:
@@ -184,13 +190,13 @@ RATELIMIT_USE_CACHE = "default"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["config.permissions.IsApiClient"],
+    "DEFAULT_PERMISSION_CLASSES": ["config.api.permissions.IsApiClient"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PAGINATION_CLASS": "config.pagination.CursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "config.api.pagination.CursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "config.api.errors.api_exception_handler",
     "PAGE_SIZE": 20,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%SZ",
@@ -284,11 +290,11 @@ ORDERS_QUEUE = env.str("ORDERS_QUEUE", default="payments.order_placed")
 # second staff member's approval. Every status override waits, whatever the amount.
 BACKOFFICE_REFUND_APPROVAL_LIMIT: dict[str, int] = {"usd": 50000, "jpy": 50000, "kwd": 500000, "default": 50000}
 
-# --- Reconciliation (audit/reconciliation.py): yesterday, every day at 03:00 UTC -------------------
+# --- Reconciliation (reconciliation/tasks.py): yesterday, every day at 03:00 UTC ------------------
 from celery.schedules import crontab  # noqa: E402 - kept next to the one entry that needs it
 
 CELERY_BEAT_SCHEDULE["reconcile-daily"] = {
-    "task": "audit.tasks.reconcile_daily",
+    "task": "reconciliation.tasks.reconcile_daily",
     "schedule": crontab(hour=3, minute=0),
     "options": {"expires": 6 * 3600},
 }

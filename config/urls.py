@@ -4,8 +4,9 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config import auth, health
-from config.views import api_not_found
+from config import health
+from config.api import auth
+from config.api.views import api_not_found
 
 api_v1: list[URLPattern | URLResolver] = [
     path("auth/token/", auth.TokenObtainView.as_view(), name="token-obtain"),
@@ -13,6 +14,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("webhooks/stripe/", include("webhooks.urls")),
     path("", include("refunds.urls")),
     path("", include("payments.urls")),
+    path("", include("events.urls")),
 ]
 
 urlpatterns = [

@@ -10,19 +10,20 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.fields import StrictBooleanField, StrictCharField, StrictIntegerField
-from config.permissions import IsApiClient, IsStorefrontClient, request_client
-from config.ratelimit import enforce_rate_limit
-from config.serializers import StrictSerializer
+from config.api.fields import StrictBooleanField, StrictCharField, StrictIntegerField
+from config.api.permissions import IsApiClient, IsStorefrontClient, request_client
+from config.api.ratelimit import enforce_rate_limit
+from config.api.serializers import StrictSerializer
+from events.api import event_page_response
+from events.selectors import event_feed
 from payments import selectors, services
 from payments.idempotency import run_idempotent
 from payments.models import CaptureMethod, Payment
 from payments.money import MAX_AMOUNT, format_amount, get_currency, is_supported
-from payments.rendering import render_event, render_payment
+from payments.rendering import render_payment
 from payments.states import PaymentStatus
 
 _PAYMENT_METHOD = re.compile(r"^pm_[A-Za-z0-9_]{1,200}$")
-DEFAULT_PAGE_SIZE = 20
 EXAMPLES = ((1999, "usd"), (500, "jpy"), (1500, "kwd"))
 CANCELLATION_REASONS = ("requested_by_customer", "duplicate", "fraudulent", "abandoned")
 
@@ -213,52 +214,4 @@ class PaymentViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def events(self, request: Request, id: str) -> Response:  # noqa: A002
         payment = self._payment()
-        return _event_page(request, selectors.event_feed(client=request_client(request), payment_id=payment.pk))
-
-
-class EventViewSet(viewsets.GenericViewSet):
-    """The event feed, oldest first; `after=evt_…` resumes it without ever skipping an event."""
-
-    lookup_field = "public_id"
-    lookup_url_kwarg = "id"
-
-    def get_queryset(self) -> Any:
-        return selectors.event_feed(client=request_client(self.request))
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("type", str),
-            OpenApiParameter("payment", str, description="pay_…"),
-            OpenApiParameter("after", str, description="evt_…: events after this one"),
-            OpenApiParameter("page_size", int),
-        ]
-    )
-    def list(self, request: Request) -> Response:
-        params = request.query_params
-        feed = selectors.event_feed(
-            client=request_client(request),
-            type=params.get("type") or None,
-            payment_public_id=params.get("payment") or None,
-        )
-        return _event_page(request, feed)
-
-
-def _event_page(request: Request, feed: Any) -> Response:
-    after = request.query_params.get("after")
-    page_size = _page_size(request)
-    events = selectors.event_page(feed=feed, after=after, limit=page_size, client=request_client(request))
-    next_url = None
-    if len(events) == page_size:
-        query = request.query_params.copy()
-        query["after"] = events[-1].public_id
-        next_url = request.build_absolute_uri(request.path) + "?" + query.urlencode()
-    return Response({"next": next_url, "previous": None, "results": [render_event(event) for event in events]})
-
-
-def _page_size(request: Request) -> int:
-    raw = request.query_params.get("page_size")
-    if raw is None:
-        return DEFAULT_PAGE_SIZE
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
-        raise _field_error("page_size", "page_size must be 1 to 100", "parameter_invalid")
-    return int(raw)
+        return event_page_response(request, event_feed(client=request_client(request), subject_id=payment.public_id))

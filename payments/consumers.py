@@ -56,6 +56,8 @@ class OrderPlacedConsumer(bootsteps.ConsumerStep):
         self._handle(message, attempt=1, generation=self._generation)
 
     def _handle(self, message: Message, *, attempt: int, generation: int) -> None:
+        # Imported here, not at the top: Celery loads this step before Django's app registry is ready,
+        # and `payments.orders` uses models (the same rule as AppConfig.ready()).
         from payments.orders import RETRY_DELAYS_SECONDS, Outcome, order_placed_consume
 
         if generation != self._generation:

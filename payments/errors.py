@@ -1,6 +1,6 @@
 """Expected payment failures, rendered by the API in the error envelope."""
 
-from config.errors import ApplicationError
+from config.api.errors import ApplicationError
 
 
 class PaymentUnexpectedState(ApplicationError):
@@ -22,6 +22,13 @@ class CardDeclined(ApplicationError):
     error_type = "card_error"
     default_code = "card_declined"
     default_message = "Your card was declined."
+
+
+class PaymentBlocked(CardDeclined):
+    """Our own risk check blocked it: a decline to every caller (API, order consumer), with no gateway call."""
+
+    default_code = "blocked"
+    default_message = "The payment was blocked by our risk rules."
 
 
 class GatewayTimeoutError(ApplicationError):
@@ -48,27 +55,3 @@ class GatewayRejected(ApplicationError):
 class AmountTooLarge(ApplicationError):
     default_code = "amount_too_large"
     default_message = "The amount is larger than allowed."
-
-
-class IdempotencyKeyMissing(ApplicationError):
-    default_code = "idempotency_key_missing"
-    default_message = "This request needs an Idempotency-Key header."
-
-
-class IdempotencyKeyInvalid(ApplicationError):
-    default_code = "idempotency_key_invalid"
-    default_message = "The Idempotency-Key header must be 1 to 255 printable ASCII characters."
-
-
-class IdempotencyKeyInUse(ApplicationError):
-    status_code = 409
-    error_type = "idempotency_error"
-    default_code = "idempotency_key_in_use"
-    default_message = "A request with this Idempotency-Key is still being processed; retry shortly."
-
-
-class IdempotencyKeyReused(ApplicationError):
-    status_code = 422
-    error_type = "idempotency_error"
-    default_code = "idempotency_key_reused"
-    default_message = "This Idempotency-Key was used with a different request."

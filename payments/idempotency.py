@@ -7,8 +7,6 @@ work (4xx) free the key; 5xx keep the fingerprint but release the lock, so the c
 with the same key and the service finishes what it had started.
 """
 
-import hashlib
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,12 +20,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import User
-from config.errors import envelope_for_exception
-from payments.errors import IdempotencyKeyInUse, IdempotencyKeyInvalid, IdempotencyKeyMissing, IdempotencyKeyReused
+from config.api.errors import envelope_for_exception
+from config.api.idempotency import (
+    REPLAYED_HEADER,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    parse_key,
+    request_fingerprint,
+    should_store,
+)
 from payments.models import IdempotencyKey
-
-HEADER = "Idempotency-Key"
-REPLAYED_HEADER = "Idempotent-Replayed"
 
 
 @dataclass(frozen=True)
@@ -36,27 +38,6 @@ class Claim:
 
     row_id: int
     replay: tuple[int, Any] | None = None
-
-
-def parse_key(request: Request, *, required: bool) -> str | None:
-    """Read and validate the header.
-
-    :raises IdempotencyKeyMissing: required and absent.
-    :raises IdempotencyKeyInvalid: empty, longer than 255 or not printable ASCII.
-    """
-    key = request.headers.get(HEADER)
-    if key is None:
-        if required:
-            raise IdempotencyKeyMissing()
-        return None
-    if not 1 <= len(key) <= 255 or not all(" " <= char <= "~" for char in key):
-        raise IdempotencyKeyInvalid()
-    return key
-
-
-def request_fingerprint(request: Request) -> str:
-    body = json.dumps(request.data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(f"{request.method}\n{request.path}\n{body}".encode()).hexdigest()
 
 
 def idempotency_claim(*, client: User, key: str, fingerprint: str) -> Claim:
@@ -99,11 +80,6 @@ def idempotency_claim(*, client: User, key: str, fingerprint: str) -> Claim:
         row.locked_at = now
         row.save(update_fields=["lock_token", "locked_at"])
         return Claim(row_id=row.pk)
-
-
-def should_store(status: int) -> bool:
-    """Responses of requests that did work: success, a decline, a state conflict."""
-    return status < 400 or status in {402, 409}
 
 
 def idempotency_complete(*, row_id: int, status: int, body: Any) -> None:

@@ -1,4 +1,4 @@
-"""Payments, their status history, the event log (outbox) and API idempotency keys."""
+"""Payments, their status history, API idempotency keys and dead-lettered order messages."""
 
 import secrets
 import string
@@ -7,7 +7,6 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from payments.db import CurrentTransactionId
 from payments.states import PaymentStatus
 
 _ALPHABET = string.ascii_letters + string.digits
@@ -19,10 +18,6 @@ def make_public_id(prefix: str, length: int = 24) -> str:
 
 def new_payment_id() -> str:
     return make_public_id("pay_")
-
-
-def new_event_id() -> str:
-    return make_public_id("evt_")
 
 
 class CaptureMethod(models.TextChoices):
@@ -37,6 +32,15 @@ class ChangeSource(models.TextChoices):
     WORKER = "worker", "Worker"
 
 
+class ReviewState(models.TextChoices):
+    """The review hold: a held payment cannot be captured until staff approve it."""
+
+    NONE = "", "No review"
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+
+
 class GatewayOperation(models.TextChoices):
     CREATE = "create", "Create intent"
     CONFIRM = "confirm", "Confirm"
@@ -45,7 +49,7 @@ class GatewayOperation(models.TextChoices):
 
 
 class Payment(models.Model):
-    """A payment intent of one API client. Only `payments.services.payment_transition` writes `status`."""
+    """A payment intent of one API client. Only `payments.services.status` writes `status` (and its history)."""
 
     public_id = models.CharField("ID", max_length=40, unique=True, default=new_payment_id, editable=False)
     client = models.ForeignKey(
@@ -102,6 +106,22 @@ class Payment(models.Model):
     dispute_reference = models.CharField(
         "dispute ID", max_length=255, blank=True, default="", editable=False, help_text="Stripe's dispute id (dp_...)."
     )
+    risk_score = models.PositiveSmallIntegerField(
+        null=True, blank=True, editable=False, help_text="What the risk check scored (0-100) when it was created."
+    )
+    risk_level = models.CharField(max_length=16, blank=True, default="", editable=False)
+    review_state = models.CharField(
+        "review",
+        max_length=16,
+        choices=ReviewState.choices,
+        blank=True,
+        default="",
+        editable=False,
+        help_text="The review hold: pending blocks capture until staff decide; cancel or failure ends it.",
+    )
+    review_reasons = models.JSONField(
+        default=list, blank=True, editable=False, help_text="Why it was held (the risk check's reason codes)."
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -140,14 +160,11 @@ class Payment(models.Model):
                 fields=["pending_operation_at"], condition=~Q(pending_operation=""), name="payment_pending_op_idx"
             ),
             models.Index(fields=["updated_at"], condition=Q(needs_attention=True), name="payment_attention_idx"),
+            models.Index(fields=["created_at"], condition=Q(review_state="pending"), name="payment_held_idx"),
         ]
 
     def __str__(self) -> str:
         return self.public_id
-
-    @property
-    def amount_refundable(self) -> int:
-        return self.amount_received - self.amount_refunded
 
 
 class PaymentStatusChange(models.Model):
@@ -167,36 +184,6 @@ class PaymentStatusChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_status or '∅'} → {self.to_status}"
-
-
-class Event(models.Model):
-    """An event written in the same transaction as the change it describes (the outbox).
-
-    `sequence` is handed out at insert time; `transaction_id` is the PostgreSQL transaction that
-    wrote the row, so the feed can hold back rows of transactions that may still commit.
-    """
-
-    sequence = models.BigAutoField(primary_key=True)
-    public_id = models.CharField("ID", max_length=40, unique=True, default=new_event_id, editable=False)
-    type = models.CharField(max_length=64)
-    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="events", null=True, blank=True)
-    data = models.JSONField(help_text="The object as the API rendered it at the time.")
-    transaction_id = models.BigIntegerField(db_default=CurrentTransactionId(), editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    published_at = models.DateTimeField(null=True, blank=True)
-    publish_attempts = models.PositiveIntegerField(default=0)
-
-    class Meta:
-        ordering = ("sequence",)
-        indexes = [
-            models.Index(fields=["transaction_id", "sequence"], name="event_feed_idx"),
-            models.Index(fields=["payment", "sequence"], name="event_payment_idx"),
-            models.Index(fields=["type", "sequence"], name="event_type_idx"),
-            models.Index(fields=["sequence"], condition=Q(published_at__isnull=True), name="event_unpublished_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.public_id} {self.type}"
 
 
 class IdempotencyKey(models.Model):

@@ -18,8 +18,8 @@ from django.db import InterfaceError, OperationalError
 from rest_framework import serializers
 
 from accounts.models import ApiRole, User
-from config.errors import ApplicationError
-from config.fields import StrictCharField
+from config.api.errors import ApplicationError
+from config.api.fields import StrictCharField
 from config.security import CARD_MASK, contains_card_number, mask_sensitive
 from payments import services
 from payments.api import PaymentCreateSerializer

@@ -1,17 +1,9 @@
-"""The API's JSON shape of payments and events, shared by the API and the event snapshots."""
+"""The API's JSON shape of a payment, shared by the API and the event snapshots."""
 
-from datetime import datetime
 from typing import Any
 
-from django.core.exceptions import ObjectDoesNotExist
-
-from payments.models import Event, Payment
-
-
-def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.strftime("%Y-%m-%dT%H:%M:%S") + (f".{value.microsecond // 1000:03d}Z" if value.microsecond else "Z")
+from config.api.rendering import iso
+from payments.models import Payment
 
 
 def render_payment(payment: Payment) -> dict[str, Any]:
@@ -44,39 +36,14 @@ def render_payment(payment: Payment) -> dict[str, Any]:
     }
 
 
-def _assessment(payment: Payment) -> Any:
-    """The payment's risk assessment, or None (payments created before the rules existed have none)."""
-    try:
-        return payment.risk_assessment
-    except ObjectDoesNotExist:
-        return None
-
-
 def _risk(payment: Payment) -> dict[str, Any] | None:
-    assessment = _assessment(payment)
-    return None if assessment is None else {"score": assessment.score, "level": assessment.level}
+    """What the risk check said (payments created before the checks existed have nothing)."""
+    if payment.risk_score is None:
+        return None
+    return {"score": payment.risk_score, "level": payment.risk_level}
 
 
 def _review(payment: Payment) -> dict[str, Any] | None:
-    assessment = _assessment(payment)
-    if assessment is None or not assessment.review_state:
+    if not payment.review_state:
         return None
-    return {"state": assessment.review_state, "reasons": assessment.reason_codes}
-
-
-def review_state(payment: Payment) -> str:
-    """The review state: "" (no review), "pending", "approved" or "rejected"."""
-    assessment = _assessment(payment)
-    return assessment.review_state if assessment is not None else ""
-
-
-def render_event(event: Event) -> dict[str, Any]:
-    return {
-        "id": event.public_id,
-        "object": "event",
-        "type": event.type,
-        "created": iso(event.created_at),
-        "sequence": event.sequence,
-        "payment": event.payment.public_id if event.payment else None,
-        "data": {"object": event.data},
-    }
+    return {"state": payment.review_state, "reasons": payment.review_reasons}

@@ -7,10 +7,10 @@ from rest_framework import serializers, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.fields import StrictIntegerField
-from config.permissions import IsApiClient, request_client
-from config.ratelimit import enforce_rate_limit
-from config.serializers import StrictSerializer
+from config.api.fields import StrictIntegerField
+from config.api.permissions import IsApiClient, request_client
+from config.api.ratelimit import enforce_rate_limit
+from config.api.serializers import StrictSerializer
 from payments.api import body_of, validate_metadata
 from payments.idempotency import run_idempotent
 from payments.selectors import payment_get

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from payments.rendering import iso
+from config.api.rendering import iso
 from refunds.models import Refund
 
 

@@ -1,10 +1,17 @@
-"""Reads of refunds."""
+"""Reads of refunds: the API's, what is left to refund, staff approval limits, refunds left pending."""
 
-from django.db.models import QuerySet
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import QuerySet, Sum
+from django.utils import timezone
 from rest_framework.exceptions import NotFound
 
 from accounts.models import ApiRole, User
+from payments.models import Payment
+from refunds import states
 from refunds.models import Refund
+from refunds.states import RefundStatus
 
 
 def refund_queryset_for(*, client: User) -> QuerySet[Refund]:
@@ -21,3 +28,21 @@ def refund_get(*, client: User, public_id: str) -> Refund:
     if refund is None:
         raise NotFound()
     return refund
+
+
+def refundable_amount(payment: Payment) -> int:
+    """What is left to refund: received, less succeeded and pending refunds (one query)."""
+    committed = Refund.objects.filter(payment=payment, status__in=states.COMMITTED).aggregate(total=Sum("amount"))
+    return payment.amount_received - (committed["total"] or 0)
+
+
+def refund_approval_limit(*, currency: str) -> int:
+    """The largest staff refund (minor units) that runs without a second person's approval."""
+    limits: dict[str, int] = settings.BACKOFFICE_REFUND_APPROVAL_LIMIT
+    return limits.get(currency.lower(), limits["default"])
+
+
+def refunds_stuck(*, older_than: timedelta | None = None) -> QuerySet[Refund]:
+    """Refunds left pending (not flagged for staff) for longer than the threshold."""
+    cutoff = timezone.now() - (older_than or timedelta(seconds=settings.REFUNDS_STUCK_AFTER_SECONDS))
+    return Refund.objects.filter(status=RefundStatus.PENDING, needs_attention=False, updated_at__lt=cutoff)

@@ -1,5 +1,7 @@
 """Shared fixtures: the suite runs on PostgreSQL and Redis started by `make test`."""
 
+import itertools
+
 import pytest
 from celery.contrib.testing.worker import start_worker
 from django.core.cache import cache
@@ -97,6 +99,26 @@ def tasks_inline():
 @pytest.fixture
 def simulator():
     """The simulator gateway (its state lives in the cache, which every test starts empty)."""
-    from payments.gateways.simulator import SimulatorGateway
+    from gateways.simulator import SimulatorGateway
 
     return SimulatorGateway()
+
+
+_keys = itertools.count(1)
+
+
+def new_key() -> str:
+    return f"key-{next(_keys)}"
+
+
+@pytest.fixture
+def create_payment(storefront):
+    """POST /api/v1/payments/ with a fresh Idempotency-Key; returns the response."""
+
+    def create(client=None, *, key: str | None = None, **overrides):
+        body = {"amount": 2000, "currency": "usd", "customer_id": "cus_42", **overrides}
+        return (client or storefront).post(
+            "/api/v1/payments/", body, format="json", HTTP_IDEMPOTENCY_KEY=key or new_key()
+        )
+
+    return create

@@ -10,8 +10,9 @@ import time
 import pytest
 from django.db.models import Sum
 
-from payments.gateways.simulator import SimulatorGateway
-from payments.models import Event, Payment, PaymentStatusChange
+from events.models import Event
+from gateways.simulator import SimulatorGateway
+from payments.models import Payment, PaymentStatusChange
 from refunds.models import Refund
 from tests.helpers import wait_for
 

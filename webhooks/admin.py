@@ -8,7 +8,7 @@ from django.http import HttpRequest
 
 from accounts.models import User
 from audit.services import staff_action_record
-from payments.admin import CappedCountPaginator, PaymentAdmin, ReadOnlyAdminMixin
+from config.admin import CappedCountPaginator, ReadOnlyAdminMixin
 from webhooks import services
 from webhooks.handlers import HANDLED_TYPES
 from webhooks.models import WebhookEvent, WebhookStatus
@@ -105,7 +105,3 @@ class WebhookEventInline(ReadOnlyAdminMixin, admin.TabularInline):
     ordering = ("-received_at",)
     show_change_link = True
     extra = 0
-
-
-# The payments app knows nothing of webhooks; webhooks add themselves to its page.
-PaymentAdmin.inlines = (*PaymentAdmin.inlines, WebhookEventInline)  # type: ignore[assignment]

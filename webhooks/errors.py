@@ -1,6 +1,6 @@
 """Why a webhook delivery is refused (400 in the API's error envelope; nothing is stored)."""
 
-from config.errors import ApplicationError
+from config.api.errors import ApplicationError
 
 
 class InvalidWebhook(ApplicationError):

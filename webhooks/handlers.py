@@ -11,14 +11,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from payments.gateways.base import IntentResult, RefundResult
-from payments.gateways.stripe import _intent as intent_from_stripe
-from payments.gateways.stripe import _refund as refund_from_stripe
+from gateways.base import IntentResult, RefundResult
+from gateways.stripe import parse_intent, parse_refund
 from payments.locks import lock_payment
 from payments.models import ChangeSource, Payment
 from payments.services import payment_apply_intent, payment_flag_dispute
+from refunds.locks import lock_refund
 from refunds.models import Refund
-from refunds.services import lock_refund, refund_apply_gateway_refund, refund_record_external
+from refunds.services import refund_apply_gateway_refund, refund_record_external
 from webhooks.models import IgnoredReason, WebhookStatus
 
 SOURCE = ChangeSource.WEBHOOK
@@ -92,7 +92,7 @@ def _apply_intent(payment: Payment, intent: IntentResult) -> Outcome:
 
 def on_payment_intent(intent_data: dict[str, Any]) -> Outcome:
     """payment_intent.*: the intent as Stripe sees it; the state machine takes forward moves only."""
-    intent = intent_from_stripe(intent_data)
+    intent = parse_intent(intent_data)
     payment = _find_payment(intent_reference=intent.reference, metadata=intent.metadata)
     if payment is None:
         return _ignored(IgnoredReason.UNKNOWN_OBJECT)
@@ -145,7 +145,7 @@ def _apply_refund(result: RefundResult) -> Outcome:
 
 def on_refund(refund: dict[str, Any]) -> Outcome:
     """refund.created / refund.updated / refund.failed / charge.refund.updated: the object is a Refund."""
-    return _apply_refund(refund_from_stripe(refund))
+    return _apply_refund(parse_refund(refund))
 
 
 def on_charge_refunded(charge: dict[str, Any]) -> Outcome:

@@ -22,7 +22,10 @@ from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from webhooks import handlers, stripe_events
+from config.tasks import enqueue
+from gateways import stripe_gateway
+from gateways.stripe import StripeGateway
+from webhooks import handlers
 from webhooks.errors import InvalidWebhook, WebhookProcessingFailed
 from webhooks.models import ReceivedVia, WebhookCursor, WebhookEvent, WebhookStatus
 
@@ -31,7 +34,9 @@ logger = logging.getLogger(__name__)
 MAX_ID_LENGTH = 255
 MAX_TYPE_LENGTH = 128
 MAX_ERROR_LENGTH = 20_000
+PROCESS_TASK = "webhooks.tasks.process_webhook_event"
 RECOVERY_CURSOR = "stripe_events"
+RECOVERY_PAGE_SIZE = 100  # rows stored per bulk check (Stripe pages hold up to 100)
 
 
 @dataclass(frozen=True)
@@ -167,9 +172,7 @@ def webhook_event_store(*, event: VerifiedEvent, via: str) -> tuple[WebhookEvent
 
 
 def _enqueue_process(webhook_event_id: int) -> None:
-    from webhooks.tasks import process_webhook_event
-
-    process_webhook_event.delay(webhook_event_id=webhook_event_id)
+    enqueue(PROCESS_TASK, webhook_event_id=webhook_event_id)
 
 
 # --- processing ---------------------------------------------------------------------------------
@@ -247,7 +250,7 @@ class RecoveryResult:
     requeued: int
 
 
-def webhook_recover(*, client: stripe.StripeClient | None = None) -> RecoveryResult:
+def webhook_recover(*, gateway: StripeGateway | None = None) -> RecoveryResult:
     """Store, once, any handled event in Stripe's recent event list that never reached us, and
     re-enqueue events left `received` (an enqueue lost to a broker outage).
 
@@ -264,11 +267,11 @@ def webhook_recover(*, client: stripe.StripeClient | None = None) -> RecoveryRes
     listed = stored = 0
     newest = cursor.position
     page: list[dict[str, Any]] = []
-    for data in stripe_events.list_events(created_gte=since, client=client):
+    for data in (gateway or stripe_gateway()).list_events(created_gte=since):
         listed += 1
         newest = max(newest, int(data.get("created") or 0))
         page.append(data)
-        if len(page) == stripe_events.PAGE_SIZE:
+        if len(page) == RECOVERY_PAGE_SIZE:
             stored += _store_missing(page)
             page = []
     stored += _store_missing(page)

@@ -1,35 +1,36 @@
 """Webhook tasks: process one stored event (retried with backoff, bounded) and recover missed events."""
 
 import logging
-import random
 from typing import Any
 
 import stripe
 from celery import shared_task
 from django.conf import settings
 
+from config.tasks import run_with_retries
 from webhooks import services
 from webhooks.errors import WebhookProcessingFailed
 
 logger = logging.getLogger(__name__)
 
 
-def backoff_seconds(retries: int) -> float:
-    """Exponential backoff with full jitter, capped."""
-    ceiling = min(settings.WEBHOOKS_RETRY_MAX_SECONDS, settings.WEBHOOKS_RETRY_BASE_SECONDS * 2**retries)
-    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
-
-
 @shared_task(bind=True, max_retries=None)
 def process_webhook_event(self: Any, *, webhook_event_id: int, **kwargs: Any) -> str:
     """Apply a stored Stripe event once; a failure is retried, then left `failed` for the admin and the command."""
-    try:
-        return services.webhook_event_process(webhook_event_id=webhook_event_id).status
-    except WebhookProcessingFailed as exc:
-        if self.request.retries >= settings.WEBHOOKS_PROCESS_MAX_RETRIES:
-            logger.error("Stripe event still failing; retries exhausted", extra={"webhook_event_id": webhook_event_id})
-            return "failed"
-        raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries)) from exc
+
+    def exhausted(exc: Exception) -> str:
+        logger.error("Stripe event still failing; retries exhausted", extra={"webhook_event_id": webhook_event_id})
+        return "failed"
+
+    return run_with_retries(
+        self,
+        lambda: services.webhook_event_process(webhook_event_id=webhook_event_id).status,
+        retry_on=(WebhookProcessingFailed,),
+        max_retries=settings.WEBHOOKS_PROCESS_MAX_RETRIES,
+        base_seconds=settings.WEBHOOKS_RETRY_BASE_SECONDS,
+        max_seconds=settings.WEBHOOKS_RETRY_MAX_SECONDS,
+        on_exhausted=exhausted,
+    )
 
 
 @shared_task

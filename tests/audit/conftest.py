@@ -14,7 +14,7 @@ from payments.services import payment_create
 
 PASSWORD = "a-long-staff-password"
 staff_groups_migration = importlib.import_module("accounts.migrations.0002_staff_groups")
-risk_grants_migration = importlib.import_module("payments.risk.migrations.0002_defaults_and_staff_permissions")
+risk_grants_migration = importlib.import_module("risk.migrations.0002_defaults_and_staff_permissions")
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from django.core.management import CommandError, call_command
 
 from accounts.models import User
 from audit.models import StaffAction
-from audit.services import (
+from audit.services.chain import (
     GENESIS_HASH,
     HASHED_FIELDS,
     ChainBreak,

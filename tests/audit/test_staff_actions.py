@@ -6,9 +6,12 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 
 from audit.errors import ApprovalBySelf
 from audit.models import ApprovalRequest, ApprovalStatus, StaffAction
-from audit.services import approval_request_approve, audit_verify, staff_override_request
-from payments.models import Event, Payment, PaymentStatusChange
+from audit.services import approval_request_approve, audit_verify
+from events.models import Event
+from payments.models import Payment, PaymentStatusChange
+from payments.services import payment_override_request
 from refunds.models import Refund
+from refunds.services import staff_refund_request
 from tests.audit.conftest import logged_in
 
 pytestmark = pytest.mark.django_db
@@ -184,7 +187,10 @@ def test_override_requested_by_one_and_approved_by_another(agent, lead, captured
         lead,
         "Bank confirmed the charge bounced",
     )
-    assert Event.objects.filter(payment=payment).order_by("-sequence").first().type == "payment.status_overridden"
+    assert (
+        Event.objects.filter(subject_id=payment.public_id).order_by("-sequence").first().type
+        == "payment.status_overridden"
+    )
     request.refresh_from_db()
     assert (request.status, request.result) == (ApprovalStatus.APPROVED, "status succeeded -> failed")
     assert _actions() == [
@@ -199,7 +205,7 @@ def test_override_requested_by_one_and_approved_by_another(agent, lead, captured
 
 def test_payment_page_lists_its_staff_actions_newest_first(agent, lead, captured):
     payment = captured(2000)
-    request = staff_override_request(payment=payment, to_status="failed", reason="Bounced", actor=agent)
+    request = payment_override_request(payment=payment, to_status="failed", reason="Bounced", actor=agent)
     approval_request_approve(request_id=request.pk, approver=lead)
 
     response = logged_in(lead).get(f"/admin/payments/payment/{payment.pk}/change/")
@@ -237,7 +243,6 @@ def test_a_refund_request_needs_the_approve_refund_permission(agent, make_staff,
 
     from audit.errors import ApprovalNotAllowed
     from audit.models import ApprovalRequest
-    from audit.services import approval_request_approve, staff_refund_request
 
     payment = captured(100_000)
     request = staff_refund_request(payment=payment, amount=90_000, refund_reason="", reason="big one", actor=agent)

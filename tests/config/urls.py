@@ -5,7 +5,7 @@ from rest_framework import serializers
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
-from config.serializers import StrictSerializer
+from config.api.serializers import StrictSerializer
 from config.urls import urlpatterns as project_urlpatterns
 
 

@@ -34,9 +34,7 @@ def create_staff_groups() -> None:
     permissions, so the risk app's grants are added again after it.
     """
     importlib.import_module("accounts.migrations.0002_staff_groups").create_groups(django_apps, None)
-    importlib.import_module("payments.risk.migrations.0002_defaults_and_staff_permissions").grant_permissions(
-        django_apps, None
-    )
+    importlib.import_module("risk.migrations.0002_defaults_and_staff_permissions").grant_permissions(django_apps, None)
 
 
 @pytest.fixture

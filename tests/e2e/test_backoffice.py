@@ -6,7 +6,8 @@ from playwright.sync_api import Page, expect
 
 from accounts.models import ApiRole, User
 from audit.models import ApprovalRequest, ApprovalStatus, StaffAction
-from payments.models import Event, Payment
+from events.models import Event
+from payments.models import Payment
 from payments.services import payment_create
 from refunds.models import Refund
 from tests.e2e.conftest import create_staff_groups
@@ -127,7 +128,7 @@ def test_override_is_refused_to_the_requester_and_approved_by_another(
     expect(page.locator("ul.messagelist")).to_contain_text(f"Request {request.pk} approved: status succeeded -> failed")
     payment.refresh_from_db()
     assert payment.status == "failed"
-    assert Event.objects.filter(payment=payment, type="payment.status_overridden").count() == 1
+    assert Event.objects.filter(subject_id=payment.public_id, type="payment.status_overridden").count() == 1
     assert list(StaffAction.objects.order_by("id").values_list("actor__username", "action")) == [
         ("lead-lou", "request_status_override"),
         ("lead-lee", "approve"),

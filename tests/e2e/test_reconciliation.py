@@ -7,10 +7,11 @@ from django.contrib.auth.models import Group
 from playwright.sync_api import Page, expect
 
 from accounts.models import ApiRole, User
-from audit.models import DiscrepancyState, ReconciliationRun, StaffAction
-from audit.reconciliation import reconcile
+from audit.models import StaffAction
 from payments.models import Payment
 from payments.services import payment_create
+from reconciliation.models import DiscrepancyState, ReconciliationRun
+from reconciliation.services import reconcile
 from tests.e2e.conftest import create_staff_groups
 
 PASSWORD = "a-long-staff-password"
@@ -62,7 +63,7 @@ def test_finance_lead_resolves_a_discrepancy_with_a_reason(live_server, page: Pa
     expect(page.locator("#user-tools")).to_contain_text("lead-rita")
 
     # when they open the run's open discrepancies
-    page.goto(f"{live_server.url}/admin/audit/discrepancy/?run__id__exact={run.pk}&state__exact=open")
+    page.goto(f"{live_server.url}/admin/reconciliation/discrepancy/?run__id__exact={run.pk}&state__exact=open")
 
     # then both are listed with their kind and payment
     rows = page.locator("#result_list tbody tr")

@@ -15,9 +15,9 @@ from playwright.sync_api import APIRequestContext, Page, Playwright, expect
 
 from accounts.models import ApiRole, User
 from audit.models import StaffAction
-from payments.gateways.simulator import SimulatorGateway
-from payments.risk import checks
-from payments.risk.models import CurrencyThreshold, RiskSettings
+from gateways.simulator import SimulatorGateway
+from risk import checks
+from risk.models import CurrencyThreshold, RiskSettings
 
 PASSWORD = "a-long-staff-password"
 SHOP_PASSWORD = "a-long-shop-password"

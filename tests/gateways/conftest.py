@@ -18,7 +18,7 @@ import pytest
 import requests
 import stripe
 
-from payments.gateways.stripe import StripeGateway
+from gateways.stripe import StripeGateway
 
 API_KEY = "sk_test_gatewaytests0123456789"
 LAUNCHER = Path(__file__).resolve().parents[2] / "scripts" / "localstripe_server.py"

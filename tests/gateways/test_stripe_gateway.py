@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from payments.gateways.base import Declined, GatewayTimeout, GatewayUnavailable, IntentResult, Permanent, Retryable
-from payments.gateways.stripe import StripeGateway
+from gateways.base import Declined, GatewayTimeout, GatewayUnavailable, IntentResult, Permanent, Retryable
+from gateways.stripe import StripeGateway
 from tests.gateways.conftest import API_KEY, LocalStripe, StubStripe, free_port
 
 

@@ -2,9 +2,10 @@
 
 import pytest
 
-from payments.models import Event, IdempotencyKey, Payment, PaymentStatusChange
-from payments.risk.checks import settings_ensure
-from payments.risk.models import CurrencyThreshold
+from events.models import Event
+from payments.models import IdempotencyKey, Payment, PaymentStatusChange
+from risk.checks import settings_ensure
+from risk.models import CurrencyThreshold
 
 pytestmark = pytest.mark.django_db
 
@@ -14,7 +15,7 @@ def _error(response):
 
 
 def _event_types(payment_id):
-    return list(Event.objects.filter(payment__public_id=payment_id).order_by("sequence").values_list("type", flat=True))
+    return list(Event.objects.filter(subject_id=payment_id).order_by("sequence").values_list("type", flat=True))
 
 
 def test_create_returns_the_payment_object(create_payment, simulator):

@@ -2,8 +2,9 @@
 
 import pytest
 
-from payments.gateways.simulator import SimulatorGateway
-from payments.models import Event, Payment
+from events.models import Event
+from gateways.simulator import SimulatorGateway
+from payments.models import Payment
 from tests.helpers import wait_for
 
 BODY = {"amount": 2000, "currency": "usd", "customer_id": "cus_1", "payment_method": "pm_card_visa"}
@@ -26,7 +27,7 @@ def test_confirm_timeout_answers_502_and_leaves_the_payment_processing(storefron
     stored = Payment.objects.get(public_id=payment["id"])
     assert stored.status == "processing"
     assert stored.pending_operation == "confirm"
-    assert Event.objects.filter(payment=stored).last().type == "payment.processing"
+    assert Event.objects.filter(subject_id=stored.public_id).last().type == "payment.processing"
     assert storefront.get(f"/api/v1/payments/{payment['id']}/").json()["status"] == "processing"
 
 

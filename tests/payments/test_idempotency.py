@@ -7,9 +7,10 @@ import time_machine
 from django.core.management import call_command
 from django.utils import timezone
 
-from payments.gateways.simulator import SimulatorGateway
+from events.models import Event
+from gateways.simulator import SimulatorGateway
 from payments.idempotency import idempotency_claim
-from payments.models import Event, IdempotencyKey, Payment
+from payments.models import IdempotencyKey, Payment
 from tests.conftest import client_for
 from tests.helpers import run_in_threads
 

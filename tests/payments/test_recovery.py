@@ -8,13 +8,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from config.celery import app as celery_app
-from payments.gateways.base import GatewayTimeout
-from payments.gateways.simulator import SimulatorGateway
+from gateways.base import GatewayTimeout
+from gateways.simulator import SimulatorGateway
 from payments.models import Payment
-from payments.recovery import payments_sweep_stuck
+from payments.services import payments_sweep_stuck
 from refunds.models import Refund
-from refunds.recovery import refunds_sweep_stuck
-from refunds.services import refund_submit
+from refunds.services import refund_submit, refunds_sweep_stuck
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db
@@ -102,13 +101,13 @@ def test_every_periodic_task_is_scheduled_and_registered():
     scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
 
     assert scheduled == {
-        "payments.tasks.relay_outbox",
+        "events.tasks.relay_outbox",
         "payments.tasks.sweep_stuck_payments",
         "payments.tasks.purge_idempotency_keys",
-        "payments.risk.tasks.sweep_reviews",
+        "risk.tasks.sweep_reviews",
         "refunds.tasks.sweep_stuck_refunds",
         "webhooks.tasks.recover_missed_events",
-        "audit.tasks.reconcile_daily",
+        "reconciliation.tasks.reconcile_daily",
     }
     celery_app.loader.import_default_modules()
     assert scheduled <= set(celery_app.tasks)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from accounts.models import ApiRole, User
-from payments.gateways.base import IntentResult, RefundResult
+from gateways.base import IntentResult, RefundResult
 from payments.models import Payment
 from payments.services import payment_create
 from tests.gateways.conftest import localstripe, localstripe_url  # noqa: F401 - localstripe fixtures, shared

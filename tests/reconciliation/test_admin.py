@@ -3,14 +3,15 @@
 import pytest
 
 from accounts.models import User
-from audit.models import Discrepancy, DiscrepancyState, RunStatus, StaffAction
-from audit.reconciliation import reconcile
+from audit.models import StaffAction
 from payments.models import Payment
+from reconciliation.models import Discrepancy, DiscrepancyState, RunStatus
+from reconciliation.services import reconcile
 
 pytestmark = pytest.mark.django_db
 
-DISCREPANCIES = "/admin/audit/discrepancy/"
-RUNS = "/admin/audit/reconciliationrun/"
+DISCREPANCIES = "/admin/reconciliation/discrepancy/"
+RUNS = "/admin/reconciliation/reconciliationrun/"
 
 
 @pytest.fixture

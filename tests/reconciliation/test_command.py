@@ -7,10 +7,10 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from audit.models import ReconciliationRun, RunStatus
-from audit.tasks import reconcile_daily
 from payments.models import Payment
 from payments.states import PaymentStatus as S
+from reconciliation.models import ReconciliationRun, RunStatus
+from reconciliation.tasks import reconcile_daily
 
 pytestmark = pytest.mark.django_db
 

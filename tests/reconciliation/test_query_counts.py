@@ -6,11 +6,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from audit.models import RunStatus
-from audit.reconciliation import reconcile
-from payments.gateways.base import IntentResult
+from gateways.base import IntentResult
 from payments.models import Payment
 from payments.states import PaymentStatus as S
+from reconciliation.models import RunStatus
+from reconciliation.services import reconcile
 from tests.reconciliation.conftest import ListedGateway
 
 pytestmark = pytest.mark.django_db

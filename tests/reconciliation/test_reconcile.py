@@ -3,10 +3,10 @@
 import pytest
 from django.core.cache import cache
 
-from audit.models import Discrepancy, DiscrepancyState, ReconciliationRun, RunStatus
-from audit.reconciliation import reconcile
 from payments.models import Payment, PaymentStatusChange
 from payments.states import PaymentStatus as S
+from reconciliation.models import Discrepancy, DiscrepancyState, ReconciliationRun, RunStatus
+from reconciliation.services import reconcile
 
 pytestmark = pytest.mark.django_db
 
@@ -198,7 +198,7 @@ def test_a_gateway_that_cannot_be_listed_fails_the_run(pay, window, simulator):
     pay()
     cache.set("gwsim:index:intents", ["pi_sim_gone"], None)  # an index entry whose intent is gone
 
-    from payments.gateways.base import Permanent
+    from gateways.base import Permanent
 
     with pytest.raises(Permanent):
         reconcile(**window)

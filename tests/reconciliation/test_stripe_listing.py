@@ -2,9 +2,9 @@
 
 import pytest
 
-from audit.models import RunStatus
-from audit.reconciliation import reconcile
 from payments.models import Payment
+from reconciliation.models import RunStatus
+from reconciliation.services import reconcile
 from tests.gateways.conftest import API_KEY
 
 pytestmark = pytest.mark.django_db

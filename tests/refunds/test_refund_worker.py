@@ -2,7 +2,7 @@
 
 import pytest
 
-from payments.gateways.simulator import SimulatorGateway
+from gateways.simulator import SimulatorGateway
 from payments.models import Payment
 from refunds.models import Refund
 from tests.helpers import wait_for

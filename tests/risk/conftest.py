@@ -13,15 +13,16 @@ from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from payments.models import Event, IdempotencyKey, Payment
-from payments.risk import checks
-from payments.risk.defaults import DEFAULT_THRESHOLDS
-from payments.risk.models import BlocklistEntry, CurrencyThreshold, RiskAssessment, RiskSettings
-from payments.risk.services import blocklist_add
+from events.models import Event
+from payments.models import IdempotencyKey, Payment
+from risk import checks
+from risk.defaults import DEFAULT_THRESHOLDS
+from risk.models import BlocklistEntry, CurrencyThreshold, RiskAssessment, RiskSettings
+from risk.services import blocklist_add
 from tests.conftest import client_for
 
 staff_groups_migration = importlib.import_module("accounts.migrations.0002_staff_groups")
-risk_grants_migration = importlib.import_module("payments.risk.migrations.0002_defaults_and_staff_permissions")
+risk_grants_migration = importlib.import_module("risk.migrations.0002_defaults_and_staff_permissions")
 
 _keys = itertools.count(1)
 BASE_BODY: dict[str, Any] = {"amount": 2000, "currency": "usd", "customer_id": "cus_1"}
@@ -60,7 +61,7 @@ def codes_of(response) -> list[str]:
 
 
 def event_types(public_id: str) -> list[str]:
-    return list(Event.objects.filter(payment__public_id=public_id).order_by("sequence").values_list("type", flat=True))
+    return list(Event.objects.filter(subject_id=public_id).order_by("sequence").values_list("type", flat=True))
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import pytest
 from django.utils import timezone
 
 from audit.models import StaffAction
-from payments.gateways.simulator import SimulatorGateway
-from payments.risk.models import BlocklistEntry
-from payments.risk.services import blocklist_add
+from gateways.simulator import SimulatorGateway
+from risk.models import BlocklistEntry
+from risk.services import blocklist_add
 from tests.audit.conftest import logged_in
 from tests.risk.admin_support import (  # noqa: F401 - fixtures
     agent_fixture,

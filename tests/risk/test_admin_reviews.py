@@ -9,10 +9,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from audit.models import StaffAction
-from payments.gateways.simulator import SimulatorGateway
+from gateways.simulator import SimulatorGateway
 from payments.models import Payment
-from payments.risk.models import RiskAssessment
-from payments.risk.services import review_approve
+from risk.models import RiskAssessment
+from risk.services import review_approve
 from tests.audit.conftest import logged_in
 from tests.conftest import client_for
 from tests.risk.admin_support import (  # noqa: F401 - fixtures
@@ -163,7 +163,7 @@ def test_approve_closes_the_review_records_the_staff_action_and_lets_the_shop_ca
     assert messages_of(response) == [f"Payment {payment.public_id} approved: the shop can capture it now."]
     assert rows_of(response) == []
     assessment = RiskAssessment.objects.get(payment=payment)
-    assert (assessment.review_state, assessment.reviewed_by, assessment.review_note) == (
+    assert (assessment.payment.review_state, assessment.reviewed_by, assessment.review_note) == (
         "approved",
         agent,
         "Known customer, called back",
@@ -199,7 +199,7 @@ def test_approve_and_capture_now_captures_the_payment(held, lead):
     payment.refresh_from_db()
     assert (payment.status, payment.amount_received) == ("succeeded", HELD_AMOUNT)
     assert SimulatorGateway.call_count("capture_intent") == 1
-    assert RiskAssessment.objects.get(payment=payment).review_state == "approved"
+    assert RiskAssessment.objects.get(payment=payment).payment.review_state == "approved"
     assert StaffAction.objects.get().after == {"review_state": "approved", "capture": True}
     assert event_types(payment.public_id)[-2:] == ["payment.review_closed", "payment.captured"]
 
@@ -219,7 +219,7 @@ def test_reject_cancels_the_payment_and_releases_the_authorization(storefront, h
     assert (payment.status, payment.cancellation_reason) == ("canceled", "fraudulent")
     assert SimulatorGateway.call_count("cancel_intent") == 1
     assessment = RiskAssessment.objects.get(payment=payment)
-    assert (assessment.review_state, assessment.reviewed_by, assessment.review_note) == (
+    assert (assessment.payment.review_state, assessment.reviewed_by, assessment.review_note) == (
         "rejected",
         agent,
         "Stolen card reported",
@@ -244,7 +244,7 @@ def test_staff_without_the_review_permission_get_403_and_nothing_changes(held, a
 
     # then both are refused, the review is still pending, and the auditor's queue has no decide column
     assert (page.status_code, posted.status_code, nobody_post.status_code) == (403, 403, 403)
-    assert RiskAssessment.objects.get(payment=payment).review_state == "pending"
+    assert RiskAssessment.objects.get(payment=payment).payment.review_state == "pending"
     assert StaffAction.objects.count() == 0
     assert SimulatorGateway.call_count("cancel_intent") == 0
     assert queue.status_code == 200
@@ -274,7 +274,7 @@ def test_a_decision_needs_a_reason(held, agent):
     assert response.status_code == 200
     assert response.context["form"].errors == {"reason": ["A reason is required."]}
     assert "A reason is required." in response.content.decode()
-    assert RiskAssessment.objects.get(payment=payment).review_state == "pending"
+    assert RiskAssessment.objects.get(payment=payment).payment.review_state == "pending"
     assert StaffAction.objects.count() == 0
 
 
@@ -292,7 +292,7 @@ def test_deciding_twice_shows_that_the_review_is_no_longer_pending(held, agent, 
     ]
     payment.refresh_from_db()
     assert payment.status == "requires_capture"
-    assert RiskAssessment.objects.get(payment=payment).review_state == "approved"
+    assert RiskAssessment.objects.get(payment=payment).payment.review_state == "approved"
     assert SimulatorGateway.call_count("cancel_intent") == 0
     assert list(StaffAction.objects.values_list("actor__username", "action")) == [("agent-ann", "review_approve")]
     # and the decision page itself says so instead of offering the buttons
@@ -317,7 +317,7 @@ def test_a_gateway_error_on_capture_is_shown_and_the_approval_stands(held, agent
     assert message.endswith("(gateway_rejected).")
     payment.refresh_from_db()
     assert payment.status == "requires_capture"
-    assert RiskAssessment.objects.get(payment=payment).review_state == "approved"
+    assert RiskAssessment.objects.get(payment=payment).payment.review_state == "approved"
 
 
 def test_decision_page_shows_the_review(held, agent):
@@ -379,5 +379,5 @@ def test_a_decision_without_the_csrf_token_is_refused(held, agent):
 
     # then it is refused and nothing happened
     assert response.status_code == 403
-    assert RiskAssessment.objects.get(payment=payment).review_state == "pending"
+    assert RiskAssessment.objects.get(payment=payment).payment.review_state == "pending"
     assert StaffAction.objects.count() == 0

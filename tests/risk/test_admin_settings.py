@@ -6,7 +6,7 @@ import pytest
 from django.forms.models import model_to_dict
 
 from audit.models import StaffAction
-from payments.risk.models import CurrencyThreshold, RiskSettings
+from risk.models import CurrencyThreshold, RiskSettings
 from tests.audit.conftest import logged_in
 from tests.risk.admin_support import (  # noqa: F401 - fixtures
     agent_fixture,

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from payments.risk.engine import (
+from risk.engine import (
     IDENTITIES,
     RULE_NAMES,
     WINDOWS,

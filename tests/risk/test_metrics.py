@@ -11,7 +11,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from payments.models import Payment
-from payments.risk.services import review_approve, review_reject
+from risk.services import review_approve, review_reject
 from tests.risk.conftest import HELD
 
 pytestmark = pytest.mark.django_db

@@ -3,10 +3,11 @@
 import pytest
 
 from audit.models import StaffAction
-from payments.models import Event, Payment
-from payments.risk.errors import ReviewNotPending
-from payments.risk.models import RiskAssessment
-from payments.risk.services import review_approve, review_reject
+from events.models import Event
+from payments.models import Payment
+from risk.errors import ReviewNotPending
+from risk.models import RiskAssessment
+from risk.services import review_approve, review_reject
 from tests.conftest import client_for
 from tests.helpers import run_in_threads
 from tests.risk.conftest import HELD, post_payment
@@ -33,13 +34,18 @@ def test_an_approval_and_a_rejection_at_once_make_exactly_one_decision(
     assert isinstance(losers[0], ReviewNotPending)
     assessment = RiskAssessment.objects.get(payment_id=payment_id)
     payment = Payment.objects.get(pk=payment_id)
-    assert Event.objects.filter(payment_id=payment_id, type="payment.review_closed").count() == 1
+    assert (
+        Event.objects.filter(
+            subject_id=Payment.objects.get(pk=payment_id).public_id, type="payment.review_closed"
+        ).count()
+        == 1
+    )
     assert StaffAction.objects.filter(action__in=["review_approve", "review_reject"]).count() == 1
-    if assessment.review_state == "approved":
+    if assessment.payment.review_state == "approved":
         assert (assessment.review_note, payment.status) == ("looks fine", "requires_capture")
         assert simulator.call_count("cancel_intent") == 0
     else:
-        assert (assessment.review_state, assessment.review_note, payment.status) == (
+        assert (assessment.payment.review_state, assessment.review_note, payment.status) == (
             "rejected",
             "looks wrong",
             "canceled",
@@ -66,10 +72,15 @@ def test_an_approval_and_the_shops_cancel_at_once_close_the_review_once(
     assert cancel.status_code == 200
     assert Payment.objects.get(pk=payment_id).status == "canceled"
     assert simulator.call_count("cancel_intent") == 1
-    assert Event.objects.filter(payment_id=payment_id, type="payment.review_closed").count() == 1
+    assert (
+        Event.objects.filter(
+            subject_id=Payment.objects.get(pk=payment_id).public_id, type="payment.review_closed"
+        ).count()
+        == 1
+    )
     assessment = RiskAssessment.objects.get(payment_id=payment_id)
     if isinstance(approval, Exception):  # the cancel closed the review first
         assert isinstance(approval, ReviewNotPending)
-        assert (assessment.review_state, assessment.review_note) == ("rejected", "Payment canceled while held.")
+        assert (assessment.payment.review_state, assessment.review_note) == ("rejected", "Payment canceled while held.")
     else:
-        assert (assessment.review_state, assessment.review_note) == ("approved", "looks fine")
+        assert (assessment.payment.review_state, assessment.review_note) == ("approved", "looks fine")

@@ -3,11 +3,12 @@
 import pytest
 
 from audit.models import StaffAction
+from events.models import Event
 from payments.errors import GatewayUnavailableError
-from payments.models import Event, Payment, PaymentStatusChange
-from payments.risk.errors import ReviewNotPending
-from payments.risk.models import RiskAssessment
-from payments.risk.services import review_approve, review_reject
+from payments.models import Payment, PaymentStatusChange
+from risk.errors import ReviewNotPending
+from risk.models import RiskAssessment
+from risk.services import review_approve, review_reject
 from tests.risk.conftest import HELD
 
 pytestmark = pytest.mark.django_db
@@ -84,13 +85,13 @@ def test_approving_records_who_why_and_when(held, reviewer):
     review_approve(payment_id=_payment(held).pk, actor=reviewer, reason="Known customer", remote_addr="192.0.2.1")
 
     assessment = _payment(held).risk_assessment
-    assert (assessment.review_state, assessment.reviewed_by, assessment.review_note) == (
+    assert (assessment.payment.review_state, assessment.reviewed_by, assessment.review_note) == (
         "approved",
         reviewer,
         "Known customer",
     )
     assert assessment.reviewed_at is not None
-    closed = Event.objects.get(payment__public_id=held["id"], type="payment.review_closed")
+    closed = Event.objects.get(subject_id=held["id"], type="payment.review_closed")
     assert closed.data["review"] == {"state": "approved", "reasons": REASONS}
     action = StaffAction.objects.get(action="review_approve")
     assert (action.actor, action.object_id, action.reason) == (reviewer, held["id"], "Known customer")
@@ -131,7 +132,7 @@ def test_rejecting_cancels_the_payment_and_releases_the_authorization(held, stor
     assert (shown["status"], shown["review"]) == ("canceled", {"state": "rejected", "reasons": REASONS})
     assert _feed(storefront, held)[-2:] == ["payment.review_closed", "payment.canceled"]
     assessment = _payment(held).risk_assessment
-    assert (assessment.review_state, assessment.reviewed_by, assessment.review_note) == (
+    assert (assessment.payment.review_state, assessment.reviewed_by, assessment.review_note) == (
         "rejected",
         reviewer,
         "Stolen card reported",
@@ -158,7 +159,7 @@ def test_a_rejection_whose_cancel_did_not_reach_the_gateway_still_blocks_capture
 
     response = _capture(storefront, held)
 
-    assert _payment(held).risk_assessment.review_state == "rejected"
+    assert _payment(held).review_state == "rejected"
     assert _payment(held).status == "requires_capture"
     assert response.status_code == 409
     assert response.json()["error"] == {
@@ -177,7 +178,7 @@ def test_canceling_a_held_payment_closes_its_review(held, storefront, simulator)
     assert response.json()["status"] == "canceled"
     assert response.json()["review"] == {"state": "rejected", "reasons": REASONS}
     assessment = _payment(held).risk_assessment
-    assert (assessment.review_state, assessment.reviewed_by) == ("rejected", None)
+    assert (assessment.payment.review_state, assessment.reviewed_by) == ("rejected", None)
     assert assessment.review_note == "Payment canceled while held."
     assert simulator.call_count("cancel_intent") == 1
     assert _feed(storefront, held) == [
@@ -195,7 +196,7 @@ def test_a_held_payment_declined_at_confirm_closes_its_review(create, storefront
     assert response.status_code == 402
     assert response.json()["error"]["code"] == "card_declined"
     assessment = RiskAssessment.objects.get(payment__customer_id=HELD["customer_id"])
-    assert (assessment.review_state, assessment.review_note) == ("rejected", "Payment failed while held.")
+    assert (assessment.payment.review_state, assessment.review_note) == ("rejected", "Payment failed while held.")
     payment = assessment.payment
     assert _feed(storefront, {"id": payment.public_id}) == [
         "payment.initiated",
@@ -231,7 +232,7 @@ def test_a_payment_that_was_never_held_has_no_review_to_decide(create, reviewer,
         decide(payment_id=payment.pk, actor=reviewer, reason="no")
 
     assert Payment.objects.get(pk=payment.pk).status == "requires_capture"
-    assert not Event.objects.filter(payment=payment, type="payment.review_closed").exists()
+    assert not Event.objects.filter(subject_id=payment.public_id, type="payment.review_closed").exists()
 
 
 @pytest.mark.parametrize("decide", [review_approve, review_reject], ids=["approve", "reject"])
@@ -239,5 +240,5 @@ def test_a_decision_needs_a_reason(held, reviewer, decide):
     with pytest.raises(ValueError, match="reason"):
         decide(payment_id=_payment(held).pk, actor=reviewer, reason="  ")
 
-    assert _payment(held).risk_assessment.review_state == "pending"
+    assert _payment(held).review_state == "pending"
     assert not StaffAction.objects.exists()

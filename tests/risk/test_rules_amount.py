@@ -7,8 +7,8 @@ import pytest
 
 from payments.models import Payment
 from payments.money import get_currency
-from payments.risk.defaults import DEFAULT_THRESHOLDS
-from payments.risk.models import CurrencyThreshold
+from risk.defaults import DEFAULT_THRESHOLDS
+from risk.models import CurrencyThreshold
 from tests.risk.conftest import USD_FIRST_SEEN, assessment_of, codes_of, payment_of
 
 pytestmark = pytest.mark.django_db

@@ -6,8 +6,8 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from payments.risk.models import BlocklistEntry
-from payments.risk.services import blocklist_expire
+from risk.models import BlocklistEntry
+from risk.services import blocklist_expire
 from tests.conftest import client_for
 from tests.risk.conftest import assessment_of, post_payment
 

@@ -2,9 +2,10 @@
 
 import pytest
 
-from payments.models import Event, Payment, PaymentStatusChange
-from payments.risk.models import RiskAssessment, RiskSettings
-from payments.risk.services import risk_settings_changed
+from events.models import Event
+from payments.models import Payment, PaymentStatusChange
+from risk.models import RiskAssessment, RiskSettings
+from risk.services import risk_settings_changed
 from tests.risk.conftest import HELD, assessment_of, event_types, payment_of
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +48,7 @@ def test_a_blocked_payment_writes_initiated_then_failed(create, blocklisted):
 
     payment = payment_of(response)
     assert event_types(payment.public_id) == ["payment.initiated", "payment.failed"]
-    failed = Event.objects.get(payment=payment, type="payment.failed")
+    failed = Event.objects.get(subject_id=payment.public_id, type="payment.failed")
     assert failed.data["status"] == "failed"
     assert failed.data["failure_code"] == "blocked"
     assert failed.data["risk"] == {"score": 100, "level": "highest"}
@@ -108,7 +109,7 @@ def test_an_allowed_payment_stores_its_assessment(create):
     assert assessment.level == "normal"
     assert assessment.decision == "allow"
     assert assessment.reasons == []
-    assert assessment.review_state == ""
+    assert assessment.payment.review_state == ""
     assert assessment.settings_version == RiskSettings.objects.get(pk=1).version
 
 
@@ -127,7 +128,7 @@ def test_a_held_payment_stores_its_reasons_and_a_pending_review(create, threshol
             "message": "first payment of this customer, $1,000.00 (≥ $1,000.00)",
         }
     ]
-    assert assessment.review_state == "pending"
+    assert assessment.payment.review_state == "pending"
     assert assessment.reviewed_by is None
     assert assessment.reminded_at is None
 
@@ -185,7 +186,7 @@ def test_a_held_payment_writes_review_opened_after_initiated(create):
     created = create(**HELD, payment_method="pm_card_visa", confirm=True).json()
 
     assert event_types(created["id"]) == ["payment.initiated", "payment.review_opened", "payment.authorized"]
-    opened = Event.objects.get(payment__public_id=created["id"], type="payment.review_opened")
+    opened = Event.objects.get(subject_id=created["id"], type="payment.review_opened")
     assert opened.data["review"] == {"state": "pending", "reasons": ["first_seen_large_amount"]}
     assert opened.data["capture_method"] == "manual"
 

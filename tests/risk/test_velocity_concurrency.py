@@ -7,7 +7,7 @@ limit get through; with them each creation counts every one committed before it.
 import pytest
 
 from payments.models import Payment
-from payments.risk.models import RiskAssessment
+from risk.models import RiskAssessment
 from tests.conftest import client_for
 from tests.helpers import run_in_threads
 from tests.risk.conftest import post_payment

@@ -11,9 +11,9 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from payments.gateways.simulator import SimulatorGateway
+from gateways.simulator import SimulatorGateway
 from payments.models import Payment
-from payments.risk import services as risk
+from risk import services as risk
 from tests.risk.conftest import USD_FIRST_SEEN, post_payment
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ import stripe
 from django.http import HttpResponse
 from django.test import Client
 
-from payments.gateways.simulator import SimulatorGateway
+from gateways.simulator import SimulatorGateway
 from payments.models import Payment
 from tests.gateways.conftest import localstripe, localstripe_url  # noqa: F401 - localstripe fixtures, shared
 

@@ -2,8 +2,9 @@
 
 import pytest
 
-from payments.gateways.simulator import SimulatorGateway
-from payments.models import Event, Payment
+from events.models import Event
+from gateways.simulator import SimulatorGateway
+from payments.models import Payment
 from refunds.models import Refund
 from tests.webhooks import payloads
 from webhooks.models import WebhookEvent
@@ -12,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _types(payment: Payment) -> list[str]:
-    return list(Event.objects.filter(payment=payment).order_by("sequence").values_list("type", flat=True))
+    return list(Event.objects.filter(subject_id=payment.public_id).order_by("sequence").values_list("type", flat=True))
 
 
 def _history(payment: Payment) -> list[tuple[str, str, str]]:
@@ -203,7 +204,7 @@ def test_charge_dispute_created_flags_the_payment_once_with_an_event(payment_in,
     assert payment.status == "succeeded"
     assert (payment.dispute_reference, payment.dispute_reason) == (dispute["id"], "fraudulent")
     assert payment.disputed_at is not None
-    opened = Event.objects.filter(payment=payment, type="payment.dispute_opened")
+    opened = Event.objects.filter(subject_id=payment.public_id, type="payment.dispute_opened")
     assert opened.count() == 1
     assert opened.get().data["dispute"] == {
         "id": dispute["id"],

@@ -8,7 +8,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from payments.gateways.simulator import SimulatorGateway
+from gateways.simulator import SimulatorGateway
 from tests.webhooks import payloads
 from tests.webhooks.conftest import SECRET, body_of, post, send, sign
 from webhooks.models import WebhookEvent

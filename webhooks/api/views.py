@@ -8,7 +8,7 @@ from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from config.errors import error_response
+from config.api.errors import error_response
 from webhooks import services
 from webhooks.errors import InvalidWebhook
 

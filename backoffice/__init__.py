@@ -1,0 +1,1 @@
+"""Back office: the admin index dashboard, on top of every other app."""

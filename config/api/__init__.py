@@ -1,0 +1,1 @@
+"""The shared API toolkit: parsing, idempotency plumbing, the error envelope, pagination, auth and permissions."""

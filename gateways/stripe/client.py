@@ -1,0 +1,230 @@
+"""The Stripe gateway: the `Gateway` protocol over the official SDK's `StripeClient` (PaymentIntents, Refunds)."""
+
+import math
+import re
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import requests
+import stripe
+from django.conf import settings
+from stripe.params import (
+    EventListParams,
+    PaymentIntentCancelParams,
+    PaymentIntentCaptureParams,
+    PaymentIntentConfirmParams,
+    PaymentIntentCreateParams,
+    PaymentIntentListParams,
+    PaymentIntentListParamsCreated,
+    RefundCreateParams,
+    RefundListParams,
+)
+
+from gateways.base import (
+    Declined,
+    GatewayError,
+    GatewayTimeout,
+    GatewayUnavailable,
+    IntentResult,
+    Permanent,
+    RefundResult,
+)
+from gateways.stripe.parsers import parse_failure_code, parse_intent, parse_refund
+
+T = TypeVar("T")
+
+_SECRET = re.compile(r"\b(?:sk|rk)_[A-Za-z0-9_*]+")
+
+
+class StripeGateway:
+    """The `Gateway` protocol on Stripe. Every call that changes something carries the caller's idempotency key."""
+
+    name = "stripe"
+
+    def __init__(self, *, api_key: str, api_base: str = "", timeout: float = 10.0, page_size: int = 100) -> None:
+        self._api_key = api_key
+        self._page_size = page_size  # for list_* (Stripe allows up to 100)
+        self._client = stripe.StripeClient(
+            api_key,
+            base_addresses={"api": api_base} if api_base else {},
+            # No retries inside the SDK: callers retry with the same idempotency key on their own schedule.
+            max_network_retries=0,
+            http_client=stripe.RequestsClient(timeout=timeout),
+        )
+
+    @classmethod
+    def from_settings(cls) -> "StripeGateway":
+        return cls(
+            api_key=settings.STRIPE_SECRET_KEY,
+            api_base=settings.STRIPE_API_BASE,
+            timeout=settings.STRIPE_TIMEOUT_SECONDS,
+        )
+
+    # --- payment intents ---------------------------------------------------------------------------------
+    def create_intent(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        capture_method: str,
+        payment_method: str,
+        metadata: dict[str, str],
+        description: str,
+        idempotency_key: str,
+    ) -> IntentResult:
+        params: PaymentIntentCreateParams = {
+            "amount": amount,
+            "currency": currency.lower(),
+            "capture_method": capture_method,
+            # We confirm on the server without a return_url, which Stripe allows only without redirect methods.
+            "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+        }
+        if payment_method:
+            params["payment_method"] = payment_method
+        if metadata:
+            params["metadata"] = metadata
+        if description:
+            params["description"] = description
+        intents = self._client.v1.payment_intents
+        return parse_intent(self._call(lambda: intents.create(params, _options(idempotency_key))).to_dict())
+
+    def confirm_intent(self, *, reference: str, payment_method: str, idempotency_key: str) -> IntentResult:
+        """Confirm; a decline raises `Declined` (with the intent when known); 3-D Secure gives `requires_action`."""
+        params: PaymentIntentConfirmParams = {"payment_method": payment_method} if payment_method else {}
+        intents = self._client.v1.payment_intents
+        intent = parse_intent(
+            self._call(lambda: intents.confirm(reference, params, _options(idempotency_key))).to_dict()
+        )
+        if intent.status == "requires_payment_method" and intent.failure_code:
+            # Stripe usually answers a decline with a 402, but an attempt can also fail with a 200.
+            raise Declined(intent.failure_message, code=intent.failure_code, intent=intent)
+        return intent
+
+    def capture_intent(self, *, reference: str, amount: int | None, idempotency_key: str) -> IntentResult:
+        params: PaymentIntentCaptureParams = {} if amount is None else {"amount_to_capture": amount}
+        intents = self._client.v1.payment_intents
+        return parse_intent(self._call(lambda: intents.capture(reference, params, _options(idempotency_key))).to_dict())
+
+    def cancel_intent(self, *, reference: str, reason: str, idempotency_key: str) -> IntentResult:
+        params: PaymentIntentCancelParams = {"cancellation_reason": reason} if reason else {}
+        intents = self._client.v1.payment_intents
+        return parse_intent(self._call(lambda: intents.cancel(reference, params, _options(idempotency_key))).to_dict())
+
+    def retrieve_intent(self, *, reference: str) -> IntentResult:
+        return parse_intent(self._call(lambda: self._client.v1.payment_intents.retrieve(reference)).to_dict())
+
+    def card_fingerprint(self, *, payment_method: str) -> str:
+        """The PaymentMethod's `card.fingerprint`; "" for other methods or when Stripe does not know it."""
+        try:
+            method = self._call(lambda: self._client.v1.payment_methods.retrieve(payment_method)).to_dict()
+        except Permanent:
+            return ""
+        card = method.get("card") or {}
+        return str(card.get("fingerprint") or "")
+
+    def list_intents(self, *, created_gte: datetime, created_lt: datetime) -> Iterator[IntentResult]:
+        """Every intent created in [created_gte, created_lt), widened to whole seconds (Stripe's resolution)."""
+        params: PaymentIntentListParams = {"created": _window(created_gte, created_lt), "limit": self._page_size}
+        pages = self._call(lambda: self._client.v1.payment_intents.list(params)).auto_paging_iter()
+        for intent in self._each(pages):
+            yield parse_intent(intent.to_dict())
+
+    # --- refunds -----------------------------------------------------------------------------------------
+    def create_refund(
+        self,
+        *,
+        intent_reference: str,
+        amount: int,
+        reason: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+    ) -> RefundResult:
+        params: RefundCreateParams = {"payment_intent": intent_reference, "amount": amount}
+        if reason:
+            params["reason"] = reason
+        if metadata:
+            params["metadata"] = metadata
+        refunds = self._client.v1.refunds
+        return parse_refund(self._call(lambda: refunds.create(params, _options(idempotency_key))).to_dict())
+
+    def retrieve_refund(self, *, reference: str) -> RefundResult:
+        return parse_refund(self._call(lambda: self._client.v1.refunds.retrieve(reference)).to_dict())
+
+    def list_refunds(self, *, created_gte: datetime, created_lt: datetime) -> Iterator[RefundResult]:
+        """Every refund created in [created_gte, created_lt), widened to whole seconds (Stripe's resolution)."""
+        params: RefundListParams = {"created": _window(created_gte, created_lt), "limit": self._page_size}
+        pages = self._call(lambda: self._client.v1.refunds.list(params)).auto_paging_iter()
+        for refund in self._each(pages):
+            yield parse_refund(refund.to_dict())
+
+    # --- events (webhook recovery) -------------------------------------------------------------------
+    def list_events(self, *, created_gte: int) -> Iterator[dict[str, Any]]:
+        """Every event created at or after `created_gte` (Unix seconds), as plain dicts, paging as needed.
+
+        No `types` filter: Stripe-compatible test servers do not know it, and the caller skips the types
+        it does not handle. Raises `stripe.StripeError` when Stripe fails (the caller's run is retried whole).
+        """
+        params: EventListParams = {"created": {"gte": created_gte}, "limit": self._page_size}
+        for event in self._client.v1.events.list(params).auto_paging_iter():
+            yield event.to_dict()
+
+    # --- calls and errors --------------------------------------------------------------------------------
+    def _each(self, items: Iterator[T]) -> Iterator[T]:
+        """Iterate over auto-paged results, mapping the errors of the later page requests too."""
+        while (item := self._call(lambda: next(items, None))) is not None:
+            yield item
+
+    def _call(self, request: Callable[[], T]) -> T:
+        """Make one SDK call and translate Stripe's exceptions into the gateway's."""
+        try:
+            return request()
+        except stripe.StripeError as exc:
+            raise self._translate(exc) from exc
+
+    def _translate(self, exc: stripe.StripeError) -> GatewayError:
+        if isinstance(exc, stripe.CardError):
+            error = exc.json_body.get("error", {}) if isinstance(exc.json_body, dict) else {}
+            intent = error.get("payment_intent")
+            return Declined(
+                self._safe(exc.user_message),
+                code=parse_failure_code(error.get("decline_code"), exc.code),
+                intent=parse_intent(intent) if isinstance(intent, Mapping) and intent.get("id") else None,
+            )
+        if isinstance(exc, stripe.APIConnectionError):
+            # A read timeout means the request was sent: it may have been done, so repeat it with the same key.
+            if isinstance(exc.__cause__, requests.exceptions.ReadTimeout):
+                return GatewayTimeout("Stripe did not answer in time.", code="gateway_timeout")
+            return GatewayUnavailable("Could not connect to Stripe.", code="gateway_unavailable")
+        if isinstance(exc, stripe.RateLimitError):
+            return GatewayUnavailable("Stripe is rate limiting requests.", code="gateway_unavailable")
+        if isinstance(exc, stripe.AuthenticationError):
+            return Permanent("Stripe rejected the API key.", code="authentication_error")
+        if isinstance(exc, stripe.PermissionError):
+            return Permanent("The API key is not allowed to do this on Stripe.", code="permission_error")
+        if isinstance(exc, stripe.APIError) and (
+            exc.http_status is None or exc.http_status == 409 or exc.http_status >= 500
+        ):
+            # 409: a request with the same idempotency key is still running on Stripe's side.
+            return GatewayUnavailable("Stripe had a problem; try again.", code="gateway_unavailable")
+        # InvalidRequestError (bad parameters, unknown object, wrong state), IdempotencyError (key reused with
+        # other parameters) and anything else Stripe rejects: repeating it will not help.
+        code = exc.code or (exc.error.type if exc.error is not None and exc.error.type else "invalid_request_error")
+        return Permanent(self._safe(exc.user_message) or "Stripe rejected the request.", code=code)
+
+    def _safe(self, message: str | None) -> str:
+        """A Stripe message with any API key in it masked (Stripe's own echo of a bad key included)."""
+        text = _SECRET.sub("[redacted]", message or "")
+        return text.replace(self._api_key, "[redacted]") if len(self._api_key) >= 8 else text
+
+
+def _options(idempotency_key: str) -> stripe.RequestOptions:
+    return {"idempotency_key": idempotency_key}
+
+
+def _window(created_gte: datetime, created_lt: datetime) -> PaymentIntentListParamsCreated:
+    return {"gte": math.floor(_aware(created_gte).timestamp()), "lt": math.ceil(_aware(created_lt).timestamp())}
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

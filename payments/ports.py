@@ -1,0 +1,87 @@
+"""The port through which the payment core asks for a risk assessment (risk plugs in; the core never imports it).
+
+`payment_create` calls the configured assessor explicitly, in this order: `card_fingerprint` before any
+transaction (it may ask the gateway), `assess` inside the creating transaction before the insert,
+`record` after the insert (same transaction). `hold_ended` is called by the status writer when a held
+payment is canceled, fails or is overridden, so the assessor can close its own record of the review.
+The implementation is named by the setting `PAYMENTS_RISK_ASSESSOR` (a dotted path, like Django's
+backends); `AllowAll` is the assessor of a core with no risk app.
+"""
+
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Protocol
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from accounts.models import User
+from gateways.base import Gateway
+from payments.models import Payment
+
+
+class Decision:
+    ALLOW = "allow"
+    REVIEW = "review"
+    BLOCK = "block"
+
+
+@dataclass(frozen=True)
+class RiskVerdict:
+    """What the assessor decided: allow, review (hold for staff, manual capture) or block (fail, no gateway call)."""
+
+    decision: str
+    score: int | None = None
+    level: str = ""
+    reasons: tuple[str, ...] = ()  # reason codes, shown in the payment's `review`
+    detail: Any = field(default=None, compare=False)  # the assessor's own record, handed back to `record`
+
+
+@dataclass(frozen=True)
+class RiskRequest:
+    """The facts of a payment about to be created."""
+
+    client: User
+    amount: int
+    currency: str
+    customer_id: str
+    email: str = ""
+    ip: str | None = None
+    card_fingerprint: str = ""
+
+
+class RiskAssessor(Protocol):
+    def card_fingerprint(self, *, gateway: Gateway, payment_method: str) -> str: ...
+
+    def assess(self, request: RiskRequest) -> RiskVerdict: ...
+
+    def record(self, *, payment: Payment, verdict: RiskVerdict, card_fingerprint: str) -> None: ...
+
+    def hold_ended(self, *, payment: Payment, state: str, note: str) -> None: ...
+
+
+class AllowAll:
+    """No risk rules: every payment is allowed."""
+
+    def card_fingerprint(self, *, gateway: Gateway, payment_method: str) -> str:
+        return ""
+
+    def assess(self, request: RiskRequest) -> RiskVerdict:
+        return RiskVerdict(decision=Decision.ALLOW)
+
+    def record(self, *, payment: Payment, verdict: RiskVerdict, card_fingerprint: str) -> None:
+        return None
+
+    def hold_ended(self, *, payment: Payment, state: str, note: str) -> None:
+        return None
+
+
+@cache
+def _assessor(path: str) -> RiskAssessor:
+    assessor: RiskAssessor = import_string(path)()
+    return assessor
+
+
+def risk_assessor() -> RiskAssessor:
+    """The configured assessor (`PAYMENTS_RISK_ASSESSOR`)."""
+    return _assessor(settings.PAYMENTS_RISK_ASSESSOR)

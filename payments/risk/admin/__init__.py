@@ -1,5 +1,0 @@
-"""Back office for the risk rules: the review queue and decisions, every assessment, the blocklist, the settings."""
-
-from payments.risk.admin import blocklist, reviews, rules
-
-__all__ = ["blocklist", "reviews", "rules"]

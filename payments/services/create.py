@@ -1,0 +1,155 @@
+"""Creating a payment: the risk check through the core's port, the insert, then the gateway intent."""
+
+import logging
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from gateways import get_gateway
+from payments import states
+from payments.errors import PaymentBlocked, PaymentUnexpectedState
+from payments.models import CaptureMethod, ChangeSource, GatewayOperation, Payment, ReviewState
+from payments.money import format_amount
+from payments.ports import Decision, RiskRequest, risk_assessor
+from payments.services.operations import call_for_api, payment_confirm
+from payments.services.status import payment_status_change, payment_status_initial
+from payments.states import PaymentStatus
+
+logger = logging.getLogger(__name__)
+S = PaymentStatus
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def payment_create(
+    *,
+    client: User,
+    amount: int,
+    currency: str,
+    customer_id: str,
+    idempotency_key: str = "",
+    order_id: str = "",
+    description: str = "",
+    metadata: dict[str, str] | None = None,
+    capture_method: str = "automatic",
+    payment_method: str = "",
+    confirm: bool = False,
+    customer_email: str = "",
+    customer_ip: str | None = None,
+    source: str = ChangeSource.API,
+) -> Payment:
+    """Create a payment and its gateway intent (and confirm it when asked).
+
+    Repeating the call with the same client and idempotency key resumes the same payment instead of
+    creating another: that is how a retry after a 5xx finishes the work it had started.
+
+    :raises PaymentBlocked: the risk check blocked it (the payment is `failed`, `failure_code: blocked`).
+    :raises CardDeclined: when `confirm` is set and the card is declined (the payment is `failed`).
+    :raises GatewayTimeoutError, GatewayUnavailableError: the gateway did not answer; a worker finishes.
+    """
+    payment = (
+        Payment.objects.filter(client=client, idempotency_key=idempotency_key).first() if idempotency_key else None
+    )
+    if payment is None:
+        payment = _create_assessed(
+            client=client,
+            fields={
+                "idempotency_key": idempotency_key,
+                "amount": amount,
+                "currency": currency,
+                "capture_method": capture_method,
+                "customer_id": customer_id,
+                "order_id": order_id,
+                "description": description,
+                "metadata": metadata or {},
+                "payment_method": payment_method,
+                "customer_email": normalize_email(customer_email),
+                "customer_ip": customer_ip,
+            },
+            source=source,
+        )
+    if payment.status == S.FAILED and payment.failure_code == PaymentBlocked.default_code:
+        raise PaymentBlocked()
+
+    if payment.pending_operation == GatewayOperation.CREATE:
+        payment = call_for_api(payment, GatewayOperation.CREATE)
+    # A retry of a create whose confirm timed out finishes that confirm with the same key.
+    confirm_pending = payment.pending_operation == GatewayOperation.CONFIRM
+    if confirm and (payment.status in states.CONFIRMABLE or confirm_pending):
+        try:
+            payment = payment_confirm(payment=payment, payment_method=payment_method, source=source)
+        except PaymentUnexpectedState:
+            # A retried create whose confirm a worker finished meanwhile: the create succeeded, so
+            # answer with the payment as it is now rather than a conflict.
+            payment = Payment.objects.get(pk=payment.pk)
+            if payment.status in states.CONFIRMABLE:
+                raise
+    return payment
+
+
+def _create_assessed(*, client: User, fields: dict[str, Any], source: str) -> Payment:
+    """Assess the payment and insert it with its history and events, in one transaction.
+
+    block → the payment is `failed` with `failure_code: blocked` and no gateway call is recorded;
+    review → manual capture is forced, the hold is pending and `payment.review_opened` is written.
+    """
+    gateway = get_gateway()
+    assessor = risk_assessor()
+    fingerprint = assessor.card_fingerprint(gateway=gateway, payment_method=fields["payment_method"])
+    initial = S.REQUIRES_CONFIRMATION if fields["payment_method"] else S.REQUIRES_PAYMENT_METHOD
+    try:
+        with transaction.atomic():
+            verdict = assessor.assess(
+                RiskRequest(
+                    client=client,
+                    amount=fields["amount"],
+                    currency=fields["currency"],
+                    customer_id=fields["customer_id"],
+                    email=fields["customer_email"],
+                    ip=fields["customer_ip"],
+                    card_fingerprint=fingerprint,
+                )
+            )
+            blocked = verdict.decision == Decision.BLOCK
+            held = verdict.decision == Decision.REVIEW
+            payment = Payment.objects.create(
+                client=client,
+                status=initial,
+                gateway=gateway.name,
+                pending_operation="" if blocked else GatewayOperation.CREATE,
+                pending_operation_at=None if blocked else timezone.now(),
+                risk_score=verdict.score,
+                risk_level=verdict.level,
+                review_state=ReviewState.PENDING if held else ReviewState.NONE,
+                review_reasons=list(verdict.reasons) if held else [],
+                **{**fields, **({"capture_method": CaptureMethod.MANUAL} if held else {})},
+            )
+            assessor.record(payment=payment, verdict=verdict, card_fingerprint=fingerprint)
+            payment_status_initial(payment, source=source)
+            if blocked:
+                payment_status_change(
+                    payment,
+                    S.FAILED,
+                    source=source,
+                    reason="blocked by risk rules",
+                    failure_code=PaymentBlocked.default_code,
+                    failure_message=PaymentBlocked.default_message,
+                )
+    except IntegrityError:
+        if not fields["idempotency_key"]:
+            raise
+        return Payment.objects.get(client=client, idempotency_key=fields["idempotency_key"])
+    logger.info(
+        "Payment created",
+        extra={
+            "payment": payment.public_id,
+            "amount": format_amount(payment.amount, payment.currency),
+            "source": source,
+            "risk": verdict.decision,
+        },
+    )
+    return payment

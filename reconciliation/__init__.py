@@ -1,0 +1,1 @@
+"""Reconciliation: compare the gateway's records for a window with ours and let staff close the differences."""

@@ -1,0 +1,157 @@
+"""Admin for reconciliation: runs with counts (read-only), discrepancies to resolve or accept with a reason."""
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from payments.money import format_amount
+from reconciliation.errors import DiscrepancyNotOpen, ReasonRequired
+from reconciliation.models import Discrepancy, DiscrepancyState, ReconciliationRun
+from reconciliation.services import discrepancy_close
+
+_MONEY_KEYS = ("amount", "amount_received", "amount_refunded")
+
+
+def _describe(values: dict[str, Any]) -> str:
+    """`amount: $10.00, status: succeeded` — money formatted with the currency's exponent."""
+    currency = values.get("currency", "")
+    parts = []
+    for key, value in values.items():
+        if key == "currency" and any(money in values for money in _MONEY_KEYS):
+            continue  # shown in the formatted amounts
+        if key in _MONEY_KEYS and currency and isinstance(value, int):
+            try:
+                value = format_amount(value, currency)
+            except (KeyError, ValueError):  # a currency we do not know: show the raw minor units
+                value = f"{value} {currency}"
+        parts.append(f"{key}: {value}")
+    return ", ".join(parts) or "—"
+
+
+@admin.register(ReconciliationRun)
+class ReconciliationRunAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "gateway",
+        "window_start",
+        "window_end",
+        "status",
+        "fix",
+        "gateway_records",
+        "our_records",
+        "matched",
+        "discrepancies_found",
+        "discrepancies_fixed",
+        "open_discrepancies",
+        "duration_seconds",
+        "started_at",
+    )
+    list_filter = ("status", "gateway")
+    date_hierarchy = None
+    show_full_result_count = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ReconciliationRun]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(open_count=Count("discrepancies", filter=Q(discrepancies__state=DiscrepancyState.OPEN)))
+        )
+
+    @admin.display(description="open", ordering="open_count")
+    def open_discrepancies(self, run: ReconciliationRun) -> str:
+        url = reverse("admin:reconciliation_discrepancy_changelist") + f"?run__id__exact={run.pk}&state__exact=open"
+        return format_html('<a href="{}">{}</a>', url, run.open_count)  # type: ignore[attr-defined]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ReasonActionForm(ActionForm):
+    reason = forms.CharField(required=False, label="Reason", widget=forms.TextInput(attrs={"size": 50}))
+
+
+@admin.register(Discrepancy)
+class DiscrepancyAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "run_id",
+        "kind",
+        "state",
+        "payment_link",
+        "gateway_reference",
+        "ours_display",
+        "theirs_display",
+        "note",
+        "resolved_by",
+        "resolved_at",
+        "created_at",
+    )
+    list_filter = ("kind", "state")
+    list_select_related = ("payment", "resolved_by")
+    search_fields = ("=gateway_reference", "=payment__public_id")
+    search_help_text = "Exact gateway reference (pi_…) or payment id (pay_…)."
+    show_full_result_count = False
+    action_form = ReasonActionForm
+    actions = ("resolve", "mark_accepted")
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        return lookup == "run__id__exact" or super().lookup_allowed(lookup, value, request)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="payment")
+    def payment_link(self, discrepancy: Discrepancy) -> str:
+        if discrepancy.payment is None:
+            return "—"
+        url = reverse("admin:payments_payment_change", args=[discrepancy.payment_id])
+        return format_html('<a href="{}">{}</a>', url, discrepancy.payment.public_id)
+
+    @admin.display(description="ours")
+    def ours_display(self, discrepancy: Discrepancy) -> str:
+        return _describe(discrepancy.ours)
+
+    @admin.display(description="gateway's")
+    def theirs_display(self, discrepancy: Discrepancy) -> str:
+        return _describe(discrepancy.theirs)
+
+    @admin.action(description="Resolve selected discrepancies (reason required)", permissions=["change"])
+    def resolve(self, request: HttpRequest, queryset: QuerySet[Discrepancy]) -> None:
+        self._close(request, queryset, accept=False)
+
+    @admin.action(description="Mark selected discrepancies accepted (reason required)", permissions=["change"])
+    def mark_accepted(self, request: HttpRequest, queryset: QuerySet[Discrepancy]) -> None:
+        self._close(request, queryset, accept=True)
+
+    def _close(self, request: HttpRequest, queryset: QuerySet[Discrepancy], *, accept: bool) -> None:
+        reason = request.POST.get("reason", "").strip()
+        if not reason:
+            self.message_user(request, "Give a reason in the Reason field next to the action.", messages.ERROR)
+            return
+        closed = skipped = 0
+        for discrepancy_id in queryset.filter(state=DiscrepancyState.OPEN).values_list("pk", flat=True):
+            try:
+                discrepancy_close(discrepancy_id=discrepancy_id, actor=request.user, reason=reason, accept=accept)  # type: ignore[arg-type]
+                closed += 1
+            except (DiscrepancyNotOpen, ReasonRequired):
+                skipped += 1
+        verb = "accepted" if accept else "resolved"
+        self.message_user(request, f"{closed} discrepancies {verb}; {skipped} were no longer open.", messages.SUCCESS)

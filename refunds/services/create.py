@@ -1,0 +1,113 @@
+"""Creating refunds: on the API's or staff's request, and those made at the gateway outside the service.
+
+A refund is created `pending` under the payment's row lock, counting pending refunds against what
+is left, so concurrent refunds can never add up to more than was captured. The gateway call
+happens afterwards, in a task, with the key `re_X:create`, so a retry never refunds twice.
+"""
+
+import logging
+
+from django.db import IntegrityError, transaction
+
+from accounts.models import User
+from config.tasks import enqueue_on_commit
+from gateways.base import RefundResult
+from payments import states as payment_states
+from payments.errors import AmountTooLarge, PaymentUnexpectedState
+from payments.locks import lock_payment
+from payments.models import ChangeSource, Payment
+from payments.money import format_amount
+from refunds.models import Refund
+from refunds.selectors import refundable_amount
+from refunds.services.status import refund_status_initial
+from refunds.services.submit import SUBMIT_TASK, refund_apply_gateway_refund
+
+logger = logging.getLogger(__name__)
+
+
+def refund_create(
+    *,
+    payment: Payment,
+    requested_by: User | None,
+    amount: int | None = None,
+    reason: str = "",
+    metadata: dict[str, str] | None = None,
+    idempotency_key: str = "",
+    source: str = ChangeSource.API,
+) -> Refund:
+    """Create a pending refund (the whole remaining amount by default) and submit it after commit.
+
+    :raises PaymentUnexpectedState: the payment is not `succeeded` or `partially_refunded`.
+    :raises AmountTooLarge: more than what is left to refund, counting pending refunds.
+    """
+    if idempotency_key:
+        existing = Refund.objects.filter(payment=payment, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing
+    with transaction.atomic():
+        locked = lock_payment(payment.pk)
+        if locked.status not in payment_states.REFUNDABLE:
+            raise PaymentUnexpectedState(f"A payment in status {locked.status} cannot be refunded.")
+        remaining = refundable_amount(locked)
+        to_refund = remaining if amount is None else amount
+        if to_refund <= 0 or to_refund > remaining:
+            left = format_amount(max(remaining, 0), locked.currency)
+            raise AmountTooLarge(f"amount exceeds what is left to refund ({remaining}, {left}).", param="amount")
+        try:
+            with transaction.atomic():
+                refund = Refund.objects.create(
+                    payment=locked,
+                    amount=to_refund,
+                    currency=locked.currency,
+                    reason=reason,
+                    metadata=metadata or {},
+                    requested_by=requested_by,
+                    idempotency_key=idempotency_key,
+                )
+        except IntegrityError:
+            return Refund.objects.get(payment=locked, idempotency_key=idempotency_key)
+        refund_status_initial(refund, source=source, actor=requested_by)
+        enqueue_on_commit(SUBMIT_TASK, refund_id=refund.pk)
+    logger.info(
+        "Refund created",
+        extra={
+            "refund": refund.public_id,
+            "payment": locked.public_id,
+            "amount": format_amount(to_refund, refund.currency),
+        },
+    )
+    return refund
+
+
+def refund_record_external(*, payment_id: int, result: RefundResult, source: str = ChangeSource.WEBHOOK) -> Refund:
+    """Record a refund made at the gateway outside the service (the Stripe Dashboard) once, and apply its status.
+
+    With the payment locked: the refund is created `pending` under its unique gateway reference (a
+    second report finds it, and a concurrent insert ends in `IntegrityError`, so it exists once),
+    then moved to the gateway's status; a succeeded refund counts in the payment's `amount_refunded`.
+
+    :raises payment_states.InvalidTransition: it succeeded but the payment was never captured.
+    """
+    with transaction.atomic():
+        payment = lock_payment(payment_id)
+        refund = Refund.objects.filter(gateway_reference=result.reference).first()
+        if refund is None:
+            try:
+                with transaction.atomic():
+                    refund = Refund.objects.create(
+                        payment=payment,
+                        amount=result.amount,
+                        currency=result.currency,
+                        metadata=result.metadata,
+                        gateway_reference=result.reference,
+                        requested_by=None,
+                    )
+            except IntegrityError:
+                refund = Refund.objects.get(gateway_reference=result.reference)
+            else:
+                refund_status_initial(refund, source=source, reason="made outside the service")
+                logger.info(
+                    "Refund made outside the service recorded",
+                    extra={"refund": refund.public_id, "payment": payment.public_id, "reference": result.reference},
+                )
+        return refund_apply_gateway_refund(refund_id=refund.pk, result=result, source=source)
