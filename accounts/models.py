@@ -28,7 +28,3 @@ class User(AbstractUser):
                 condition=models.Q(api_role__in=["", "storefront", "finance"]), name="user_api_role_valid"
             ),
         ]
-
-    @property
-    def is_api_client(self) -> bool:
-        return bool(self.api_role)

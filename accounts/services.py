@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 
+from accounts.locks import lock_user_named
 from accounts.models import ApiRole, User
 
 
@@ -26,14 +27,15 @@ def api_client_create_or_update(*, name: str, role: str, password: str | None = 
     if role not in ApiRole.values:
         raise ValueError(f"role must be one of {', '.join(ApiRole.values)}")
     with transaction.atomic():
-        user = User.objects.select_for_update().filter(username=name).first()
+        user = lock_user_named(name)
         created = user is None
         if user is None:
             try:
                 with transaction.atomic():
                     user = User.objects.create(username=name, api_role=role)
             except IntegrityError:
-                user = User.objects.select_for_update().get(username=name)
+                user = lock_user_named(name)
+                assert user is not None  # noqa: S101 - the insert that failed says it exists
                 created = False
         if user.is_staff or user.is_superuser:
             raise ValueError(f"{name!r} is a staff user, not an API client")

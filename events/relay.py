@@ -25,6 +25,7 @@ from django.utils import timezone
 from kombu import Connection, Exchange, Producer
 from kombu.exceptions import KombuError
 
+from events.locks import lock_unpublished_batch, unpublished_events
 from events.models import Event
 from events.rendering import render_event
 
@@ -32,10 +33,6 @@ logger = logging.getLogger(__name__)
 
 EXCHANGE = Exchange("payment.events", type="topic", durable=True)
 PUBLISH_ERRORS = (KombuError, OSError, ConnectionError, TimeoutError)
-
-
-def max_attempts() -> int:
-    return settings.OUTBOX_MAX_PUBLISH_ATTEMPTS
 
 
 def events_broker_url() -> str:
@@ -79,10 +76,6 @@ def publisher() -> Iterator[EventPublisher]:
         yield EventPublisher(conn)
 
 
-def _unpublished() -> QuerySet[Event]:
-    return Event.objects.filter(published_at__isnull=True, publish_attempts__lt=max_attempts())
-
-
 def _publishable(batch: list[Event]) -> set[int]:
     """Sequences of the batch that may leave now without overtaking an earlier event of their subject.
 
@@ -95,7 +88,7 @@ def _publishable(batch: list[Event]) -> set[int]:
     allowed: set[int] = set()
     waiting: dict[str, list[int]] = {}
     rows = (
-        _unpublished()
+        unpublished_events()
         .filter(subject_id__in=subjects, sequence__lte=batch[-1].sequence)
         .order_by("sequence")
         .values_list("subject_id", "sequence")
@@ -118,9 +111,7 @@ def outbox_relay(*, batch_size: int = 100, max_batches: int | None = None) -> in
         while max_batches is None or batches < max_batches:
             batches += 1
             with transaction.atomic():
-                batch = list(
-                    _unpublished().select_for_update(skip_locked=True, of=("self",)).order_by("sequence")[:batch_size]
-                )
+                batch = lock_unpublished_batch(batch_size)
                 if not batch:
                     break
                 allowed = _publishable(batch)

@@ -29,6 +29,7 @@ from config.api.idempotency import (
     request_fingerprint,
     should_store,
 )
+from payments.locks import lock_idempotency_key
 from payments.models import IdempotencyKey
 
 
@@ -57,7 +58,7 @@ def idempotency_claim(*, client: User, key: str, fingerprint: str) -> Claim:
             ],
             ignore_conflicts=True,
         )
-        row = IdempotencyKey.objects.select_for_update().get(client=client, key=key)
+        row = lock_idempotency_key(client=client, key=key)
         if row.lock_token == token:
             return Claim(row_id=row.pk)
         if row.created_at < now - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS):

@@ -1,6 +1,7 @@
 """Row locks, taken one way everywhere: `select_for_update(of=("self",))`, evaluated at once."""
 
-from payments.models import Payment
+from accounts.models import User
+from payments.models import IdempotencyKey, Payment
 
 
 def lock_payment(payment_id: int) -> Payment:
@@ -9,3 +10,8 @@ def lock_payment(payment_id: int) -> Payment:
     The row is read after the lock is granted, so everything on it (status, review hold) is current.
     """
     return Payment.objects.select_for_update(of=("self",)).get(pk=payment_id)
+
+
+def lock_idempotency_key(*, client: User, key: str) -> IdempotencyKey:
+    """Lock an API client's idempotency key row (it exists: claimed by an insert just before)."""
+    return IdempotencyKey.objects.select_for_update().get(client=client, key=key)

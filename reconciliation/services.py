@@ -25,6 +25,7 @@ from payments import services as payment_services
 from payments import states
 from payments.models import ChangeSource, Payment
 from reconciliation.errors import DiscrepancyNotOpen, ReasonRequired
+from reconciliation.locks import lock_discrepancy
 from reconciliation.models import Discrepancy, DiscrepancyKind, DiscrepancyState, ReconciliationRun, RunStatus
 
 K = DiscrepancyKind
@@ -290,7 +291,7 @@ def discrepancy_close(*, discrepancy_id: int, actor: User, reason: str, accept: 
     if not reason:
         raise ReasonRequired()
     with transaction.atomic():
-        discrepancy = Discrepancy.objects.select_for_update(of=("self",)).get(pk=discrepancy_id)
+        discrepancy = lock_discrepancy(discrepancy_id)
         if discrepancy.state != DiscrepancyState.OPEN:
             raise DiscrepancyNotOpen()
         before = {"state": discrepancy.state}

@@ -6,11 +6,10 @@ only), the blocklist (1), the velocity and decline counts (1, one aggregate over
 only when the amount reaches the first-seen amount, whether the customer paid before (1).
 """
 
-import hashlib
 import ipaddress
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 
 from accounts.models import User
@@ -118,32 +117,6 @@ def blocklist_hits(
 
 def fingerprint_blocking_in_use(now: datetime) -> bool:
     return BlocklistEntry.objects.filter(active_entries(now), kind=BlockKind.CARD_FINGERPRINT).exists()
-
-
-def _lock_key(*parts: object) -> int:
-    digest = hashlib.blake2b(":".join(str(part) for part in parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-def identities_lock(*, client: User, customer_id: str, email: str, ip: str | None) -> None:
-    """Serialize creations that share a customer, an e-mail or an IP until the creating transaction ends.
-
-    Counting and inserting under these locks is what keeps the velocity counts exact when many web
-    processes create payments at once: the next creation counts this one. Locks are taken in key
-    order, so two creations sharing two identities cannot deadlock. SQLite serializes writers anyway.
-    """
-    if connection.vendor != "postgresql":
-        return
-    keys = [_lock_key("risk", "customer", client.pk, customer_id)]
-    if email:
-        keys.append(_lock_key("risk", "email", email))
-    if ip:
-        keys.append(_lock_key("risk", "ip", ip))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(key) FROM (SELECT unnest(%s::bigint[]) AS key ORDER BY 1) AS ordered",
-            [sorted(set(keys))],
-        )
 
 
 def velocity_counts(

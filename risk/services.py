@@ -25,6 +25,7 @@ from payments.models import ChangeSource, Payment, ReviewState
 from payments.services import payment_cancel, payment_capture, payment_review_close
 from risk import checks, engine, metrics
 from risk.errors import ReviewNotPending
+from risk.locks import lock_blocklist_entry, lock_identities
 from risk.models import BlocklistEntry, Decision, RiskAssessment, RiskSettings
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def risk_assess(
     """
     now = timezone.now()
     rules = checks.rules_load(currency)
-    checks.identities_lock(client=client, customer_id=customer_id, email=email, ip=ip)
+    lock_identities(client=client, customer_id=customer_id, email=email, ip=ip)
     hits = checks.blocklist_hits(
         client=client, customer_id=customer_id, email=email, ip=ip, card_fingerprint=card_fingerprint, now=now
     )
@@ -335,7 +336,7 @@ def blocklist_expire(*, entry_id: int, actor: User, reason: str = "", remote_add
     """Expire an active entry now. Returns False when it had already expired."""
     now = timezone.now()
     with transaction.atomic():
-        entry = BlocklistEntry.objects.select_for_update().get(pk=entry_id)
+        entry = lock_blocklist_entry(entry_id)
         if entry.expires_at is not None and entry.expires_at <= now:
             return False
         before = {"expires_at": entry.expires_at}

@@ -27,6 +27,7 @@ from gateways import stripe_gateway
 from gateways.stripe import StripeGateway
 from webhooks import handlers
 from webhooks.errors import InvalidWebhook, WebhookProcessingFailed
+from webhooks.locks import lock_webhook_event
 from webhooks.models import ReceivedVia, WebhookCursor, WebhookEvent, WebhookStatus
 
 logger = logging.getLogger(__name__)
@@ -207,7 +208,7 @@ def webhook_event_reprocess(*, webhook_event_id: int) -> str:
 def _process(webhook_event_id: int, processable: frozenset[str]) -> tuple[WebhookEvent, bool]:
     try:
         with transaction.atomic():
-            row = WebhookEvent.objects.select_for_update(of=("self",)).get(pk=webhook_event_id)
+            row = lock_webhook_event(webhook_event_id)
             if row.status not in processable:
                 return row, False
             outcome = handlers.dispatch(row.type, json.loads(row.body)["data"]["object"])

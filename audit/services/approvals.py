@@ -9,6 +9,7 @@ from django.utils import timezone
 from accounts.models import User
 from audit.approvals import ApprovalOutcome, approval_kind
 from audit.errors import ApprovalBySelf, ApprovalNotAllowed, ApprovalNotPending
+from audit.locks import lock_approval_request
 from audit.models import ApprovalRequest, ApprovalStatus
 from audit.services.chain import staff_action_record
 from config.api.errors import ApplicationError
@@ -54,7 +55,7 @@ def approval_request_create(
 
 
 def _lock_pending(request_id: int, decider: User) -> ApprovalRequest:
-    request = ApprovalRequest.objects.select_for_update(of=("self",)).get(pk=request_id)
+    request = lock_approval_request(request_id)
     if request.status != ApprovalStatus.PENDING:
         raise ApprovalNotPending()
     if request.requested_by_id == decider.pk:

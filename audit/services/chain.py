@@ -13,15 +13,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from audit.locks import lock_chain
 from audit.models import StaffAction
 
 GENESIS_HASH = "0" * 64
-# Key of the advisory lock that serializes appends to the chain (any constant unique to this use).
-CHAIN_LOCK_KEY = 0x5AFF_AC71
 HASHED_FIELDS = (
     "actor_id",
     "action",
@@ -45,14 +44,6 @@ def staff_action_hash(*, content: dict[str, Any], previous_hash: str) -> str:
     payload["created_at"] = payload["created_at"].isoformat()
     payload["previous_hash"] = previous_hash
     return hashlib.sha256(_canonical_json(payload).encode()).hexdigest()
-
-
-def _lock_chain() -> None:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])
-    else:  # SQLite (local runs) serializes writers on its own
-        StaffAction.objects.select_for_update().order_by("-id").first()
 
 
 def staff_action_record(
@@ -79,7 +70,7 @@ def staff_action_record(
         "remote_addr": str(ipaddress.ip_address(remote_addr)) if remote_addr else None,
     }
     with transaction.atomic():
-        _lock_chain()
+        lock_chain()
         previous_hash = StaffAction.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS_HASH
         content["created_at"] = timezone.now()
         return StaffAction.objects.create(

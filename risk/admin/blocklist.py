@@ -22,7 +22,6 @@ from risk.models import BlockKind, BlocklistEntry
 from risk.services import blocklist_add, blocklist_expire
 
 ADD_PERMISSION = "risk.add_blocklistentry"
-CHANGE_PERMISSION = "risk.change_blocklistentry"
 # The kinds a payment page offers, in button order, with the payment field each one blocks.
 PAYMENT_BLOCKS: dict[str, str] = {
     BlockKind.EMAIL: "customer_email",

@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from payments.money import UnknownCurrency, format_amount, format_decimal, is_supported, parse_major
 from risk import checks
+from risk.locks import lock_stored
 from risk.models import CurrencyThreshold, RiskSettings
 from risk.services import risk_settings_changed
 
@@ -35,7 +36,7 @@ class SettingsChangeMixin:
 
     def save_model(self, request: HttpRequest, obj: Any, form: forms.ModelForm, change: bool) -> None:
         with transaction.atomic():
-            stored = type(obj).objects.select_for_update().filter(pk=obj.pk).first() if change else None
+            stored = lock_stored(obj) if change else None
             before, after = field_changes(stored, obj)
             if stored is None:
                 obj.save()
