@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import ApiRole, User
+from tests.accounts.factories import UserFactory
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -42,13 +43,19 @@ def client_for(user: User) -> APIClient:
 
 @pytest.fixture
 def make_client(db):
-    """Create an API client user and return an APIClient authenticated as it."""
+    """Create an API client user (a new name unless given) and return an APIClient authenticated as it."""
 
-    def factory(name: str = "shop", role: str = ApiRole.STOREFRONT) -> APIClient:
-        user = User.objects.create_user(username=name, password="a-long-test-password", api_role=role)
+    def make(name: str | None = None, role: str = ApiRole.STOREFRONT) -> APIClient:
+        user = UserFactory(api_role=role) if name is None else UserFactory(username=name, api_role=role)
         return client_for(user)
 
-    return factory
+    return make
+
+
+@pytest.fixture
+def shop(db) -> User:
+    """A storefront API client as a user (for tests that call services or the admin directly)."""
+    return UserFactory(username="shop")
 
 
 @pytest.fixture

@@ -5,14 +5,13 @@ from collections.abc import Callable
 
 import pytest
 from django.apps import apps as django_apps
-from django.contrib.auth.models import Group
 from django.test import Client
 
-from accounts.models import ApiRole, User
+from accounts.models import User
 from payments.models import Payment
 from payments.services import payment_create
+from tests.accounts.factories import StaffUserFactory, UserFactory
 
-PASSWORD = "a-long-staff-password"
 staff_groups_migration = importlib.import_module("accounts.migrations.0002_staff_groups")
 risk_grants_migration = importlib.import_module("risk.migrations.0002_defaults_and_staff_permissions")
 
@@ -29,12 +28,10 @@ def staff_groups(db) -> None:
 
 @pytest.fixture
 def make_staff(staff_groups) -> Callable[[str, str], User]:
-    def factory(username: str, group: str) -> User:
-        user = User.objects.create_user(username=username, password=PASSWORD, is_staff=True)
-        user.groups.add(Group.objects.get(name=group))
-        return user
+    def make(username: str, group: str) -> User:
+        return StaffUserFactory(username=username, groups=[group])
 
-    return factory
+    return make
 
 
 @pytest.fixture
@@ -65,14 +62,14 @@ def logged_in(user: User) -> Client:
 
 @pytest.fixture
 def shop(db) -> User:
-    return User.objects.create_user(username="shop-audit", password=PASSWORD, api_role=ApiRole.STOREFRONT)
+    return UserFactory()
 
 
 @pytest.fixture
 def captured(shop) -> Callable[..., Payment]:
     """A succeeded payment, made through the service with the simulator."""
 
-    def factory(amount: int, currency: str = "usd", order_id: str = "ord_1") -> Payment:
+    def make(amount: int, currency: str = "usd", order_id: str = "ord_1") -> Payment:
         return payment_create(
             client=shop,
             amount=amount,
@@ -83,4 +80,4 @@ def captured(shop) -> Callable[..., Payment]:
             confirm=True,
         )
 
-    return factory
+    return make

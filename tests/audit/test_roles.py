@@ -8,10 +8,11 @@ from django.core.management import call_command
 from accounts.models import User
 from audit.errors import ApprovalNotAllowed
 from audit.models import ApprovalRequest, ApprovalStatus, StaffAction
-from audit.services import approval_request_approve, staff_action_record
+from audit.services import approval_request_approve
 from payments.services import payment_override_request
 from refunds.models import Refund
 from tests.audit.conftest import logged_in
+from tests.audit.factories import StaffActionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -85,7 +86,7 @@ def test_auditor_can_read_everything_and_change_nothing(auditor, agent, captured
 
 
 def test_nobody_changes_or_deletes_audit_rows_in_the_admin(admin_client, lead):
-    action = staff_action_record(actor=lead, action="refund", object_type="payment", object_id="pay_1", reason="r")
+    action = StaffActionFactory(actor=lead, reason="r")
 
     assert admin_client.post(f"/admin/audit/staffaction/{action.pk}/change/", {"reason": "x"}).status_code == 403
     assert admin_client.post(f"/admin/audit/staffaction/{action.pk}/delete/", {"post": "yes"}).status_code == 403

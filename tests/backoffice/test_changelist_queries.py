@@ -6,11 +6,15 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from accounts.models import ApiRole, User
+from accounts.models import User
 from audit.models import ApprovalRequest
-from audit.services import staff_action_record
 from payments.models import Payment
 from refunds.models import Refund
+from tests.accounts.factories import StaffUserFactory, UserFactory
+from tests.audit.factories import ApprovalRequestFactory, StaffActionFactory
+from tests.payments.factories import PaymentFactory
+from tests.refunds.factories import RefundFactory
+from tests.webhooks.factories import WebhookEventFactory
 from webhooks.models import WebhookEvent
 
 pytestmark = pytest.mark.django_db
@@ -19,17 +23,15 @@ CURRENCIES = ("usd", "jpy", "kwd")
 
 
 def _payments(count: int) -> list[Payment]:
-    shop, _ = User.objects.get_or_create(username="shop-queries", defaults={"api_role": ApiRole.STOREFRONT})
+    shop = UserFactory()
     return Payment.objects.bulk_create(
-        Payment(
+        PaymentFactory.build(
+            succeeded=True,
             client=shop,
             amount=1000 + n,
-            amount_received=1000 + n,
             currency=CURRENCIES[n % 3],
-            status="succeeded",
             customer_id=f"cus_{n}",
             order_id=f"ord_{n}",
-            gateway="simulator",
         )
         for n in range(count)
     )
@@ -41,32 +43,24 @@ def _seed_payments(count: int, staff: User) -> None:
 
 def _seed_refunds(count: int, staff: User) -> None:
     Refund.objects.bulk_create(
-        Refund(payment=payment, amount=100, currency=payment.currency, requested_by=staff)
-        for payment in _payments(count)
+        RefundFactory.build(payment=payment, amount=100, requested_by=staff) for payment in _payments(count)
     )
 
 
 def _seed_webhook_events(count: int, staff: User) -> None:
-    payments = _payments(count)
     WebhookEvent.objects.bulk_create(
-        WebhookEvent(
-            stripe_id=f"evt_{payments[n].public_id}", type="payment_intent.succeeded", body="{}", payment=payments[n]
-        )
-        for n in range(count)
+        WebhookEventFactory.build(stripe_id=f"evt_{payment.public_id}", payment=payment) for payment in _payments(count)
     )
 
 
 def _seed_staff_actions(count: int, staff: User) -> None:
-    for n in range(count):
-        staff_action_record(actor=staff, action="export_csv", object_type="payment", object_id=str(n))
+    StaffActionFactory.create_batch(count, actor=staff, action="export_csv")  # hash-chained: one at a time
 
 
 def _seed_approval_requests(count: int, staff: User) -> None:
-    other, _ = User.objects.get_or_create(username="lead-queries", defaults={"is_staff": True})
+    other = StaffUserFactory()
     ApprovalRequest.objects.bulk_create(
-        ApprovalRequest(
-            kind="refund",
-            object_type="payment",
+        ApprovalRequestFactory.build(
             object_id=f"pay_{n}",
             params={"amount": 100_000, "currency": "usd"},
             reason="big",

@@ -4,20 +4,22 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import time_machine
-from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from accounts.models import ApiRole, User
-from audit.models import ApprovalRequest, ApprovalStatus
+from accounts.models import User
 from backoffice.charts import svg_bar_chart, svg_rate_chart
 from backoffice.selectors import dashboard_data
 from payments.models import Payment
-from payments.states import CAPTURED
 from payments.states import PaymentStatus as S
-from reconciliation.models import Discrepancy, DiscrepancyKind, DiscrepancyState, ReconciliationRun
+from reconciliation.models import DiscrepancyKind, DiscrepancyState
 from refunds.models import Refund
 from refunds.states import RefundStatus
+from tests.accounts.factories import StaffUserFactory
+from tests.audit.factories import ApprovalRequestFactory
+from tests.payments.factories import PaymentFactory
+from tests.reconciliation.factories import DiscrepancyFactory, ReconciliationRunFactory
+from tests.refunds.factories import RefundFactory
 
 NOW = datetime(2025, 3, 31, 12, 0, tzinfo=UTC)
 MAR_2 = datetime(2025, 3, 2, 0, 0, tzinfo=UTC)  # the first day of the 30-day window ending on 31 March
@@ -25,27 +27,20 @@ MAR_30 = datetime(2025, 3, 30, 9, 0, tzinfo=UTC)
 
 
 def _payment(client: User, amount: int, currency: str, status: str, **extra) -> Payment:
-    received = amount if status in CAPTURED else 0
-    return Payment(
-        client=client,
-        amount=amount,
-        currency=currency,
-        status=status,
-        amount_received=received,
-        customer_id="cus_dash",
-        gateway="simulator",
-        **extra,
+    """An unsaved payment in `status` (the factory's trait of that name), for `_create_at` to insert."""
+    return PaymentFactory.build(
+        **{S(status).value: True}, client=client, amount=amount, currency=currency, customer_id="cus_dash", **extra
     )
+
+
+def _refund(payment: Payment, amount: int, status: str, **extra) -> Refund:
+    trait = {} if status == RefundStatus.PENDING else {RefundStatus(status).value: True}
+    return RefundFactory.build(**trait, payment=payment, amount=amount, **extra)
 
 
 def _create_at(at: datetime, rows: list) -> list:
     with time_machine.travel(at, tick=False):
         return type(rows[0]).objects.bulk_create(rows)
-
-
-@pytest.fixture
-def shop(db) -> User:
-    return User.objects.create_user(username="shop-dash", password="a-long-test-password", api_role=ApiRole.STOREFRONT)
 
 
 @pytest.fixture
@@ -75,22 +70,19 @@ def seeded(shop):
     _create_at(
         MAR_30,
         [
-            Refund(payment=refunded, amount=1500, currency="kwd", status=RefundStatus.SUCCEEDED),
-            Refund(payment=partial, amount=400, currency="usd", status=RefundStatus.SUCCEEDED),
-            Refund(payment=partial, amount=100, currency="usd", status=RefundStatus.FAILED),
-            Refund(payment=partial, amount=50, currency="usd", status=RefundStatus.PENDING, needs_attention=True),
-            Refund(payment=partial, amount=60, currency="usd", status=RefundStatus.PENDING),  # stuck
+            _refund(refunded, 1500, RefundStatus.SUCCEEDED),
+            _refund(partial, 400, RefundStatus.SUCCEEDED),
+            _refund(partial, 100, RefundStatus.FAILED),
+            _refund(partial, 50, RefundStatus.PENDING, needs_attention=True),
+            _refund(partial, 60, RefundStatus.PENDING),  # stuck
         ],
     )
-    lead = User.objects.create_user(username="lead-dash", password="a-long-test-password", is_staff=True)
-    agent = User.objects.create_user(username="agent-dash", password="a-long-test-password", is_staff=True)
-    request = {"kind": "refund", "object_type": "payment", "object_id": "pay_x", "reason": "r", "requested_by": agent}
-    ApprovalRequest.objects.create(**request)
-    ApprovalRequest.objects.create(**request)
-    ApprovalRequest.objects.create(**request, status=ApprovalStatus.APPROVED, decided_by=lead)
-    run = ReconciliationRun.objects.create(gateway="simulator", window_start=MAR_2, window_end=NOW)
-    Discrepancy.objects.create(run=run, kind=DiscrepancyKind.AMOUNT)
-    Discrepancy.objects.create(run=run, kind=DiscrepancyKind.STATUS, state=DiscrepancyState.RESOLVED)
+    agent = StaffUserFactory()
+    ApprovalRequestFactory.create_batch(2, requested_by=agent)
+    ApprovalRequestFactory(approved=True, requested_by=agent)
+    run = ReconciliationRunFactory(unresolved=True, window_start=MAR_2, window_end=NOW)
+    DiscrepancyFactory(run=run, kind=DiscrepancyKind.AMOUNT)
+    DiscrepancyFactory(run=run, kind=DiscrepancyKind.STATUS, state=DiscrepancyState.RESOLVED)
 
 
 def test_dashboard_data_sums_captured_volume_per_day_and_currency(seeded):
@@ -206,9 +198,7 @@ def test_admin_index_shows_charts_and_formatted_amounts(admin_client, shop):
 def test_admin_index_hides_money_from_staff_who_cannot_view_payments(client, shop):
     # given a staff member who may only view approval requests
     Payment.objects.bulk_create([_payment(shop, 1999, "usd", S.SUCCEEDED)])
-    staff = User.objects.create_user(username="viewer", password="a-long-test-password", is_staff=True)
-    staff.user_permissions.add(Permission.objects.get(codename="view_approvalrequest"))
-    client.force_login(staff)
+    client.force_login(StaffUserFactory(permissions=["audit.view_approvalrequest"]))
 
     # when
     body = client.get("/admin/").content.decode()
@@ -224,13 +214,8 @@ def test_admin_index_hides_money_from_staff_who_cannot_view_payments(client, sho
 @pytest.mark.django_db
 def test_admin_index_links_open_discrepancies_for_staff_who_may_view_them(client, shop):
     # given an open discrepancy and a staff member who may view discrepancies (and nothing else)
-    run = ReconciliationRun.objects.create(gateway="simulator", window_start=MAR_2, window_end=NOW)
-    Discrepancy.objects.create(run=run, kind=DiscrepancyKind.AMOUNT)
-    staff = User.objects.create_user(username="recon-viewer", password="a-long-test-password", is_staff=True)
-    staff.user_permissions.add(
-        Permission.objects.get(content_type__app_label="reconciliation", codename="view_discrepancy")
-    )
-    client.force_login(staff)
+    DiscrepancyFactory(kind=DiscrepancyKind.AMOUNT)
+    client.force_login(StaffUserFactory(permissions=["reconciliation.view_discrepancy"]))
 
     # when
     body = client.get("/admin/").content.decode()

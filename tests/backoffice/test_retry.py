@@ -3,11 +3,13 @@
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 
+from accounts.models import User
 from audit.models import StaffAction
 from payments.models import Payment
 from refunds.models import Refund
-from refunds.services import refund_create
 from tests.audit.conftest import logged_in
+from tests.payments.factories import PaymentFactory
+from tests.refunds.factories import RefundFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -19,10 +21,9 @@ def _retry_url(payment: Payment) -> str:
 
 
 @pytest.fixture
-def stuck_payment(captured) -> Payment:
-    payment = captured(2000)
-    Payment.objects.filter(pk=payment.pk).update(needs_attention=True, last_error="Retryable: timeout")
-    return Payment.objects.get(pk=payment.pk)
+def stuck_payment(db) -> Payment:
+    """A captured payment whose settling with the gateway ran out of retries."""
+    return PaymentFactory(succeeded=True, needs_attention=True, last_error="Retryable: timeout")
 
 
 @pytest.fixture
@@ -36,12 +37,21 @@ def enqueued(monkeypatch) -> list[tuple[str, dict]]:
     return calls
 
 
+def _stuck_refund(requested_by: User, **extra) -> Refund:
+    """A refund of $10.00 of a $50.00 payment whose submission to the gateway ran out of retries."""
+    return RefundFactory(
+        payment=PaymentFactory(succeeded=True, amount=5000),
+        amount=1000,
+        requested_by=requested_by,
+        needs_attention=True,
+        last_error="Retryable: timeout",
+        **extra,
+    )
+
+
 @pytest.fixture
-def stuck_refund(agent, captured, enqueued) -> Refund:
-    refund = refund_create(payment=captured(5000), requested_by=agent, amount=1000)
-    Refund.objects.filter(pk=refund.pk).update(needs_attention=True, last_error="Retryable: timeout")
-    enqueued.clear()
-    return refund
+def stuck_refund(agent) -> Refund:
+    return _stuck_refund(agent)
 
 
 def test_payment_page_shows_the_retry_button_to_an_agent_when_stuck(agent, stuck_payment):
@@ -122,10 +132,9 @@ def test_refund_retry_action_resubmits_pending_refunds_and_is_audited(
     assert action.before == {"needs_attention": True, "attempts": 0}
 
 
-def test_refund_retry_skips_refunds_that_are_no_longer_pending(
-    agent, stuck_refund, enqueued, django_capture_on_commit_callbacks
-):
-    Refund.objects.filter(pk=stuck_refund.pk).update(status="failed")
+def test_refund_retry_skips_refunds_that_are_no_longer_pending(agent, enqueued, django_capture_on_commit_callbacks):
+    # given a refund flagged while pending that has failed since
+    stuck_refund = _stuck_refund(agent, failed=True)
 
     with django_capture_on_commit_callbacks(execute=True):
         response = logged_in(agent).post(

@@ -5,21 +5,15 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from tests.accounts.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
-PASSWORD = "a-long-test-password"
 
-
-@pytest.fixture
-def shop_user(db):
-    return User.objects.create_user(username="shop", password=PASSWORD, api_role="storefront")
-
-
-def test_token_obtain_and_refresh(shop_user):
+def test_token_obtain_and_refresh(shop):
     client = APIClient()
 
-    tokens = client.post("/api/v1/auth/token/", {"username": "shop", "password": PASSWORD}, format="json")
+    tokens = client.post("/api/v1/auth/token/", {"username": shop.username, "password": PASSWORD}, format="json")
     refreshed = client.post("/api/v1/auth/token/refresh/", {"refresh": tokens.json()["refresh"]}, format="json")
 
     assert tokens.status_code == 200
@@ -28,8 +22,8 @@ def test_token_obtain_and_refresh(shop_user):
     assert "access" in refreshed.json()
 
 
-def test_wrong_password_is_401(shop_user):
-    response = APIClient().post("/api/v1/auth/token/", {"username": "shop", "password": "wrong"}, format="json")
+def test_wrong_password_is_401(shop):
+    response = APIClient().post("/api/v1/auth/token/", {"username": shop.username, "password": "wrong"}, format="json")
 
     assert response.status_code == 401
     assert response.json()["error"]["type"] == "authentication_error"
@@ -43,10 +37,10 @@ def test_bad_refresh_token_is_401():
     assert response.json()["error"]["code"] == "token_invalid"
 
 
-def test_token_endpoint_is_rate_limited_per_ip(shop_user, settings):
+def test_token_endpoint_is_rate_limited_per_ip(shop, settings):
     settings.RATELIMIT_TOKEN = "3/m"
     client = APIClient()
-    body = {"username": "shop", "password": "wrong"}
+    body = {"username": shop.username, "password": "wrong"}
 
     statuses = [client.post("/api/v1/auth/token/", body, format="json").status_code for _ in range(4)]
     limited = client.post("/api/v1/auth/token/", body, format="json")
@@ -61,7 +55,7 @@ def test_token_endpoint_is_rate_limited_per_ip(shop_user, settings):
     }
 
 
-def test_rate_limit_fails_open_when_the_cache_is_unreachable(shop_user, settings, caplog):
+def test_rate_limit_fails_open_when_the_cache_is_unreachable(shop, settings, caplog):
     settings.RATELIMIT_TOKEN = "1/m"
     settings.CACHES = {
         "default": {
@@ -71,7 +65,7 @@ def test_rate_limit_fails_open_when_the_cache_is_unreachable(shop_user, settings
         }
     }
     client = APIClient()
-    body = {"username": "shop", "password": PASSWORD}
+    body = {"username": shop.username, "password": PASSWORD}
 
     statuses = [client.post("/api/v1/auth/token/", body, format="json").status_code for _ in range(3)]
 

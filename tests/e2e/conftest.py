@@ -2,9 +2,13 @@
 
 import importlib
 import os
+from collections.abc import Callable
 
 import pytest
 from django.apps import apps as django_apps
+
+from accounts.models import User
+from tests.accounts.factories import StaffUserFactory
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM would otherwise refuse to run.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -40,3 +44,13 @@ def create_staff_groups() -> None:
 @pytest.fixture
 def staff_groups(transactional_db) -> None:
     create_staff_groups()
+
+
+@pytest.fixture
+def make_staff(staff_groups) -> Callable[[str, str], User]:
+    """A staff member of one staff group, who logs in with the factories' PASSWORD."""
+
+    def make(username: str, group: str) -> User:
+        return StaffUserFactory(username=username, groups=[group])
+
+    return make

@@ -3,17 +3,15 @@
 import pytest
 from playwright.sync_api import Page, expect
 
-from accounts.models import ApiRole, User
 from payments.services import payment_create
-
-PASSWORD = "a-long-admin-password"
+from tests.accounts.factories import PASSWORD, StaffUserFactory, UserFactory
 
 
 @pytest.mark.django_db(transaction=True)
 def test_staff_finds_a_payment_by_id_and_sees_amount_and_history(live_server, page: Page, tmp_path):
     # given a staff superuser and two captured payments
-    User.objects.create_superuser(username="finance-lead", email="lead@example.com", password=PASSWORD)
-    shop = User.objects.create_user(username="shop-e2e", password=PASSWORD, api_role=ApiRole.STOREFRONT)
+    StaffUserFactory(superuser=True, username="finance-lead")
+    shop = UserFactory()
     wanted = payment_create(
         client=shop,
         amount=1500,

@@ -1,34 +1,29 @@
 """Back office in a real browser: an agent refunds part of a payment; an override needs a second person."""
 
 import pytest
-from django.contrib.auth.models import Group
 from playwright.sync_api import Page, expect
 
-from accounts.models import ApiRole, User
+from accounts.models import User
 from audit.models import ApprovalRequest, ApprovalStatus, StaffAction
 from events.models import Event
 from payments.models import Payment
 from payments.services import payment_create
 from refunds.models import Refund
-from tests.e2e.conftest import create_staff_groups
+from tests.accounts.factories import PASSWORD, StaffUserFactory, UserFactory
 
-PASSWORD = "a-long-staff-password"
+STAFF = (("agent-ann", "finance_agent"), ("lead-lou", "finance_lead"))
 
 
 @pytest.fixture
-def staff(transactional_db) -> dict[str, User]:
-    """One staff member per role (the flush of a transactional test empties the migration's groups)."""
-    create_staff_groups()
-    users = {}
-    for username, group in (("agent-ann", "finance_agent"), ("lead-lou", "finance_lead")):
-        users[username] = User.objects.create_user(username=username, password=PASSWORD, is_staff=True)
-        users[username].groups.add(Group.objects.get(name=group))
-    return users
+def staff(make_staff) -> dict[str, User]:
+    """One staff member per role."""
+    return {username: make_staff(username, group) for username, group in STAFF}
 
 
 @pytest.fixture
 def payment(transactional_db) -> Payment:
-    shop = User.objects.create_user(username="shop-e2e", password=PASSWORD, api_role=ApiRole.STOREFRONT)
+    """Two captured payments made through the service (the refund goes to the simulator); returns the second."""
+    shop = UserFactory()
     payment_create(
         client=shop, amount=900, currency="usd", customer_id="cus_x", payment_method="pm_card_visa", confirm=True
     )
@@ -113,8 +108,7 @@ def test_override_is_refused_to_the_requester_and_approved_by_another(
     assert request.status == ApprovalStatus.PENDING
 
     # when another staff member with the permission approves it (an agent first: no such action for them)
-    other = User.objects.create_user(username="lead-lee", password=PASSWORD, is_staff=True)
-    other.groups.add(Group.objects.get(name="finance_lead"))
+    StaffUserFactory(username="lead-lee", groups=["finance_lead"])
     _log_in(page, live_server.url, "agent-ann")
     page.goto(f"{live_server.url}/admin/audit/approvalrequest/")
     expect(page.locator("select[name=action] option[value=approve_selected]")).to_have_count(0)

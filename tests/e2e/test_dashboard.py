@@ -7,17 +7,16 @@ import time_machine
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from accounts.models import ApiRole, User
 from payments.models import Payment
 from payments.states import PaymentStatus as S
-
-PASSWORD = "a-long-staff-password"
+from tests.accounts.factories import PASSWORD, StaffUserFactory, UserFactory
+from tests.payments.factories import PaymentFactory
 
 
 @pytest.fixture
 def payments(transactional_db) -> list[Payment]:
     """A month of payments in usd, jpy and kwd, most captured, some failed."""
-    shop = User.objects.create_user(username="shop-dash-e2e", password=PASSWORD, api_role=ApiRole.STOREFRONT)
+    shop = UserFactory()
     now = timezone.now()
     created = []
     for day in range(30):
@@ -31,17 +30,14 @@ def payments(transactional_db) -> list[Payment]:
                 status = S.PROCESSING if day == 0 else S.CANCELED
             else:
                 status = S.SUCCEEDED
-            received = amount if status == S.SUCCEEDED else 0
             rows.append(
-                Payment(
+                PaymentFactory.build(
+                    **{status.value: True},
                     client=shop,
                     amount=amount,
                     currency=currency,
-                    status=status,
-                    amount_received=received,
                     customer_id=f"cus_{day}_{i}",
                     order_id=f"ord_dash_{day}_{i}",
-                    gateway="simulator",
                 )
             )
         with time_machine.travel(now - timedelta(days=day), tick=False):
@@ -52,7 +48,7 @@ def payments(transactional_db) -> list[Payment]:
 @pytest.mark.django_db(transaction=True)
 def test_dashboard_and_payment_page_screenshots(live_server, page: Page, payments, tmp_path):
     # given a superuser logged in
-    User.objects.create_superuser(username="boss", password=PASSWORD, email="boss@example.com")
+    StaffUserFactory(superuser=True, username="boss")
     page.set_viewport_size({"width": 1400, "height": 900})
     page.goto(f"{live_server.url}/admin/login/")
     page.fill("#id_username", "boss")

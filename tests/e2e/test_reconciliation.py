@@ -3,33 +3,30 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.contrib.auth.models import Group
 from playwright.sync_api import Page, expect
 
-from accounts.models import ApiRole, User
+from accounts.models import User
 from audit.models import StaffAction
 from payments.models import Payment
 from payments.services import payment_create
 from reconciliation.models import DiscrepancyState, ReconciliationRun
 from reconciliation.services import reconcile
-from tests.e2e.conftest import create_staff_groups
-
-PASSWORD = "a-long-staff-password"
+from tests.accounts.factories import PASSWORD, UserFactory
 
 
 @pytest.fixture
-def lead(transactional_db) -> User:
-    """A finance lead (the flush of a transactional test empties the migration's groups)."""
-    create_staff_groups()
-    user = User.objects.create_user(username="lead-rita", password=PASSWORD, is_staff=True)
-    user.groups.add(Group.objects.get(name="finance_lead"))
-    return user
+def lead(make_staff) -> User:
+    return make_staff("lead-rita", "finance_lead")
 
 
 @pytest.fixture
 def run(transactional_db) -> ReconciliationRun:
-    """A simulator run with two open discrepancies: our amount and our currency drifted from the gateway's."""
-    shop = User.objects.create_user(username="shop-recon-e2e", password=PASSWORD, api_role=ApiRole.STOREFRONT)
+    """A simulator run with two open discrepancies: our amount and our currency drifted from the gateway's.
+
+    The payments are made through the service, so the gateway holds their true records; then our rows are
+    altered behind the services' back with update(): the drift reconciling finds.
+    """
+    shop = UserFactory()
 
     def pay(amount: int, currency: str) -> Payment:
         return payment_create(

@@ -10,43 +10,35 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group
 from playwright.sync_api import APIRequestContext, Page, Playwright, expect
 
-from accounts.models import ApiRole, User
+from accounts.models import User
 from audit.models import StaffAction
 from gateways.simulator import SimulatorGateway
-from risk import checks
-from risk.models import CurrencyThreshold, RiskSettings
+from tests.accounts.factories import PASSWORD, UserFactory
+from tests.risk.factories import CurrencyThresholdFactory, RiskSettingsFactory
 
-PASSWORD = "a-long-staff-password"
-SHOP_PASSWORD = "a-long-shop-password"
 _keys = itertools.count(1)
 
 
 @pytest.fixture
-def agent(staff_groups) -> User:
-    user = User.objects.create_user(username="agent-rex", password=PASSWORD, is_staff=True)
-    user.groups.add(Group.objects.get(name="finance_agent"))
-    return user
+def agent(make_staff) -> User:
+    return make_staff("agent-rex", "finance_agent")
 
 
 @pytest.fixture
 def known_rules(transactional_db) -> None:
     """The settings and usd thresholds this test was written against (a flush emptied the seeded ones)."""
-    checks.settings_ensure()
-    RiskSettings.objects.filter(pk=1).update(review_score=50, block_score=90, amount_review_points=60)
-    CurrencyThreshold.objects.update_or_create(
-        currency="usd", defaults={"review_amount": 500_000, "block_amount": 5_000_000, "first_seen_amount": 100_000}
-    )
+    RiskSettingsFactory(review_score=50, block_score=90, amount_review_points=60)
+    CurrencyThresholdFactory(currency="usd", review_amount=500_000, block_amount=5_000_000, first_seen_amount=100_000)
 
 
 @pytest.fixture
 def shop(live_server, playwright: Playwright, known_rules) -> Iterator[APIRequestContext]:
     """The storefront's HTTP client on the live server, holding a JWT."""
-    User.objects.create_user(username="shop-review-e2e", password=SHOP_PASSWORD, api_role=ApiRole.STOREFRONT)
+    client = UserFactory()
     anonymous = playwright.request.new_context(base_url=live_server.url)
-    token = anonymous.post("/api/v1/auth/token/", data={"username": "shop-review-e2e", "password": SHOP_PASSWORD})
+    token = anonymous.post("/api/v1/auth/token/", data={"username": client.username, "password": PASSWORD})
     assert token.status == 200, token.text()
     access = token.json()["access"]
     anonymous.dispose()

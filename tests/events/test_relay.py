@@ -3,6 +3,7 @@
 import json
 from contextlib import contextmanager
 
+import factory
 import pytest
 from django.conf import settings
 from django.core.management import call_command
@@ -14,7 +15,9 @@ from events.models import Event
 from events.relay import EXCHANGE, outbox_relay
 from payments import services
 from payments.models import Payment
+from tests.events.factories import EventFactory
 from tests.helpers import run_in_threads, wait_for
+from tests.payments.factories import PaymentFactory
 
 
 @contextmanager
@@ -40,11 +43,6 @@ def _payments(count: int, client: User) -> None:
         services.payment_create(
             client=client, amount=1000, currency="usd", customer_id="c", payment_method="pm_card_visa", confirm=True
         )
-
-
-@pytest.fixture
-def shop(db):
-    return User.objects.create_user(username="outbox-shop", api_role="storefront")
 
 
 @pytest.mark.django_db
@@ -74,16 +72,9 @@ def test_two_relays_at_once_publish_every_one_of_1000_events_in_order_per_paymen
     for n in range(25):  # 25 payments x 40 events (one customer each, below the risk rules' velocity limits)
         payment = services.payment_create(client=shop, amount=1000, currency="usd", customer_id=f"c{n}")
         Event.objects.bulk_create(
-            [
-                Event(
-                    type="payment.test",
-                    client_id=shop.pk,
-                    subject_type="payment",
-                    subject_id=payment.public_id,
-                    data={"n": n},
-                )
-                for n in range(39)
-            ]
+            EventFactory.build_batch(
+                39, payment=payment, type="payment.test", data=factory.Iterator([{"n": n} for n in range(39)])
+            )
         )
     assert Event.objects.count() == 1000
 
@@ -134,9 +125,11 @@ def test_a_relay_that_dies_before_marking_publishes_again_next_time(shop):
 
 @pytest.mark.django_db
 def test_a_dead_lettered_event_is_skipped_without_blocking_the_rest(shop, settings):
-    _payments(2, shop)
-    stuck = Event.objects.order_by("sequence").first()
-    Event.objects.filter(pk=stuck.pk).update(publish_attempts=settings.OUTBOX_MAX_PUBLISH_ATTEMPTS)
+    # given two payments with two events each, the first one dead-lettered (out of publish attempts)
+    first, second = PaymentFactory.create_batch(2, client=shop)
+    stuck = EventFactory(payment=first, publish_attempts=settings.OUTBOX_MAX_PUBLISH_ATTEMPTS)
+    EventFactory(payment=first, type="payment.captured")
+    EventFactory.create_batch(2, payment=second)
 
     with consumer("t-dead") as queue:
         published = outbox_relay()
@@ -188,9 +181,9 @@ def test_replay_events_republishes_marked_as_replays(shop, capsys):
 
 @pytest.mark.django_db
 def test_the_event_admin_lists_dead_lettered_events(shop, admin_client, settings):
-    _payments(1, shop)
-    dead = Event.objects.order_by("sequence").first()
-    Event.objects.filter(pk=dead.pk).update(publish_attempts=settings.OUTBOX_MAX_PUBLISH_ATTEMPTS)
+    payment = PaymentFactory(client=shop)
+    dead = EventFactory(payment=payment, publish_attempts=settings.OUTBOX_MAX_PUBLISH_ATTEMPTS)
+    EventFactory(payment=payment, type="payment.captured")
 
     page = admin_client.get("/admin/events/event/?publishing=dead").content.decode()
 

@@ -4,19 +4,14 @@ import re
 
 import pytest
 
-from accounts.models import ApiRole, User
 from events.models import Event
 from payments.models import Payment
 from payments.services import payment_create
+from tests.payments.factories import DeadLetterFactory
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "/admin/payments/payment/"
-
-
-@pytest.fixture
-def shop() -> User:
-    return User.objects.create_user(username="shop-admin", password="a-long-test-password", api_role=ApiRole.STOREFRONT)
 
 
 @pytest.fixture
@@ -196,9 +191,7 @@ def test_api_clients_cannot_open_the_admin(client, payments, shop):
 
 @pytest.mark.django_db
 def test_dead_letters_and_flagged_payments_are_visible_to_staff(admin_client):
-    from payments.models import DeadLetter
-
-    letter = DeadLetter.objects.create(source="order.placed", body="{bad", error="body is not JSON")
+    letter = DeadLetterFactory(source="order.placed", body="{bad", error="body is not JSON")
 
     listing = admin_client.get("/admin/payments/deadletter/").content.decode()
     detail = admin_client.get(f"/admin/payments/deadletter/{letter.pk}/change/").content.decode()

@@ -8,24 +8,21 @@ from django.conf import settings
 from django.core.management import call_command
 from kombu import Connection, Producer
 
-from accounts.models import ApiRole, User
+from accounts.models import ApiRole
 from config.security import contains_card_number
 from payments.consumers import ROUTING_KEY, order_placed_queue, orders_exchange
 from payments.models import DeadLetter, Payment
 from payments.orders import MAX_ATTEMPTS, Outcome, order_placed_consume
+from tests.accounts.factories import UserFactory
 from tests.helpers import wait_for
 
 CARD = "4242424242424242"
 
 
-@pytest.fixture
-def shop(db):
-    return User.objects.create_user(username="order-shop", api_role=ApiRole.STOREFRONT)
-
-
 def order(**overrides):
+    """An order.placed message of the `shop` client (tests/conftest.py)."""
     return {
-        "client": "order-shop",
+        "client": "shop",
         "order_id": "ord_1001",
         "customer_id": "cus_7",
         "amount": 2500,
@@ -242,21 +239,19 @@ def test_a_message_that_is_not_json_by_content_type_is_dead_lettered(shop):
     ("username", "role", "is_active"),
     [
         ("someone-else", ApiRole.STOREFRONT, True),
-        ("order-shop", ApiRole.FINANCE, True),
-        ("order-shop", ApiRole.STOREFRONT, False),
+        ("shop", ApiRole.FINANCE, True),
+        ("shop", ApiRole.STOREFRONT, False),
     ],
     ids=["unknown", "finance", "inactive"],
 )
 @pytest.mark.django_db
 def test_a_message_for_a_client_that_is_not_an_active_storefront_is_dead_lettered(simulator, username, role, is_active):
-    User.objects.create_user(username=username, api_role=role, is_active=is_active)
+    UserFactory(username=username, api_role=role, is_active=is_active)
 
     result = consume(order())
 
     assert result.outcome == Outcome.DEAD_LETTERED
-    assert (
-        DeadLetter.objects.get().error == "client: order-shop is not an active storefront API client. (does_not_exist)"
-    )
+    assert DeadLetter.objects.get().error == "client: shop is not an active storefront API client. (does_not_exist)"
     assert Payment.objects.count() == 0
     assert simulator.call_count("create_intent") == 0
 
@@ -275,12 +270,12 @@ def test_a_second_message_for_the_same_order_with_another_amount_is_dead_lettere
 
 @pytest.mark.django_db
 def test_the_same_order_id_of_two_clients_makes_two_payments(shop):
-    User.objects.create_user(username="other-shop", api_role=ApiRole.STOREFRONT)
+    UserFactory(username="other-shop")
 
     consume(order())
     consume(order(client="other-shop"))
 
-    assert sorted(Payment.objects.values_list("client__username", flat=True)) == ["order-shop", "other-shop"]
+    assert sorted(Payment.objects.values_list("client__username", flat=True)) == ["other-shop", "shop"]
 
 
 @pytest.mark.django_db

@@ -3,11 +3,12 @@
 import itertools
 
 import pytest
+from django.core.cache import cache
 from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from accounts.models import ApiRole, User
+from accounts.models import User
 from events.models import Event
 from gateways.base import IntentResult
 from gateways.simulator import SimulatorGateway
@@ -34,6 +35,7 @@ from payments.services import (
     payment_sync,
 )
 from payments.states import InvalidTransition, PaymentStatus
+from tests.accounts.factories import StaffUserFactory
 
 ALL_STATUSES = [status.value for status in PaymentStatus]
 
@@ -75,13 +77,8 @@ CAPTURED_STATUSES = {"succeeded", "partially_refunded", "refunded"}
 
 
 @pytest.fixture
-def shop(db) -> User:
-    return User.objects.create_user(username="shop-states", password="a-long-test-password", api_role="storefront")
-
-
-@pytest.fixture
 def staff(db) -> User:
-    return User.objects.create_user(username="ops", password="a-long-test-password", is_staff=True)
+    return StaffUserFactory()
 
 
 def _history(payment: Payment) -> list[tuple[str, str]]:
@@ -269,8 +266,18 @@ def _assert_invariants(payment_id: int, terminal_seen: dict[int, tuple[str, int]
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_random_service_calls_keep_the_payment_invariants(db, data):
-    client, _ = User.objects.get_or_create(username="shop-random", defaults={"api_role": ApiRole.STOREFRONT})
+def test_random_service_calls_keep_the_payment_invariants(shop, data):
+    # Every example starts from the same database and gateway state (rolled back and cleared after it),
+    # so what an example draws never depends on the examples before it (velocity counts, simulator state).
+    with transaction.atomic():
+        try:
+            cache.clear()
+            _random_service_calls(shop, data)
+        finally:
+            transaction.set_rollback(True)
+
+
+def _random_service_calls(client: User, data: st.DataObject) -> None:
     simulator = SimulatorGateway()
     payment_ids: list[int] = []
     terminal_seen: dict[int, tuple[str, int]] = {}

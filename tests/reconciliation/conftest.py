@@ -7,16 +7,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from accounts.models import ApiRole, User
+from accounts.models import User
 from gateways.base import IntentResult, RefundResult
 from payments.models import Payment
 from payments.services import payment_create
+from tests.accounts.factories import UserFactory
 from tests.gateways.conftest import localstripe, localstripe_url  # noqa: F401 - localstripe fixtures, shared
 
 
 @pytest.fixture
 def shop(db) -> User:
-    return User.objects.create_user(username="shop-recon", password="a-long-test-password", api_role=ApiRole.STOREFRONT)
+    return UserFactory()
 
 
 @pytest.fixture

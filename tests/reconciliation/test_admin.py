@@ -2,11 +2,11 @@
 
 import pytest
 
-from accounts.models import User
 from audit.models import StaffAction
 from payments.models import Payment
 from reconciliation.models import Discrepancy, DiscrepancyState, RunStatus
 from reconciliation.services import reconcile
+from tests.accounts.factories import StaffUserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -16,7 +16,7 @@ RUNS = "/admin/reconciliation/reconciliationrun/"
 
 @pytest.fixture
 def staff(client):
-    user = User.objects.create_superuser(username="lead", password="a-long-test-password", email="lead@example.com")
+    user = StaffUserFactory(superuser=True)
     client.force_login(user)
     return user
 

@@ -1,7 +1,5 @@
 """The move from `audit`: same tables, permissions under `reconciliation`, grants kept across the migration."""
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
 from auditlog.models import LogEntry as AuditLogEntry
 from auditlog.registry import auditlog
@@ -18,6 +16,8 @@ from django.db.migrations.executor import MigrationExecutor
 from accounts.models import User
 from reconciliation.models import Discrepancy, DiscrepancyKind, ReconciliationRun
 from reconciliation.services import discrepancy_close
+from tests.accounts.factories import StaffUserFactory
+from tests.reconciliation.factories import DiscrepancyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -58,10 +58,8 @@ def test_the_models_keep_audits_tables_and_their_permissions_are_reconciliations
 
 
 def test_closing_a_discrepancy_is_in_the_audit_log():
-    staff = User.objects.create_user(username="lead-log", password="a-long-test-password", is_staff=True)
-    now = datetime.now(tz=UTC)
-    run = ReconciliationRun.objects.create(gateway="simulator", window_start=now - timedelta(days=1), window_end=now)
-    discrepancy = Discrepancy.objects.create(run=run, kind=DiscrepancyKind.AMOUNT)
+    staff = StaffUserFactory()
+    discrepancy = DiscrepancyFactory(kind=DiscrepancyKind.AMOUNT)
 
     discrepancy_close(discrepancy_id=discrepancy.pk, actor=staff, reason="Known test payment")
 
@@ -70,14 +68,12 @@ def test_closing_a_discrepancy_is_in_the_audit_log():
     assert entry.changes_dict["state"] == ["open", "resolved"]
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="migrates inside the test's transaction")
 def test_migrating_back_and_forth_keeps_content_types_permissions_and_grants(fresh_content_types):
     # given the grants of an existing database: a group and a user hold reconciliation permissions
     fix = Permission.objects.get(content_type__app_label="reconciliation", codename="run_reconciliation_fix")
     group = Group.objects.create(name="recon-fixers")
     group.permissions.add(fix)
-    user = User.objects.create_user(username="recon-user", password="a-long-test-password", is_staff=True)
-    user.user_permissions.add(Permission.objects.get(codename="change_discrepancy"))
+    user = StaffUserFactory(permissions=["reconciliation.change_discrepancy"])
     types = {ct.model: ct.pk for ct in ContentType.objects.filter(app_label="reconciliation", model__in=MOVED)}
 
     # when reconciliation's migration is unapplied: the content types go back to audit, with their ids

@@ -8,9 +8,9 @@ from django.test.utils import CaptureQueriesContext
 
 from gateways.base import IntentResult
 from payments.models import Payment
-from payments.states import PaymentStatus as S
 from reconciliation.models import RunStatus
 from reconciliation.services import reconcile
+from tests.payments.factories import PaymentFactory
 from tests.reconciliation.conftest import ListedGateway
 
 pytestmark = pytest.mark.django_db
@@ -20,14 +20,11 @@ def _seed(shop, count: int, prefix: str) -> ListedGateway:
     """`count` succeeded payments (bulk insert) and the gateway's matching intents."""
     Payment.objects.bulk_create(
         [
-            Payment(
+            PaymentFactory.build(
+                succeeded=True,
                 client=shop,
                 amount=1000 + n,
-                currency="usd",
-                status=S.SUCCEEDED,
-                amount_received=1000 + n,
                 customer_id="cus_bulk",
-                gateway="simulator",
                 gateway_reference=f"pi_{prefix}_{n}",
             )
             for n in range(count)

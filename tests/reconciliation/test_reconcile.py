@@ -7,13 +7,18 @@ from payments.models import Payment, PaymentStatusChange
 from payments.states import PaymentStatus as S
 from reconciliation.models import Discrepancy, DiscrepancyState, ReconciliationRun, RunStatus
 from reconciliation.services import reconcile
+from tests.payments.factories import PaymentFactory
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def drift(shop, pay, simulator):
-    """One payment per kind of difference (our rows altered with update() to simulate drift), plus a clean one."""
+    """One payment per kind of difference, plus a clean one and one the gateway never heard of.
+
+    Each drifted payment is made through the services, so the gateway holds its true record; then our row is
+    altered behind the services' back with update(): that drift is what reconciling must find.
+    """
     clean = pay()
     amount = pay()
     Payment.objects.filter(pk=amount.pk).update(amount=2500)
@@ -27,14 +32,11 @@ def drift(shop, pay, simulator):
     Payment.objects.filter(pk=captured.pk).update(amount_received=1500)
     refunded = pay()
     Payment.objects.filter(pk=refunded.pk).update(amount_refunded=500, status=S.PARTIALLY_REFUNDED)
-    ghost = Payment.objects.create(
+    ghost = PaymentFactory(
+        succeeded=True,
         client=shop,
         amount=700,
-        currency="usd",
-        status=S.SUCCEEDED,
-        amount_received=700,
         customer_id="cus_recon",
-        gateway="simulator",
         gateway_reference="pi_sim_unknown_to_the_gateway",
     )
     stranger = simulator.create_intent(

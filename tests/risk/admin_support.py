@@ -5,14 +5,13 @@ from typing import Any
 
 import pytest
 from django.apps import apps as django_apps
-from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
 from accounts.models import User
 from payments.models import Payment
+from tests.accounts.factories import StaffUserFactory
 from tests.risk.conftest import post_payment, risk_grants_migration, staff_groups_migration
 
-PASSWORD = "a-long-staff-password"
 HELD_AMOUNT = (
     200_000  # usd: a new customer's first payment ≥ $1,000.00 is held (first-seen, 50 points; see known_rules)
 )
@@ -22,10 +21,7 @@ def make_staff(username: str, group: str | None) -> User:
     """A staff member in `group` (None: staff without any group), with the groups' full permissions."""
     staff_groups_migration.create_groups(django_apps, None)  # a transactional test's flush empties them
     risk_grants_migration.grant_permissions(django_apps, None)
-    user = User.objects.create_user(username=username, password=PASSWORD, is_staff=True)
-    if group:
-        user.groups.add(Group.objects.get(name=group))
-    return User.objects.get(pk=user.pk)
+    return StaffUserFactory(username=username, groups=[group] if group else None)
 
 
 @pytest.fixture(name="agent")

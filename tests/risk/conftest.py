@@ -9,17 +9,17 @@ from typing import Any
 import pytest
 import time_machine
 from django.apps import apps as django_apps
-from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
 from accounts.models import User
 from events.models import Event
 from payments.models import IdempotencyKey, Payment
-from risk import checks
 from risk.defaults import DEFAULT_THRESHOLDS
 from risk.models import BlocklistEntry, CurrencyThreshold, RiskAssessment, RiskSettings
 from risk.services import blocklist_add
+from tests.accounts.factories import StaffUserFactory
 from tests.conftest import client_for
+from tests.risk.factories import CurrencyThresholdFactory, RiskSettingsFactory
 
 staff_groups_migration = importlib.import_module("accounts.migrations.0002_staff_groups")
 risk_grants_migration = importlib.import_module("risk.migrations.0002_defaults_and_staff_permissions")
@@ -68,13 +68,8 @@ def event_types(public_id: str) -> list[str]:
 def rules(db) -> Callable[..., RiskSettings]:
     """Change the risk settings row (created with the defaults first, e.g. after a transactional flush)."""
 
-    def change(**fields: Any) -> RiskSettings:
-        checks.settings_ensure()
-        RiskSettings.objects.filter(pk=1).update(**fields)
-        return RiskSettings.objects.get(pk=1)
-
-    checks.settings_ensure()
-    return change
+    RiskSettingsFactory()
+    return RiskSettingsFactory
 
 
 @pytest.fixture
@@ -82,8 +77,7 @@ def threshold(rules) -> Callable[..., CurrencyThreshold]:
     """Change (or add) one currency's amount thresholds."""
 
     def change(currency: str, **fields: Any) -> CurrencyThreshold:
-        row, _ = CurrencyThreshold.objects.update_or_create(currency=currency, defaults=fields)
-        return row
+        return CurrencyThresholdFactory(currency=currency, **fields)
 
     return change
 
@@ -114,9 +108,7 @@ def reviewer(db) -> User:
     """A finance agent: the staff role that decides reviews and keeps the blocklist."""
     staff_groups_migration.create_groups(django_apps, None)  # a transactional test's flush empties them
     risk_grants_migration.grant_permissions(django_apps, None)
-    user = User.objects.create_user(username="agent-risk", password="a-long-staff-password", is_staff=True)
-    user.groups.add(Group.objects.get(name="finance_agent"))
-    return User.objects.get(pk=user.pk)
+    return StaffUserFactory(username="agent-risk", groups=["finance_agent"])
 
 
 @pytest.fixture

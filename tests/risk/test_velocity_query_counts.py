@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from gateways.simulator import SimulatorGateway
 from payments.models import Payment
 from risk import services as risk
+from tests.payments.factories import PaymentFactory
 from tests.risk.conftest import USD_FIRST_SEEN, post_payment
 
 pytestmark = pytest.mark.django_db
@@ -36,16 +37,14 @@ def _history(client_user, *, customer_id: str, email: str, ip: str, count: int) 
     """`count` payments of this customer, e-mail and IP, created now (inside both windows), a third declined."""
     Payment.objects.bulk_create(
         [
-            Payment(
+            PaymentFactory.build(
+                failed=index % 3 == 0,
+                succeeded=index % 3 != 0,
                 client=client_user,
                 amount=1000,
-                currency="usd",
-                status="failed" if index % 3 == 0 else "succeeded",
-                failure_code="card_declined" if index % 3 == 0 else "",
                 customer_id=customer_id,
                 customer_email=email,
                 customer_ip=ip,
-                gateway="simulator",
             )
             for index in range(count)
         ],
@@ -100,15 +99,13 @@ def _risk_part(client_user, *, payment_method: str, amount: int) -> int:
     with transaction.atomic():
         with CaptureQueriesContext(connection) as assess:
             assessment = risk.risk_assess(client=client_user, card_fingerprint=fingerprint, **fields)
-        payment = Payment.objects.create(
+        payment = PaymentFactory(
+            requires_confirmation=True,
             client=client_user,
             amount=amount,
-            currency="usd",
-            status="requires_confirmation",
             customer_id="cus_many",
             customer_email="many@example.com",
             customer_ip="203.0.113.2",
-            gateway="simulator",
         )
         with CaptureQueriesContext(connection) as record:
             risk.risk_record(payment=payment, assessment=assessment, card_fingerprint=fingerprint)

@@ -6,6 +6,7 @@ from events.models import Event
 from tests.helpers import run_in_threads, wait_for
 from tests.webhooks import payloads
 from tests.webhooks.conftest import body_of, post, sign
+from tests.webhooks.factories import WebhookEventFactory
 from webhooks import services
 from webhooks.models import WebhookEvent
 
@@ -44,7 +45,7 @@ def test_concurrent_processing_of_one_stored_event_applies_it_once(payment_in):
         payment.gateway_reference, status="succeeded", amount=5000, capture_method="manual", amount_received=5000
     )
     event = payloads.event("payment_intent.succeeded", intent)
-    row = WebhookEvent.objects.create(stripe_id=event["id"], type=event["type"], body=body_of(event))
+    row = WebhookEventFactory(stripe_id=event["id"], type=event["type"], body=body_of(event))
 
     results = run_in_threads([lambda: services.webhook_event_process(webhook_event_id=row.pk) for _ in range(20)])
 

@@ -10,6 +10,7 @@ from payments.models import Payment
 from tests.gateways.conftest import API_KEY
 from tests.helpers import wait_for
 from tests.webhooks.conftest import SECRET
+from tests.webhooks.factories import WebhookEventFactory
 from webhooks.models import WebhookCursor, WebhookEvent
 from webhooks.tasks import recover_missed_events
 
@@ -96,15 +97,10 @@ def test_event_never_delivered_is_recovered_from_the_event_list_once(
 
 @pytest.mark.django_db
 def test_recovery_requeues_an_event_whose_processing_was_never_enqueued(stripe_settings, tasks_inline):
-    stuck = WebhookEvent.objects.create(
-        stripe_id="evt_stuck",
-        type="customer.created",
-        body='{"id": "evt_stuck", "object": "event", "type": "customer.created", "data": {"object": {}}}',
-        received_at=timezone.now() - timedelta(minutes=10),
+    stuck = WebhookEventFactory(
+        stripe_id="evt_stuck", type="customer.created", received_at=timezone.now() - timedelta(minutes=10)
     )
-    fresh = WebhookEvent.objects.create(
-        stripe_id="evt_fresh", type="customer.created", body=stuck.body.replace("evt_stuck", "evt_fresh")
-    )
+    fresh = WebhookEventFactory(stripe_id="evt_fresh", type="customer.created")
 
     recover_missed_events()
 

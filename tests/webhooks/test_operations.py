@@ -8,11 +8,13 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 
-from accounts.models import User
 from refunds.models import Refund
+from tests.accounts.factories import StaffUserFactory
 from tests.helpers import wait_for
+from tests.payments.factories import PaymentFactory
 from tests.webhooks import payloads
 from tests.webhooks.conftest import send
+from tests.webhooks.factories import WebhookEventFactory
 from webhooks.models import WebhookEvent
 
 CHANGELIST = "/admin/webhooks/webhookevent/"
@@ -114,9 +116,8 @@ def test_failing_event_is_retried_with_backoff_then_left_failed(payment_in, work
 
 @pytest.fixture
 def staff(db) -> Client:
-    user = User.objects.create_superuser(username="finance-admin", password="a-long-test-password")
     client = Client()
-    client.force_login(user)
+    client.force_login(StaffUserFactory(superuser=True))
     return client
 
 
@@ -181,10 +182,7 @@ def test_reprocess_action_needs_its_permission(payment_in, deliver, settings):
     payment = payment_in("requires_capture", amount=10_000)
     failing = _early_refund(payment)
     deliver(failing)
-    viewer = User.objects.create_user(username="viewer", password="a-long-test-password", is_staff=True)
-    from django.contrib.auth.models import Permission
-
-    viewer.user_permissions.add(Permission.objects.get(codename="view_webhookevent"))
+    viewer = StaffUserFactory(permissions=["webhooks.view_webhookevent"])
     client = Client()
     client.force_login(viewer)
 
@@ -197,18 +195,9 @@ def test_reprocess_action_needs_its_permission(payment_in, deliver, settings):
 
 
 @pytest.mark.django_db
-def test_the_payment_page_lists_the_webhooks_that_touched_it(admin_client, storefront):
-    from payments.models import Payment
-    from webhooks.models import WebhookEvent
-
-    created = storefront.post(
-        "/api/v1/payments/",
-        {"amount": 2000, "currency": "usd", "customer_id": "c"},
-        format="json",
-        HTTP_IDEMPOTENCY_KEY="wh-inline",
-    ).json()
-    payment = Payment.objects.get(public_id=created["id"])
-    WebhookEvent.objects.create(stripe_id="evt_inline_1", type="payment_intent.succeeded", body="{}", payment=payment)
+def test_the_payment_page_lists_the_webhooks_that_touched_it(admin_client):
+    payment = PaymentFactory(succeeded=True)
+    WebhookEventFactory(stripe_id="evt_inline_1", type="payment_intent.succeeded", payment=payment)
 
     page = admin_client.get(f"/admin/payments/payment/{payment.pk}/change/").content.decode()
 
