@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run demo test lint fmt worker beat bench clean
+.PHONY: install run demo test lint fmt worker beat bench bench-http clean
 
 $(UV):
 	$(PY) -m pip install --quiet --target .tools uv
@@ -35,6 +35,12 @@ bench: install
 	scripts/with-services.sh sh -c '$(BIN)/python bench/api_bench.py && $(BIN)/python bench/relay_bench.py && $(BIN)/python bench/reconcile_bench.py && $(BIN)/python bench/admin_bench.py'
 
 APPS := config accounts gateways events audit payments refunds risk webhooks reconciliation backoffice
+
+# gunicorn + a worker + wrk on a durable (fsync on) throwaway PostgreSQL; prints ratios to the floor view.
+bench-http: install
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = "0" ] && apt-get install -y -qq --no-install-recommends wrk >/dev/null; } \
+	  || { echo "wrk not found: apt-get install wrk (Debian) or brew install wrk" >&2; exit 1; }
+	PG_DURABLE=1 scripts/with-services.sh $(BIN)/python bench/http_bench.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -101,7 +101,11 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False  # services own their transactions
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+# Persistent connections (a new PostgreSQL backend per request costs more than most requests): each gunicorn
+# thread and Celery worker thread keeps one, checked before reuse. Under PgBouncer (transaction mode) set
+# DATABASE_CONN_MAX_AGE=0 and let PgBouncer pool (docs/architecture.md, "Connections").
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
@@ -144,6 +148,8 @@ PAYMENTS_RETRY_MAX_SECONDS = env.float("PAYMENTS_RETRY_MAX_SECONDS", default=300
 PAYMENTS_STUCK_AFTER_SECONDS = env.int("PAYMENTS_STUCK_AFTER_SECONDS", default=300)
 # The risk check that payment_create calls through its port (payments/ports.py); payments.ports.AllowAll turns it off.
 PAYMENTS_RISK_ASSESSOR = "risk.assessor.RulesAssessor"
+# The simulator's answer time per gateway call, to model a real gateway in load tests (0: at once).
+SIMULATOR_LATENCY_MS = env.int("SIMULATOR_LATENCY_MS", default=0)
 REFUNDS_STUCK_AFTER_SECONDS = env.int("REFUNDS_STUCK_AFTER_SECONDS", default=300)
 REFUNDS_SUBMIT_MAX_RETRIES = env.int("REFUNDS_SUBMIT_MAX_RETRIES", default=6)
 REFUNDS_RETRY_BASE_SECONDS = env.float("REFUNDS_RETRY_BASE_SECONDS", default=2.0)
@@ -279,6 +285,8 @@ LOGGING = {
 # --- Events outbox ---------------------------------------------------------------------------
 EVENTS_BROKER_URL = env.str("EVENTS_BROKER_URL", default="") or CELERY_BROKER_URL
 OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=100)
+# The relay runs this long after the first commit that wrote events, for all that commit meanwhile (0: every commit).
+OUTBOX_RELAY_DELAY_MS = env.int("OUTBOX_RELAY_DELAY_MS", default=50)
 OUTBOX_MAX_PUBLISH_ATTEMPTS = env.int("OUTBOX_MAX_PUBLISH_ATTEMPTS", default=10)
 
 # --- order.placed consumer (docs/order-placed.md) ----------------------------------------------

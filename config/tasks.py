@@ -5,6 +5,7 @@ importing them: the tasks module imports the services, so the import between the
 """
 
 import random
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -14,6 +15,7 @@ from django.db import transaction
 from config.celery import app
 
 T = TypeVar("T")
+_discovery = threading.Lock()
 
 
 def backoff_seconds(retries: int, *, base: float, cap: float) -> float:
@@ -52,8 +54,11 @@ def enqueue(task_name: str, **kwargs: Any) -> None:
     :raises celery.exceptions.NotRegistered: no app defines a task of that name.
     """
     if task_name not in app.tasks:
-        # A web process has not imported the apps' tasks modules yet: discover them as a worker does at start.
-        app.loader.import_default_modules()
+        # A web process has not imported the apps' tasks modules yet: discover them as a worker does at start,
+        # once, while other threads that want a task wait (a half-done discovery would miss it).
+        with _discovery:
+            if task_name not in app.tasks:
+                app.loader.import_default_modules()
     app.tasks[task_name].delay(**kwargs)
 
 

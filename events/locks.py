@@ -5,6 +5,9 @@ from django.db.models import QuerySet
 
 from events.models import Event
 
+# The debounce guard of the relay trigger (see events.services): set by the first commit, cleared by the relay.
+RELAY_GUARD_KEY = "events:relay-scheduled"
+
 
 def unpublished_events() -> QuerySet[Event]:
     """Events still to publish (not dead-lettered: attempts left)."""

@@ -3,6 +3,7 @@
 # ports, run the given command with DATABASE_URL, REDIS_URL and LOCALSTRIPE_URL pointing at them, then
 # stop them all (whatever the command did).
 # Usage: scripts/with-services.sh pytest -q
+# PG_DURABLE=1 keeps PostgreSQL's durability settings (fsync, synchronous commit) for benchmarks.
 set -euo pipefail
 
 need() { command -v "$1" >/dev/null 2>&1; }
@@ -53,11 +54,13 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+PG_SPEED="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"  # a throwaway test cluster
+[ "${PG_DURABLE:-0}" = "1" ] && PG_SPEED=""
 [ "$(id -u)" = "0" ] && chown postgres: "$WORK"
 as_pg "$PGBIN/initdb" -D "$WORK/pg" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 --no-sync >"$WORK/initdb.log" 2>&1 \
   || { cat "$WORK/initdb.log" >&2; exit 1; }
 as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w start \
-  -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $WORK -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+  -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $WORK -c max_connections=200 $PG_SPEED" \
   >/dev/null || { cat "$WORK/pg.log" >&2; exit 1; }
 
 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 &

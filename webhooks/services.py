@@ -12,7 +12,6 @@ import time
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any
 
 import stripe
@@ -164,7 +163,8 @@ def webhook_event_store(*, event: VerifiedEvent, via: str) -> tuple[WebhookEvent
                 received_via=via,
             )
             # robust: a broker outage must not turn an accepted event into a 500; recovery re-enqueues it.
-            transaction.on_commit(partial(_enqueue_process, row.pk), robust=True)
+            # A named function, not functools.partial: Django logs a robust callback's failure by its __qualname__.
+            transaction.on_commit(lambda: _enqueue_process(row.pk), robust=True)
     except IntegrityError:
         logger.info("Duplicate Stripe event ignored", extra={"stripe_event": event.stripe_id, "via": via})
         return None, False

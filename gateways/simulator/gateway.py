@@ -9,11 +9,13 @@ done (the answer was lost), a timeout before it, or an outage.
 
 import hashlib
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 
 from gateways.base import (
@@ -68,6 +70,13 @@ def _load_refund(data: dict[str, Any]) -> RefundResult:
     data = dict(data)
     data["created_at"] = datetime.fromisoformat(data["created_at"]) if data.get("created_at") else None
     return RefundResult(**data)
+
+
+def _network_latency() -> None:
+    """A real gateway's round trip (`SIMULATOR_LATENCY_MS`, 0 by default) for load tests against the sandbox."""
+    latency_ms = getattr(settings, "SIMULATOR_LATENCY_MS", 0)
+    if latency_ms > 0:
+        time.sleep(latency_ms / 1000)
 
 
 class SimulatorGateway:
@@ -209,6 +218,7 @@ class SimulatorGateway:
 
     def retrieve_intent(self, *, reference: str) -> IntentResult:
         self._count("retrieve_intent")
+        _network_latency()
         self._maybe_fail("retrieve_intent", before=True)
         return self._get(reference)
 
@@ -272,6 +282,7 @@ class SimulatorGateway:
         """
         self._count(operation)
         self._incr(_key("calls-key", idempotency_key))
+        _network_latency()
         self._maybe_fail(operation, before=True)
         lock = _key("lock", idempotency_key)
         if not cache.add(lock, 1, 30):

@@ -1,5 +1,7 @@
 """Task helpers: enqueue by registered name, after commit; an unknown name is an error, not a silent drop."""
 
+import time
+
 import pytest
 from celery.exceptions import NotRegistered
 
@@ -98,3 +100,35 @@ def test_other_errors_are_not_retried():
             on_exhausted=lambda exc: "flagged",
         )
     assert task.retried_with is None
+
+
+def test_threads_enqueueing_at_once_all_find_their_task(monkeypatch):
+    # given a process whose tasks are not registered yet, as in a fresh web process (discovery is slow)
+    from config import tasks as helpers
+    from config.celery import app
+    from tests.helpers import run_in_threads
+
+    sent: list[int] = []
+    monkeypatch.setattr(settle_payment, "delay", lambda **kwargs: sent.append(kwargs["payment_id"]))
+    registered = app.tasks.pop("payments.tasks.settle_payment")
+    real_discover = app.loader.import_default_modules
+
+    calls = []
+
+    def slow_discovery():
+        # Like Celery's: the first call imports the tasks modules (slowly); a call meanwhile finds them
+        # being imported and returns at once, before the task is registered.
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(0.2)
+            app.tasks.register(registered)
+            return real_discover()
+        return None
+
+    monkeypatch.setattr(app.loader, "import_default_modules", slow_discovery)
+
+    # when eight threads enqueue the task at the same moment
+    run_in_threads([lambda n=n: helpers.enqueue("payments.tasks.settle_payment", payment_id=n) for n in range(8)])
+
+    # then every one of them sent it
+    assert sorted(sent) == list(range(8))

@@ -213,3 +213,21 @@ def test_only_post_is_allowed():
     assert response.status_code == 405
     assert response.json()["error"]["code"] == "method_not_allowed"
     assert response["Allow"] == "POST"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broker_outage_after_commit_still_acknowledges_the_stored_event(monkeypatch):
+    # given a broker that refuses every enqueue
+    def refuse(task_name, **kwargs):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr("webhooks.services.enqueue", refuse)
+    event = _succeeded_event()
+    body = body_of(event)
+
+    # when Stripe delivers (a real commit runs the robust on_commit callback)
+    response = post(body, sign(body))
+
+    # then Stripe hears 200, the event is kept, and recovery will enqueue it
+    assert (response.status_code, response.json()) == (200, {"received": True})
+    assert WebhookEvent.objects.get(stripe_id=event["id"]).status == "received"

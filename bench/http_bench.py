@@ -1,0 +1,442 @@
+"""HTTP benchmark: gunicorn with production settings, a Celery worker, wrk; each endpoint against the floor.
+
+Run with `make bench-http` (a throwaway PostgreSQL with fsync on, and Redis). It starts gunicorn
+(`config.wsgi`, gthread, BENCH_WORKERS x BENCH_THREADS, DEBUG=false) and one Celery worker, then runs
+`wrk -t2 -c8 -d BENCH_SECONDS` against a bare JWT-authenticated DRF view (the floor), the same view
+with one INSERT, and each endpoint of the money path. It prints req/s, p50/p99, non-2xx responses,
+SQL statements and commits per request (measured in-process on the same code), the Celery queue
+length after each run, and each endpoint's throughput as a ratio to the floor of the same run. Then
+create + confirm again with SIMULATOR_LATENCY_MS=300 (a real gateway's latency) at several thread
+counts. It prints figures; it asserts nothing. Everything runs on this machine's cores.
+"""
+
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BIN = ROOT / ".venv" / "bin"
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+THREADS = int(os.environ.get("BENCH_THREADS", "4"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
+SECRET = "whsec_bench"  # noqa: S105 - the throwaway endpoint secret of this run
+ENV = {
+    **os.environ,
+    "DJANGO_SETTINGS_MODULE": "bench.settings",
+    "DEBUG": "false",
+    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
+    "RATELIMIT_ENABLE": "false",  # the bench measures the work, not the limiter (issue 15 sets shop-sized limits)
+    "STRIPE_WEBHOOK_SECRET": SECRET,
+    "PAYMENTS_GATEWAY": "simulator",
+    "LOG_LEVEL": "WARNING",
+}
+os.environ.update(ENV)
+
+import django  # noqa: E402
+
+django.setup()
+
+import stripe  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from rest_framework_simplejwt.tokens import RefreshToken  # noqa: E402
+
+from accounts.models import ApiRole, User  # noqa: E402
+from config.celery import QUEUES  # noqa: E402
+from payments.services import payment_create  # noqa: E402
+
+
+@dataclass
+class Scenario:
+    name: str
+    method: str
+    path: str
+    lua: str  # a wrk script body (request function), or "" for a plain GET
+    in_process: Callable[[Client, int], Any]  # one request through the Django test client, for statement counts
+
+
+@dataclass
+class Result:
+    name: str
+    rps: float
+    p50: float
+    p99: float
+    non_2xx: int
+    requests: int
+    codes: dict[str, int]
+    statements: float
+    commits: float
+    queue_after: int
+
+
+# --- processes ------------------------------------------------------------------------------------------
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - our own loopback server
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@contextmanager
+def process(args: list[str], *, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    with log.open("w") as out:
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # noqa: S603
+        try:
+            yield proc
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+@contextmanager
+def gunicorn(port: int, *, threads: int, extra_env: dict[str, str], workdir: Path) -> Iterator[None]:
+    args = [str(BIN / "gunicorn"), "config.wsgi", "-k", "gthread", "-w", str(WORKERS), "--threads", str(threads)]
+    args += ["-b", f"127.0.0.1:{port}", "--access-logfile", "-", "--log-level", "warning"]
+    with process(args, env={**ENV, **extra_env}, log=workdir / f"gunicorn-{port}.log"):
+        _wait_http(f"http://127.0.0.1:{port}/health/live")
+        yield
+
+
+def queue_length() -> int:
+    import redis
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    return sum(int(client.llen(name)) for name in QUEUES)
+
+
+# --- measuring ------------------------------------------------------------------------------------------
+def run_wrk(url: str, script: Path | None) -> dict[str, Any]:
+    args = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency", "--timeout", "10s"]
+    if script:
+        args += ["-s", str(script)]
+    output = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout  # noqa: S603
+    codes: dict[str, int] = {}
+    for status, count in re.findall(r"status (\d+): (\d+)", output):
+        codes[status] = codes.get(status, 0) + int(count)
+    return {
+        "codes": codes,
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
+        "p50": _ms(re.search(r"50%\s+([\d.]+\w+)", output).group(1)),  # type: ignore[union-attr]
+        "p99": _ms(re.search(r"99%\s+([\d.]+\w+)", output).group(1)),  # type: ignore[union-attr]
+        "requests": int(re.search(r"(\d+) requests in", output).group(1)),  # type: ignore[union-attr]
+        "non_2xx": int(match.group(1)) if (match := re.search(r"Non-2xx or 3xx responses: (\d+)", output)) else 0,
+    }
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def count_in_process(request: Callable[[Client, int], Any], client: Client, samples: int = 10) -> tuple[float, float]:
+    """SQL statements and commits per request: explicit commits, plus writes made in autocommit."""
+    counts = {"statements": 0, "commits": 0}
+
+    def wrapper(execute: Callable, sql: str, params: Any, many: bool, context: Any) -> Any:
+        counts["statements"] += 1
+        if not connection.in_atomic_block and sql.lstrip().split(" ", 1)[0].upper() in {"INSERT", "UPDATE", "DELETE"}:
+            counts["commits"] += 1
+        return execute(sql, params, many, context)
+
+    real_commit = connection.commit
+
+    def commit() -> None:
+        counts["commits"] += 1
+        real_commit()
+
+    connection.commit = commit  # type: ignore[method-assign]
+    try:
+        with connection.execute_wrapper(wrapper):
+            for i in range(samples):
+                request(client, 10_000_000 + i)
+    finally:
+        connection.commit = real_commit  # type: ignore[method-assign]
+    return counts["statements"] / samples, counts["commits"] / samples
+
+
+# --- data -----------------------------------------------------------------------------------------------
+def lua_list(values: list[str]) -> str:
+    return "{" + ",".join(json.dumps(value) for value in values) + "}"
+
+
+def signed_webhooks(references: list[str], count: int) -> list[tuple[str, str]]:
+    now = int(time.time())
+    bodies = []
+    for n in range(count):
+        event = {
+            "id": f"evt_bench_{n}_{secrets.token_hex(4)}",
+            "object": "event",
+            "type": "payment_intent.succeeded",
+            "created": now,
+            "data": {"object": {"id": references[n % len(references)], "object": "payment_intent"}},
+        }
+        body = json.dumps(event, separators=(",", ":"))
+        bodies.append((body, stripe.WebhookSignature.generate_signature_header(body, SECRET, timestamp=now)))
+    return bodies
+
+
+def main() -> None:
+    global CONNECTIONS
+    workdir = Path(tempfile.mkdtemp(prefix="http-bench-"))
+    call_command("migrate", verbosity=0)
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE IF NOT EXISTS bench_floor (id bigserial PRIMARY KEY, created_at timestamptz)")
+    shop, _ = User.objects.get_or_create(username="bench-http-shop", defaults={"api_role": ApiRole.STOREFRONT})
+    token = str(RefreshToken.for_user(shop).access_token)
+    auth = f"Bearer {token}"
+    print("seeding payments ...", flush=True)
+    seeded = [
+        payment_create(
+            client=shop,
+            amount=200_000,  # under the review and first-seen thresholds: captured at once
+            currency="usd",
+            customer_id=f"cus_seed_{n}",
+            payment_method="pm_card_visa",
+            confirm=True,
+            capture_method="automatic",
+        )
+        for n in range(150)
+    ]
+    one = seeded[0].public_id
+    refundable = [p.public_id for p in seeded[50:]]
+    references = [p.gateway_reference or "" for p in seeded]
+    hooks = signed_webhooks(references, 20_000)
+    test_client = Client(HTTP_AUTHORIZATION=auth)
+
+    def create_body(n: int, confirm: bool) -> str:
+        body: dict[str, Any] = {"amount": 2000, "currency": "usd", "customer_id": f"cus_{n}"}
+        if confirm:
+            body |= {"payment_method": "pm_card_visa", "confirm": True}
+        return json.dumps(body)
+
+    def post(path: str, body: str, **headers: str) -> Any:
+        return lambda c, n: c.post(path, body, content_type="application/json", **headers)
+
+    lua_create = """
+counter = 0
+request = function()
+  counter = counter + 1
+  local key = prefix .. "n" .. counter
+  local body = '{"amount":2000,"currency":"usd","customer_id":"cus_' .. key .. '"%s}'
+  wrk.headers["Idempotency-Key"] = key
+  return wrk.format("POST", "/api/v1/payments/", nil, body)
+end
+"""
+    scenarios = [
+        Scenario("floor: bare DRF view (JWT)", "GET", "/bench/floor/", "", lambda c, n: c.get("/bench/floor/")),
+        Scenario(
+            "floor + one INSERT",
+            "POST",
+            "/bench/insert/",
+            'request = function() return wrk.format("POST", "/bench/insert/", nil, "{}") end',
+            post("/bench/insert/", "{}"),
+        ),
+        Scenario(
+            "GET /payments/{id}/", "GET", f"/api/v1/payments/{one}/", "", lambda c, n: c.get(f"/api/v1/payments/{one}/")
+        ),
+        Scenario(
+            "GET /payments/?page_size=100",
+            "GET",
+            "/api/v1/payments/?page_size=100",
+            "",
+            lambda c, n: c.get("/api/v1/payments/?page_size=100"),
+        ),
+        Scenario(
+            "GET /events/?page_size=100",
+            "GET",
+            "/api/v1/events/?page_size=100",
+            "",
+            lambda c, n: c.get("/api/v1/events/?page_size=100"),
+        ),
+        Scenario(
+            "POST /payments/ create + confirm",
+            "POST",
+            "/api/v1/payments/",
+            lua_create % ',"payment_method":"pm_card_visa","confirm":true',
+            lambda c, n: c.post(
+                "/api/v1/payments/",
+                create_body(n, True),
+                content_type="application/json",
+                HTTP_IDEMPOTENCY_KEY=f"inproc-cc-{n}-{time.time()}",
+            ),
+        ),
+        Scenario(
+            "POST /payments/ create only",
+            "POST",
+            "/api/v1/payments/",
+            lua_create % "",
+            lambda c, n: c.post(
+                "/api/v1/payments/",
+                create_body(n, False),
+                content_type="application/json",
+                HTTP_IDEMPOTENCY_KEY=f"inproc-c-{n}-{time.time()}",
+            ),
+        ),
+        Scenario(
+            "POST /payments/{id}/refunds/",
+            "POST",
+            "/api/v1/payments/",
+            f"""
+counter = 0
+ids = {lua_list(refundable)}
+request = function()
+  counter = counter + 1
+  wrk.headers["Idempotency-Key"] = prefix .. "r" .. counter
+  return wrk.format("POST", "/api/v1/payments/" .. ids[(counter % #ids) + 1] .. "/refunds/", nil, '{{"amount":1}}')
+end
+""",
+            lambda c, n: c.post(
+                f"/api/v1/payments/{refundable[n % len(refundable)]}/refunds/",
+                '{"amount": 1}',
+                content_type="application/json",
+                HTTP_IDEMPOTENCY_KEY=f"inproc-r-{n}-{time.time()}",
+            ),
+        ),
+        Scenario(
+            "POST /webhooks/stripe/ (signed)",
+            "POST",
+            "/api/v1/webhooks/stripe/",
+            f"""
+counter = 0
+bodies = {lua_list([body for body, _ in hooks])}
+sigs = {lua_list([sig for _, sig in hooks])}
+wrk.headers["Authorization"] = nil
+request = function()
+  counter = counter + 1
+  local i = (counter % #bodies) + 1
+  wrk.headers["Stripe-Signature"] = sigs[i]
+  return wrk.format("POST", "/api/v1/webhooks/stripe/", nil, bodies[i])
+end
+""",
+            lambda c, n: c.post(
+                "/api/v1/webhooks/stripe/",
+                hooks[-(n % 1000) - 1][0],
+                content_type="application/json",
+                HTTP_STRIPE_SIGNATURE=hooks[-(n % 1000) - 1][1],
+            ),
+        ),
+    ]
+
+    port = _free_port()
+    results: list[Result] = []
+    worker_args = [str(BIN / "celery"), "-A", "config", "worker", "-l", "WARNING", "-P", "threads", "-c", "4"]
+    worker_args += ["-Q", ",".join(QUEUES), "--without-mingle", "--without-gossip", "--without-heartbeat"]
+    print(
+        f"gunicorn {WORKERS}x{THREADS} gthread, wrk -t2 -c{CONNECTIONS} -d{SECONDS}s, "
+        f"CONN_MAX_AGE={settings.DATABASES['default'].get('CONN_MAX_AGE')}, "
+        f"pool={settings.DATABASES['default'].get('OPTIONS', {}).get('pool', False)}, fsync on, simulator gateway",
+        flush=True,
+    )
+    with (
+        process(worker_args, env=ENV, log=workdir / "worker.log"),
+        gunicorn(port, threads=THREADS, extra_env={}, workdir=workdir),
+    ):
+        for scenario in scenarios:
+            script = None
+            if scenario.lua:
+                script = workdir / "scenario.lua"
+                script.write_text(_headers(auth) + scenario.lua)
+            else:
+                script = workdir / "get.lua"
+                script.write_text(_headers(auth))
+            figures = run_wrk(f"http://127.0.0.1:{port}{scenario.path}", script)
+            statements, commits = count_in_process(scenario.in_process, test_client)
+            results.append(
+                Result(scenario.name, statements=statements, commits=commits, queue_after=queue_length(), **figures)
+            )
+            print(f"  {scenario.name}: {figures['rps']:.1f} req/s", flush=True)
+        print_table(results)
+
+    print(f"\ncreate + confirm with SIMULATOR_LATENCY_MS=300 (gunicorn {WORKERS} workers):")
+    print("| threads per worker | req/s | p50 ms | p99 ms | non-2xx |")
+    print("|---|---|---|---|---|")
+    create_confirm = next(s for s in scenarios if s.name.startswith("POST /payments/ create + confirm"))
+    script = workdir / "latency.lua"
+    script.write_text(_headers(auth) + create_confirm.lua)
+    for threads in (4, 16, 32):
+        CONNECTIONS = WORKERS * threads
+        port = _free_port()
+        latency_env = {"SIMULATOR_LATENCY_MS": "300"}
+        with (
+            process(worker_args, env={**ENV, **latency_env}, log=workdir / f"worker-{threads}.log"),
+            gunicorn(port, threads=threads, extra_env=latency_env, workdir=workdir),
+        ):
+            figures = run_wrk(f"http://127.0.0.1:{port}/api/v1/payments/", script)
+        print(
+            f"| {threads} | {figures['rps']:.1f} | {figures['p50']:.0f} | {figures['p99']:.0f} | {figures['non_2xx']} |"
+        )
+    print(f"\nlogs (gunicorn access and errors, worker): {workdir}")
+
+
+def _headers(auth: str) -> str:
+    """Auth and JSON headers, and a `prefix` unique to each wrk thread and run (for Idempotency-Keys)."""
+    return (
+        f'wrk.headers["Authorization"] = "{auth}"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        "local made = 0\n"
+        "local threads = {}\n"
+        'setup = function(thread) made = made + 1; thread:set("tid", made); table.insert(threads, thread) end\n'
+        # letters between the numbers: digit runs joined by dashes would look like a card number (and be refused)
+        'init = function(args) prefix = "t" .. tostring(tid) .. "s" .. tostring(os.time()); codes = {} end\n'
+        "response = function(status, headers, body)\n"
+        "  if status >= 300 then codes[status] = (codes[status] or 0) + 1 end\n"
+        "end\n"
+        "done = function(summary, latency, requests)\n"
+        "  for _, thread in ipairs(threads) do\n"
+        '    for status, count in pairs(thread:get("codes")) do print("status " .. status .. ": " .. count) end\n'
+        "  end\n"
+        "end\n"
+    )
+
+
+def _non_2xx(result: Result) -> str:
+    detail = ", ".join(f"{count}x{status}" for status, count in sorted(result.codes.items()))
+    return f"{result.non_2xx} ({detail})" if detail else str(result.non_2xx)
+
+
+def print_table(results: list[Result]) -> None:
+    floor = results[0].rps
+    print("\n| request | req/s | p50 / p99 ms | non-2xx | SQL statements | commits | queue after | vs floor |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r.name} | {r.rps:.1f} | {r.p50:.0f} / {r.p99:.0f} | {_non_2xx(r)} of {r.requests} | "
+            f"{r.statements:.1f} | {r.commits:.1f} | {r.queue_after} | {r.rps / floor:.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
