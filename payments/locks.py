@@ -2,14 +2,16 @@
 
 from accounts.models import User
 from payments.models import IdempotencyKey, Payment
+from payments.saving import remember_as_locked
 
 
 def lock_payment(payment_id: int) -> Payment:
     """Lock the payment row until the surrounding transaction ends. Call inside `transaction.atomic()`.
 
-    The row is read after the lock is granted, so everything on it (status, review hold) is current.
+    The row is read after the lock is granted, so everything on it (status, review hold) is current; a copy
+    of it is kept as the old side of the audit log entry of the next `payment_save`.
     """
-    return Payment.objects.select_for_update(of=("self",)).get(pk=payment_id)
+    return remember_as_locked(Payment.objects.select_for_update(of=("self",)).get(pk=payment_id))
 
 
 def lock_idempotency_key(*, client: User, key: str) -> IdempotencyKey:

@@ -76,7 +76,11 @@ def payment_create(
         raise PaymentBlocked()
 
     if payment.pending_operation == GatewayOperation.CREATE:
-        payment = call_for_api(payment, GatewayOperation.CREATE)
+        then = GatewayOperation.CONFIRM if confirm else ""
+        payment = call_for_api(payment, GatewayOperation.CREATE, source=source, then=then)
+        if then and payment.pending_operation == GatewayOperation.CONFIRM:
+            # The confirm was recorded with the new intent (one commit): make it now, with its own key.
+            return call_for_api(payment, GatewayOperation.CONFIRM, source=source)
     # A retry of a create whose confirm timed out finishes that confirm with the same key.
     confirm_pending = payment.pending_operation == GatewayOperation.CONFIRM
     if confirm and (payment.status in states.CONFIRMABLE or confirm_pending):

@@ -32,6 +32,7 @@ from payments.errors import (
 )
 from payments.locks import lock_payment
 from payments.models import ChangeSource, GatewayOperation, Payment, ReviewState
+from payments.saving import payment_save
 from payments.services.status import payment_status_change
 from payments.states import PaymentStatus
 
@@ -51,8 +52,7 @@ def _save(payment: Payment, **changes: Any) -> Payment:
     """Save only the given fields of a locked payment (django-auditlog sees each change)."""
     for name, value in changes.items():
         setattr(payment, name, value)
-    payment.save(update_fields=[*changes, "updated_at"])
-    return payment
+    return payment_save(payment, changes)
 
 
 def payment_confirm(*, payment: Payment, payment_method: str = "", source: str = ChangeSource.API) -> Payment:
@@ -79,7 +79,7 @@ def payment_confirm(*, payment: Payment, payment_method: str = "", source: str =
                 raise PaymentUnexpectedState("The payment has no payment method; pass payment_method.")
             locked.pending_operation = GatewayOperation.CONFIRM
             locked.pending_operation_at = timezone.now()
-            locked.save(update_fields=["payment_method", "pending_operation", "pending_operation_at", "updated_at"])
+            payment_save(locked, ["payment_method", "pending_operation", "pending_operation_at"])
     if locked.pending_operation == GatewayOperation.CREATE:
         locked = call_for_api(locked, GatewayOperation.CREATE)
         return payment_confirm(payment=locked, payment_method=payment_method, source=source)
@@ -110,9 +110,7 @@ def payment_capture(*, payment: Payment, amount: int | None = None, source: str 
         locked.pending_operation = GatewayOperation.CAPTURE
         locked.pending_operation_amount = to_capture
         locked.pending_operation_at = timezone.now()
-        locked.save(
-            update_fields=["pending_operation", "pending_operation_amount", "pending_operation_at", "updated_at"]
-        )
+        payment_save(locked, ["pending_operation", "pending_operation_amount", "pending_operation_at"])
     return call_for_api(locked, GatewayOperation.CAPTURE, source=source)
 
 
@@ -144,7 +142,7 @@ def payment_cancel(
         locked.pending_operation = GatewayOperation.CANCEL
         locked.pending_operation_at = timezone.now()
         locked.cancellation_reason = reason
-        locked.save(update_fields=["pending_operation", "pending_operation_at", "cancellation_reason", "updated_at"])
+        payment_save(locked, ["pending_operation", "pending_operation_at", "cancellation_reason"])
     return call_for_api(locked, GatewayOperation.CANCEL, source=source)
 
 
@@ -219,14 +217,14 @@ def _status_for_intent(payment: Payment, intent: IntentResult) -> str:
     return intent.status
 
 
-def call_for_api(payment: Payment, operation: str, *, source: str = ChangeSource.API) -> Payment:
+def call_for_api(payment: Payment, operation: str, *, source: str = ChangeSource.API, then: str = "") -> Payment:
     """Run a recorded operation for an API request: map gateway failures to API errors.
 
     A timeout or outage leaves the operation recorded, moves a confirm to `processing`, and asks a
     worker (after commit) to finish it with the same key.
     """
     try:
-        return _run_operation(payment, operation, source=source)
+        return _run_operation(payment, operation, source=source, then=then)
     except Declined as exc:
         raise CardDeclined(exc.message, code=exc.code or "card_declined") from exc
     except Retryable as exc:
@@ -244,8 +242,12 @@ def call_for_api(payment: Payment, operation: str, *, source: str = ChangeSource
         raise GatewayRejected(exc.message) from exc
 
 
-def _run_operation(payment: Payment, operation: str, *, source: str) -> Payment:
-    """Phase 2 and 3 of one recorded operation. Gateway errors propagate (the operation stays recorded)."""
+def _run_operation(payment: Payment, operation: str, *, source: str, then: str = "") -> Payment:
+    """Phase 2 and 3 of one recorded operation. Gateway errors propagate (the operation stays recorded).
+
+    `then=GatewayOperation.CONFIRM` after a create records the confirm in the same transaction that
+    stores the new intent (phase 1 of the confirm), so the caller can make the call at once.
+    """
     gateway = get_gateway(payment.gateway)
     key = f"{payment.public_id}:{operation}"
     calls: dict[str, Callable[[], IntentResult]] = {
@@ -274,16 +276,19 @@ def _run_operation(payment: Payment, operation: str, *, source: str) -> Payment:
         _apply_decline(payment.pk, exc, source=source)
         raise
     if operation == GatewayOperation.CREATE:
-        return _apply_created(payment.pk, intent)
+        return _apply_created(payment.pk, intent, then_confirm=then == GatewayOperation.CONFIRM)
     return payment_apply_intent(payment_id=payment.pk, intent=intent, source=source, clear_operation=operation)
 
 
-def _apply_created(payment_id: int, intent: IntentResult) -> Payment:
+def _apply_created(payment_id: int, intent: IntentResult, *, then_confirm: bool = False) -> Payment:
     with transaction.atomic():
         payment = lock_payment(payment_id)
         changes: dict[str, Any] = {"gateway_reference": intent.reference, "client_secret": intent.client_secret}
         if payment.pending_operation == GatewayOperation.CREATE:
-            changes.update(pending_operation="", pending_operation_at=None)
+            if then_confirm and payment.payment_method and payment.status in states.CONFIRMABLE:
+                changes.update(pending_operation=GatewayOperation.CONFIRM, pending_operation_at=timezone.now())
+            else:
+                changes.update(pending_operation="", pending_operation_at=None)
         return _save(payment, **changes)
 
 

@@ -11,6 +11,7 @@ from audit.services import approval_request_create, staff_action_record
 from config.tasks import enqueue_on_commit
 from payments.locks import lock_payment
 from payments.models import Payment
+from payments.saving import payment_save
 from payments.selectors import payment_is_stuck
 from payments.services.operations import SETTLE_TASK
 from payments.services.status import payment_status_override
@@ -80,7 +81,7 @@ def payment_mark_needs_attention(*, payment_id: int, error: str) -> None:
         payment = lock_payment(payment_id)
         payment.needs_attention = True
         payment.last_error = error[:2000]
-        payment.save(update_fields=["needs_attention", "last_error", "updated_at"])
+        payment_save(payment, ["needs_attention", "last_error"])
     logger.error("Payment needs attention: settling ran out of retries", extra={"payment_id": payment_id})
 
 
@@ -97,7 +98,7 @@ def payment_retry_stuck(*, payment_id: int, actor: User, remote_addr: str | None
             return False
         before = {"needs_attention": payment.needs_attention, "pending_operation": payment.pending_operation}
         payment.needs_attention = False
-        payment.save(update_fields=["needs_attention", "updated_at"])
+        payment_save(payment, ["needs_attention"])
         staff_action_record(
             actor=actor,
             action="retry_stuck_operation",

@@ -16,6 +16,7 @@ from payments import states
 from payments.models import ChangeSource, Payment, PaymentStatusChange, ReviewState
 from payments.ports import risk_assessor
 from payments.rendering import render_payment
+from payments.saving import payment_save
 from payments.states import PaymentStatus
 
 logger = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def payment_review_close(payment: Payment, *, state: str, note: str, notify_asse
     `notify_assessor` is False when the assessor itself closes the review (it records its side).
     """
     payment.review_state = state
-    payment.save(update_fields=["review_state", "updated_at"])
+    payment_save(payment, ["review_state"])
     payment_event_record(payment=payment, type="payment.review_closed")
     if notify_assessor:
         risk_assessor().hold_ended(payment=payment, state=state, note=note)
@@ -106,7 +107,7 @@ def _write(
     for name, value in changes.items():
         setattr(payment, name, value)
     payment.status = to_status
-    payment.save(update_fields=["status", "updated_at", *changes])
+    payment_save(payment, ["status", *changes])
     if payment.review_state == ReviewState.PENDING and (hold_note or to_status in states.ENDS_REVIEW):
         # Nobody needs to decide a payment that can no longer be captured (or whose status staff set).
         state = ReviewState.REJECTED if to_status in states.ENDS_REVIEW else ReviewState.APPROVED
