@@ -350,6 +350,10 @@ end
         ),
     ]
 
+    all_scenarios = scenarios
+    only = [part for part in os.environ.get("BENCH_ONLY", "").split(",") if part]
+    if only:  # the floor always runs: every figure is quoted against it
+        scenarios = [s for i, s in enumerate(scenarios) if i == 0 or any(part in s.name for part in only)]
     port = _free_port()
     results: list[Result] = []
     worker_args = [str(BIN / "celery"), "-A", "config", "worker", "-l", "WARNING", "-P", "threads", "-c", "4"]
@@ -380,10 +384,12 @@ end
             print(f"  {scenario.name}: {figures['rps']:.1f} req/s", flush=True)
         print_table(results)
 
+    if os.environ.get("BENCH_LATENCY", "1") == "0":
+        return
     print(f"\ncreate + confirm with SIMULATOR_LATENCY_MS=300 (gunicorn {WORKERS} workers):")
     print("| threads per worker | req/s | p50 ms | p99 ms | non-2xx |")
     print("|---|---|---|---|---|")
-    create_confirm = next(s for s in scenarios if s.name.startswith("POST /payments/ create + confirm"))
+    create_confirm = next(s for s in all_scenarios if s.name.startswith("POST /payments/ create + confirm"))
     script = workdir / "latency.lua"
     script.write_text(_headers(auth) + create_confirm.lua)
     for threads in (4, 16, 32):
