@@ -1,7 +1,14 @@
 """Writes of the back office's ground floor: the hash-chained staff log and four-eyes approvals."""
 
 from audit.services.approvals import approval_request_approve, approval_request_create, approval_request_reject
-from audit.services.chain import GENESIS_HASH, ChainBreak, audit_verify, staff_action_hash, staff_action_record
+from audit.services.chain import (
+    GENESIS_HASH,
+    ChainBreak,
+    audit_verify,
+    staff_action_hash,
+    staff_action_record,
+    staff_retry_record,
+)
 
 __all__ = [
     "GENESIS_HASH",
@@ -12,4 +19,5 @@ __all__ = [
     "audit_verify",
     "staff_action_hash",
     "staff_action_record",
+    "staff_retry_record",
 ]

@@ -19,6 +19,7 @@ from django.utils import timezone
 from accounts.models import User
 from audit.locks import lock_chain
 from audit.models import StaffAction
+from config.tasks import enqueue_on_commit
 
 GENESIS_HASH = "0" * 64
 HASHED_FIELDS = (
@@ -76,6 +77,30 @@ def staff_action_record(
         return StaffAction.objects.create(
             **content, previous_hash=previous_hash, hash=staff_action_hash(content=content, previous_hash=previous_hash)
         )
+
+
+def staff_retry_record(
+    *,
+    actor: User,
+    object_type: str,
+    object_id: str,
+    before: dict[str, Any],
+    task: str,
+    remote_addr: str | None,
+    **task_kwargs: Any,
+) -> StaffAction:
+    """Record staff's retry of a stuck operation (the flag cleared) and enqueue `task` to finish it, after commit."""
+    action = staff_action_record(
+        actor=actor,
+        action="retry_stuck_operation",
+        object_type=object_type,
+        object_id=object_id,
+        before=before,
+        after={"needs_attention": False, "enqueued": task.rsplit(".", 1)[-1]},
+        remote_addr=remote_addr,
+    )
+    enqueue_on_commit(task, **task_kwargs)
+    return action
 
 
 @dataclass(frozen=True)

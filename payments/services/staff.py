@@ -7,8 +7,7 @@ from django.db import transaction
 from accounts.models import User
 from audit.approvals import ApprovalOutcome
 from audit.models import ApprovalRequest
-from audit.services import approval_request_create, staff_action_record
-from config.tasks import enqueue_on_commit
+from audit.services import approval_request_create, staff_retry_record
 from payments.locks import lock_payment
 from payments.models import Payment
 from payments.saving import payment_save
@@ -99,14 +98,13 @@ def payment_retry_stuck(*, payment_id: int, actor: User, remote_addr: str | None
         before = {"needs_attention": payment.needs_attention, "pending_operation": payment.pending_operation}
         payment.needs_attention = False
         payment_save(payment, ["needs_attention"])
-        staff_action_record(
+        staff_retry_record(
             actor=actor,
-            action="retry_stuck_operation",
             object_type="payment",
             object_id=payment.public_id,
             before=before,
-            after={"needs_attention": False, "enqueued": "settle_payment"},
+            task=SETTLE_TASK,
             remote_addr=remote_addr,
+            payment_id=payment_id,
         )
-        enqueue_on_commit(SETTLE_TASK, payment_id=payment_id)
     return True

@@ -7,8 +7,7 @@ from django.db import transaction
 from accounts.models import User
 from audit.approvals import ApprovalOutcome
 from audit.models import ApprovalRequest
-from audit.services import approval_request_create, staff_action_record
-from config.tasks import enqueue_on_commit
+from audit.services import approval_request_create, staff_action_record, staff_retry_record
 from payments.errors import AmountTooLarge
 from payments.locks import lock_payment
 from payments.models import ChangeSource, Payment
@@ -113,14 +112,13 @@ def refund_retry_stuck(*, refund_id: int, actor: User, remote_addr: str | None) 
         before = {"needs_attention": refund.needs_attention, "attempts": refund.attempts}
         refund.needs_attention = False
         refund.save(update_fields=["needs_attention", "updated_at"])
-        staff_action_record(
+        staff_retry_record(
             actor=actor,
-            action="retry_stuck_operation",
             object_type="refund",
             object_id=refund.public_id,
             before=before,
-            after={"needs_attention": False, "enqueued": "submit_refund"},
+            task=SUBMIT_TASK,
             remote_addr=remote_addr,
+            refund_id=refund_id,
         )
-        enqueue_on_commit(SUBMIT_TASK, refund_id=refund_id)
     return True
