@@ -52,7 +52,7 @@ def main() -> None:
         queue.declare()
         queue.purge()
         for batch_size in (100, 500):
-            Event.objects.filter(payment__client=shop).update(published_at=None)
+            Event.objects.filter(client=shop).update(published_at=None)
             queue.purge()
             started = time.perf_counter()
             published = outbox_relay(batch_size=batch_size)
