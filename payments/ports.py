@@ -13,6 +13,7 @@ from functools import cache
 from typing import Any, Protocol
 
 from django.conf import settings
+from django.db import models
 from django.utils.module_loading import import_string
 
 from accounts.models import User
@@ -20,10 +21,12 @@ from gateways.base import Gateway
 from payments.models import Payment
 
 
-class Decision:
-    ALLOW = "allow"
-    REVIEW = "review"
-    BLOCK = "block"
+class Decision(models.TextChoices):
+    """What an assessor may decide (the risk app stores these values too)."""
+
+    ALLOW = "allow", "Allow"
+    REVIEW = "review", "Review"
+    BLOCK = "block", "Block"
 
 
 @dataclass(frozen=True)

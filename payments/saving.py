@@ -7,6 +7,7 @@ that copy to auditlog as the old version: the same log entry, without the second
 
 import copy
 from collections.abc import Iterable
+from typing import Any
 
 from auditlog import get_logentry_model
 from auditlog.context import disable_auditlog
@@ -25,6 +26,13 @@ def remember_as_locked(payment: Payment) -> Payment:
     old.__dict__.pop(_AS_LOCKED, None)
     payment.__dict__[_AS_LOCKED] = old
     return payment
+
+
+def payment_update(payment: Payment, **changes: Any) -> Payment:
+    """Set `changes` on a payment the caller has locked and save just those fields (see `payment_save`)."""
+    for name, value in changes.items():
+        setattr(payment, name, value)
+    return payment_save(payment, changes)
 
 
 def payment_save(payment: Payment, fields: Iterable[str]) -> Payment:

@@ -6,12 +6,7 @@ from django.db import models
 from django.db.models import Q
 
 from payments.models import Payment, ReviewState
-
-
-class Decision(models.TextChoices):
-    ALLOW = "allow", "Allow"
-    REVIEW = "review", "Review"
-    BLOCK = "block", "Block"
+from payments.ports import Decision
 
 
 class Level(models.TextChoices):

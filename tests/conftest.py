@@ -1,6 +1,9 @@
 """Shared fixtures: the suite runs on PostgreSQL and Redis started by `make test`."""
 
+import base64
 import itertools
+import json
+from dataclasses import dataclass
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -78,19 +81,60 @@ def on_postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
+def purge_broker_queues() -> None:
+    """Empty every Celery queue on the broker."""
+    from config.celery import QUEUES, app
+
+    with app.connection_for_write() as connection:
+        for queue in QUEUES:
+            connection.default_channel.queue_purge(queue)
+
+
 @pytest.fixture
 def worker():
     """A real Celery worker, in this process, consuming the real Redis broker (use with transaction=True)."""
     from config.celery import QUEUES, app
 
     assert not app.conf.task_always_eager
-    with app.connection_for_write() as connection:  # tasks enqueued by earlier tests are not this test's
-        for queue in QUEUES:
-            connection.default_channel.queue_purge(queue)
+    purge_broker_queues()  # tasks enqueued by earlier tests are not this test's
     with start_worker(
         app, pool="solo", perform_ping_check=False, shutdown_timeout=10, queues=list(QUEUES)
     ) as celery_worker:
         yield celery_worker
+
+
+@dataclass(frozen=True)
+class SentTask:
+    """A task message as the broker holds it."""
+
+    name: str
+    kwargs: dict
+    eta: str | None
+
+
+@pytest.fixture
+def broker_queue():
+    """The task messages really sent to the Redis broker, by queue (the queues are emptied before and after)."""
+    from config.celery import app
+
+    assert not app.conf.task_always_eager
+
+    def sent(queue: str) -> list[SentTask]:
+        with app.connection_for_write() as connection:
+            raw = connection.default_channel.client.lrange(queue, 0, -1)
+        messages = [json.loads(item) for item in reversed(raw)]  # oldest first
+        return [
+            SentTask(
+                name=message["headers"]["task"],
+                kwargs=json.loads(base64.b64decode(message["body"]))[1],
+                eta=message["headers"].get("eta"),
+            )
+            for message in messages
+        ]
+
+    purge_broker_queues()
+    yield sent
+    purge_broker_queues()
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from payments.errors import (
 )
 from payments.locks import lock_payment
 from payments.models import ChangeSource, GatewayOperation, Payment, ReviewState
-from payments.saving import payment_save
+from payments.saving import payment_update
 from payments.services.status import payment_status_change
 from payments.states import PaymentStatus
 
@@ -46,13 +46,6 @@ OPERATION_SETTLED: dict[str, Any] = {
     "pending_operation_at": None,
     "needs_attention": False,
 }
-
-
-def _save(payment: Payment, **changes: Any) -> Payment:
-    """Save only the given fields of a locked payment (django-auditlog sees each change)."""
-    for name, value in changes.items():
-        setattr(payment, name, value)
-    return payment_save(payment, changes)
 
 
 def payment_confirm(*, payment: Payment, payment_method: str = "", source: str = ChangeSource.API) -> Payment:
@@ -73,13 +66,15 @@ def payment_confirm(*, payment: Payment, payment_method: str = "", source: str =
         elif locked.status not in states.CONFIRMABLE:
             raise PaymentUnexpectedState(f"A payment in status {locked.status} cannot be confirmed.")
         else:
-            if payment_method:
-                locked.payment_method = payment_method
-            if not locked.payment_method:
+            method = payment_method or locked.payment_method
+            if not method:
                 raise PaymentUnexpectedState("The payment has no payment method; pass payment_method.")
-            locked.pending_operation = GatewayOperation.CONFIRM
-            locked.pending_operation_at = timezone.now()
-            payment_save(locked, ["payment_method", "pending_operation", "pending_operation_at"])
+            payment_update(
+                locked,
+                payment_method=method,
+                pending_operation=GatewayOperation.CONFIRM,
+                pending_operation_at=timezone.now(),
+            )
     if locked.pending_operation == GatewayOperation.CREATE:
         locked = call_for_api(locked, GatewayOperation.CREATE)
         return payment_confirm(payment=locked, payment_method=payment_method, source=source)
@@ -107,10 +102,12 @@ def payment_capture(*, payment: Payment, amount: int | None = None, source: str 
             raise AmountTooLarge(
                 f"amount must be at most the amount capturable ({locked.amount_capturable}).", param="amount"
             )
-        locked.pending_operation = GatewayOperation.CAPTURE
-        locked.pending_operation_amount = to_capture
-        locked.pending_operation_at = timezone.now()
-        payment_save(locked, ["pending_operation", "pending_operation_amount", "pending_operation_at"])
+        payment_update(
+            locked,
+            pending_operation=GatewayOperation.CAPTURE,
+            pending_operation_amount=to_capture,
+            pending_operation_at=timezone.now(),
+        )
     return call_for_api(locked, GatewayOperation.CAPTURE, source=source)
 
 
@@ -139,10 +136,12 @@ def payment_cancel(
                 pending_operation="",
                 pending_operation_at=None,
             )
-        locked.pending_operation = GatewayOperation.CANCEL
-        locked.pending_operation_at = timezone.now()
-        locked.cancellation_reason = reason
-        payment_save(locked, ["pending_operation", "pending_operation_at", "cancellation_reason"])
+        payment_update(
+            locked,
+            pending_operation=GatewayOperation.CANCEL,
+            pending_operation_at=timezone.now(),
+            cancellation_reason=reason,
+        )
     return call_for_api(locked, GatewayOperation.CANCEL, source=source)
 
 
@@ -205,7 +204,7 @@ def payment_apply_intent(*, payment_id: int, intent: IntentResult, source: str, 
                 extra={"payment": payment.public_id, "status": payment.status, "gateway_status": intent.status},
             )
         if clear_operation and payment.pending_operation == clear_operation:  # the news is old; the call is done
-            _save(payment, **OPERATION_SETTLED)
+            payment_update(payment, **OPERATION_SETTLED)
         return payment
 
 
@@ -289,7 +288,7 @@ def _apply_created(payment_id: int, intent: IntentResult, *, then_confirm: bool 
                 changes.update(pending_operation=GatewayOperation.CONFIRM, pending_operation_at=timezone.now())
             else:
                 changes.update(pending_operation="", pending_operation_at=None)
-        return _save(payment, **changes)
+        return payment_update(payment, **changes)
 
 
 def _apply_decline(payment_id: int, exc: Declined, *, source: str) -> None:
@@ -320,7 +319,7 @@ def _clear_operation(payment_id: int, operation: str) -> None:
     with transaction.atomic():
         payment = lock_payment(payment_id)
         if payment.pending_operation == operation:
-            _save(payment, pending_operation="", pending_operation_amount=None, pending_operation_at=None)
+            payment_update(payment, pending_operation="", pending_operation_amount=None, pending_operation_at=None)
 
 
 def _enqueue_settle(payment_id: int) -> None:

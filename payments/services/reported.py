@@ -9,7 +9,7 @@ from accounts.models import User
 from payments.locks import lock_payment
 from payments.models import Payment
 from payments.rendering import render_payment
-from payments.saving import payment_save
+from payments.saving import payment_update
 from payments.services.status import payment_event_record, payment_status_change
 from payments.states import PaymentStatus
 
@@ -41,10 +41,9 @@ def payment_flag_dispute(*, payment_id: int, dispute_reference: str, reason: str
         payment = lock_payment(payment_id)
         if payment.dispute_reference == dispute_reference:
             return False
-        payment.disputed_at = timezone.now()
-        payment.dispute_reason = reason[:64]
-        payment.dispute_reference = dispute_reference
-        payment_save(payment, ["disputed_at", "dispute_reason", "dispute_reference"])
+        payment_update(
+            payment, disputed_at=timezone.now(), dispute_reason=reason[:64], dispute_reference=dispute_reference
+        )
         dispute = {"id": dispute_reference, "reason": reason or None, "amount": amount, "currency": currency}
         data = {**render_payment(payment), "dispute": dispute}
         payment_event_record(payment=payment, type="payment.dispute_opened", data=data)

@@ -10,7 +10,7 @@ from audit.models import ApprovalRequest
 from audit.services import approval_request_create, staff_retry_record
 from payments.locks import lock_payment
 from payments.models import Payment
-from payments.saving import payment_save
+from payments.saving import payment_update
 from payments.selectors import payment_is_stuck
 from payments.services.operations import SETTLE_TASK
 from payments.services.status import payment_status_override
@@ -78,9 +78,7 @@ def payment_mark_needs_attention(*, payment_id: int, error: str) -> None:
     """Retries ran out while settling: flag the payment for staff; its recorded operation stays."""
     with transaction.atomic():
         payment = lock_payment(payment_id)
-        payment.needs_attention = True
-        payment.last_error = error[:2000]
-        payment_save(payment, ["needs_attention", "last_error"])
+        payment_update(payment, needs_attention=True, last_error=error[:2000])
     logger.error("Payment needs attention: settling ran out of retries", extra={"payment_id": payment_id})
 
 
@@ -96,8 +94,7 @@ def payment_retry_stuck(*, payment_id: int, actor: User, remote_addr: str | None
         if not payment_is_stuck(payment):
             return False
         before = {"needs_attention": payment.needs_attention, "pending_operation": payment.pending_operation}
-        payment.needs_attention = False
-        payment_save(payment, ["needs_attention"])
+        payment_update(payment, needs_attention=False)
         staff_retry_record(
             actor=actor,
             object_type="payment",

@@ -16,7 +16,7 @@ from payments import states
 from payments.models import ChangeSource, Payment, PaymentStatusChange, ReviewState
 from payments.ports import risk_assessor
 from payments.rendering import render_payment
-from payments.saving import payment_save
+from payments.saving import payment_update
 from payments.states import PaymentStatus
 
 logger = logging.getLogger(__name__)
@@ -85,8 +85,7 @@ def payment_review_close(payment: Payment, *, state: str, note: str, notify_asse
 
     `notify_assessor` is False when the assessor itself closes the review (it records its side).
     """
-    payment.review_state = state
-    payment_save(payment, ["review_state"])
+    payment_update(payment, review_state=state)
     payment_event_record(payment=payment, type="payment.review_closed")
     if notify_assessor:
         risk_assessor().hold_ended(payment=payment, state=state, note=note)
@@ -104,10 +103,7 @@ def _write(
     **changes: Any,
 ) -> Payment:
     from_status = payment.status
-    for name, value in changes.items():
-        setattr(payment, name, value)
-    payment.status = to_status
-    payment_save(payment, ["status", *changes])
+    payment_update(payment, status=to_status, **changes)
     if payment.review_state == ReviewState.PENDING and (hold_note or to_status in states.ENDS_REVIEW):
         # Nobody needs to decide a payment that can no longer be captured (or whose status staff set).
         state = ReviewState.REJECTED if to_status in states.ENDS_REVIEW else ReviewState.APPROVED

@@ -1,12 +1,16 @@
 """Task helpers: enqueue by registered name, after commit; an unknown name is an error, not a silent drop."""
 
-import time
+import threading
 
 import pytest
 from celery.exceptions import NotRegistered
+from django.db import connections
 
+from config import tasks as helpers
+from config.celery import app
 from config.tasks import enqueue, enqueue_on_commit, run_with_retries
-from payments.tasks import settle_payment
+
+SETTLE = "payments.tasks.settle_payment"
 
 
 def test_an_unknown_task_name_is_refused():
@@ -15,17 +19,14 @@ def test_an_unknown_task_name_is_refused():
 
 
 @pytest.mark.django_db
-def test_enqueue_on_commit_sends_only_once_the_transaction_commits(monkeypatch, django_capture_on_commit_callbacks):
-    sent: list[dict] = []
-    monkeypatch.setattr(settle_payment, "delay", lambda **kwargs: sent.append(kwargs))
-
+def test_enqueue_on_commit_sends_only_once_the_transaction_commits(broker_queue, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks() as callbacks:
-        enqueue_on_commit("payments.tasks.settle_payment", payment_id=7)
-        assert sent == []  # nothing leaves the process inside the transaction
+        enqueue_on_commit(SETTLE, payment_id=7)
+        assert broker_queue("gateway") == []  # nothing leaves the process inside the transaction
     for callback in callbacks:
         callback()
 
-    assert sent == [{"payment_id": 7}]
+    assert [(task.name, task.kwargs) for task in broker_queue("gateway")] == [(SETTLE, {"payment_id": 7})]
 
 
 class _Request:
@@ -102,33 +103,51 @@ def test_other_errors_are_not_retried():
     assert task.retried_with is None
 
 
-def test_threads_enqueueing_at_once_all_find_their_task(monkeypatch):
-    # given a process whose tasks are not registered yet, as in a fresh web process (discovery is slow)
-    from config import tasks as helpers
-    from config.celery import app
-    from tests.helpers import run_in_threads
-
-    sent: list[int] = []
-    monkeypatch.setattr(settle_payment, "delay", lambda **kwargs: sent.append(kwargs["payment_id"]))
-    registered = app.tasks.pop("payments.tasks.settle_payment")
+def test_a_thread_enqueueing_while_another_discovers_the_tasks_waits_for_it(monkeypatch, broker_queue):
+    # given a process whose tasks are not registered yet, as in a fresh web process, and a discovery that
+    # returns at once to a second caller while the first is still importing (as Celery's does)
+    registered = app.tasks.pop(SETTLE)
+    discovering, finish_discovery = threading.Event(), threading.Event()
+    calls: list[str] = []
     real_discover = app.loader.import_default_modules
 
-    calls = []
+    def discovery() -> None:
+        calls.append(threading.current_thread().name)
+        if len(calls) > 1:
+            return  # the modules are being imported by the first caller: nothing to do here
+        discovering.set()
+        assert finish_discovery.wait(10)
+        app.tasks.register(registered)
+        real_discover()
 
-    def slow_discovery():
-        # Like Celery's: the first call imports the tasks modules (slowly); a call meanwhile finds them
-        # being imported and returns at once, before the task is registered.
-        calls.append(1)
-        if len(calls) == 1:
-            time.sleep(0.2)
+    monkeypatch.setattr(app.loader, "import_default_modules", discovery)
+    errors: list[BaseException] = []
+
+    def send(payment_id: int) -> None:
+        try:
+            helpers.enqueue(SETTLE, payment_id=payment_id)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    first = threading.Thread(target=send, args=(1,), name="first")
+    second = threading.Thread(target=send, args=(2,), name="second")
+    try:
+        # when a second thread enqueues while the first is discovering
+        first.start()
+        assert discovering.wait(10)
+        second.start()
+        second.join(timeout=1)  # it must still be waiting for the discovery, not done (or failed) without it
+        second_waited = second.is_alive()
+        finish_discovery.set()
+        first.join(10)
+        second.join(10)
+    finally:
+        finish_discovery.set()
+        if SETTLE not in app.tasks:
             app.tasks.register(registered)
-            return real_discover()
-        return None
 
-    monkeypatch.setattr(app.loader, "import_default_modules", slow_discovery)
-
-    # when eight threads enqueue the task at the same moment
-    run_in_threads([lambda n=n: helpers.enqueue("payments.tasks.settle_payment", payment_id=n) for n in range(8)])
-
-    # then every one of them sent it
-    assert sorted(sent) == list(range(8))
+    # then the second waited for the discovery, and both tasks reached the broker
+    assert (errors, second_waited, calls) == ([], True, ["first"])
+    assert sorted(task.kwargs["payment_id"] for task in broker_queue("gateway")) == [1, 2]

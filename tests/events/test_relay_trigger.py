@@ -12,12 +12,11 @@ from tests.accounts.factories import UserFactory
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def scheduled(monkeypatch) -> list[dict]:
-    """The relays the trigger schedules (their countdowns), instead of sending them to the broker."""
-    calls: list[dict] = []
-    monkeypatch.setattr(relay_outbox, "apply_async", lambda **kwargs: calls.append(kwargs))
-    return calls
+RELAY = "events.tasks.relay_outbox"
+
+
+def _relays(broker_queue) -> list:
+    return [task for task in broker_queue("events") if task.name == RELAY]
 
 
 def _commit_an_event(client) -> None:
@@ -25,7 +24,7 @@ def _commit_an_event(client) -> None:
         event_record(type="payment.initiated", client_id=client.pk, subject_type="payment", subject_id="pay_1", data={})
 
 
-def test_many_commits_schedule_one_relay_a_moment_later(settings, scheduled):
+def test_many_commits_schedule_one_relay_a_moment_later(settings, broker_queue):
     # given
     settings.OUTBOX_RELAY_DELAY_MS = 50
     client = UserFactory()
@@ -34,12 +33,14 @@ def test_many_commits_schedule_one_relay_a_moment_later(settings, scheduled):
     for _ in range(50):
         _commit_an_event(client)
 
-    # then one relay is waiting, 50 ms after the first commit
-    assert scheduled == [{"countdown": 0.05}]
+    # then one relay is waiting on the broker, due a moment after the first commit
+    relays = _relays(broker_queue)
+    assert len(relays) == 1
+    assert relays[0].eta is not None
     assert cache.get(RELAY_GUARD_KEY) == 1
 
 
-def test_a_commit_after_the_relay_started_schedules_another(settings, scheduled):
+def test_a_commit_after_the_relay_started_schedules_another(settings, broker_queue):
     # given a relay was scheduled and has started (it clears the guard before reading the outbox)
     settings.OUTBOX_RELAY_DELAY_MS = 50
     client = UserFactory()
@@ -50,14 +51,15 @@ def test_a_commit_after_the_relay_started_schedules_another(settings, scheduled)
     _commit_an_event(client)
 
     # then a second relay is scheduled for it
-    assert scheduled == [{"countdown": 0.05}, {"countdown": 0.05}]
+    assert len(_relays(broker_queue)) == 2
 
 
-def test_without_a_delay_every_commit_triggers_the_relay(settings, scheduled):
+def test_without_a_delay_every_commit_triggers_the_relay(settings, broker_queue):
     settings.OUTBOX_RELAY_DELAY_MS = 0
     client = UserFactory()
 
     _commit_an_event(client)
     _commit_an_event(client)
 
-    assert scheduled == [{"countdown": None}, {"countdown": None}]
+    relays = _relays(broker_queue)
+    assert [relay.eta for relay in relays] == [None, None]

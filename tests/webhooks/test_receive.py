@@ -215,17 +215,44 @@ def test_only_post_is_allowed():
     assert response["Allow"] == "POST"
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_broker_outage_after_commit_still_acknowledges_the_stored_event(monkeypatch):
-    # given a broker that refuses every enqueue
-    def refuse(task_name, **kwargs):
-        raise ConnectionError("broker unreachable")
+@pytest.fixture
+def broker_down():
+    """Celery's broker unreachable (nothing listens on port 1): sending a task fails at once, as in an outage."""
+    from config.celery import app
 
-    monkeypatch.setattr("webhooks.services.enqueue", refuse)
+    keys = (
+        "broker_url",
+        "broker_write_url",
+        "task_publish_retry",
+        "broker_connection_timeout",
+        "broker_transport_options",
+    )
+    saved = {key: app.conf[key] for key in keys}
+
+    working_pools = (app._pool, app.amqp._producer_pool)
+    app._pool, app.amqp._producer_pool = None, None  # new ones are made for the broken broker
+    app.conf.update(
+        broker_url="redis://127.0.0.1:1/0",
+        broker_write_url=None,
+        task_publish_retry=False,
+        broker_connection_timeout=0.5,
+        broker_transport_options={**saved["broker_transport_options"], "max_retries": 0},
+    )
+    yield
+    app.conf.update(saved)
+    broken_pool = app._pool
+    app._pool, app.amqp._producer_pool = working_pools
+    if broken_pool is not None:
+        broken_pool.force_close_all()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broker_outage_after_commit_still_acknowledges_the_stored_event(broker_down):
+    # given a broker that cannot be reached
     event = _succeeded_event()
     body = body_of(event)
 
-    # when Stripe delivers (a real commit runs the robust on_commit callback)
+    # when Stripe delivers (a real commit runs the robust on_commit callback that enqueues processing)
     response = post(body, sign(body))
 
     # then Stripe hears 200, the event is kept, and recovery will enqueue it
