@@ -103,10 +103,20 @@ class Gateway(Protocol):
         currency: str,
         capture_method: str,
         payment_method: str,
+        confirm: bool = False,
         metadata: dict[str, str],
         description: str,
         idempotency_key: str,
-    ) -> IntentResult: ...
+    ) -> IntentResult:
+        """Create an intent; with `confirm` (and a `payment_method`), create and confirm it in one call.
+
+        Without `confirm` the intent waits for a payment method or for confirmation. With it (Stripe:
+        `PaymentIntent.create(..., confirm=True)`) the answer is the intent as it stands after confirmation:
+        `requires_capture`, `succeeded`, `requires_action` (3-D Secure) or `processing`. A decline raises
+        `Declined` exactly as `confirm_intent` does, with `intent` set to the intent just created (Stripe
+        puts it in the error's `payment_intent`), so the caller learns its reference even then.
+        """
+        ...
 
     def confirm_intent(self, *, reference: str, payment_method: str, idempotency_key: str) -> IntentResult:
         """Confirm; a decline raises `Declined` (with the intent's state when known)."""

@@ -69,10 +69,12 @@ class StripeGateway:
         currency: str,
         capture_method: str,
         payment_method: str,
+        confirm: bool = False,
         metadata: dict[str, str],
         description: str,
         idempotency_key: str,
     ) -> IntentResult:
+        """Create an intent; with `confirm`, confirm it in the same request (a decline raises `Declined`)."""
         params: PaymentIntentCreateParams = {
             "amount": amount,
             "currency": currency.lower(),
@@ -82,12 +84,15 @@ class StripeGateway:
         }
         if payment_method:
             params["payment_method"] = payment_method
+        if confirm:
+            params["confirm"] = True
         if metadata:
             params["metadata"] = metadata
         if description:
             params["description"] = description
         intents = self._client.v1.payment_intents
-        return parse_intent(self._call(lambda: intents.create(params, _options(idempotency_key))).to_dict())
+        intent = parse_intent(self._call(lambda: intents.create(params, _options(idempotency_key))).to_dict())
+        return _unless_failed(intent) if confirm else intent
 
     def confirm_intent(self, *, reference: str, payment_method: str, idempotency_key: str) -> IntentResult:
         """Confirm; a decline raises `Declined` (with the intent when known); 3-D Secure gives `requires_action`."""
@@ -96,10 +101,7 @@ class StripeGateway:
         intent = parse_intent(
             self._call(lambda: intents.confirm(reference, params, _options(idempotency_key))).to_dict()
         )
-        if intent.status == "requires_payment_method" and intent.failure_code:
-            # Stripe usually answers a decline with a 402, but an attempt can also fail with a 200.
-            raise Declined(intent.failure_message, code=intent.failure_code, intent=intent)
-        return intent
+        return _unless_failed(intent)
 
     def capture_intent(self, *, reference: str, amount: int | None, idempotency_key: str) -> IntentResult:
         params: PaymentIntentCaptureParams = {} if amount is None else {"amount_to_capture": amount}
@@ -216,6 +218,17 @@ class StripeGateway:
         """A Stripe message with any API key in it masked (Stripe's own echo of a bad key included)."""
         text = _SECRET.sub("[redacted]", message or "")
         return text.replace(self._api_key, "[redacted]") if len(self._api_key) >= 8 else text
+
+
+def _unless_failed(intent: IntentResult) -> IntentResult:
+    """A confirmed intent, or `Declined` when the attempt failed.
+
+    Stripe usually answers a decline with a 402 (translated in `_translate`), but an attempt can also fail
+    with a 200 that leaves the intent in requires_payment_method with its last_payment_error.
+    """
+    if intent.status == "requires_payment_method" and intent.failure_code:
+        raise Declined(intent.failure_message, code=intent.failure_code, intent=intent)
+    return intent
 
 
 def _options(idempotency_key: str) -> stripe.RequestOptions:

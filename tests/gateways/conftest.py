@@ -113,6 +113,7 @@ class StubStripe:
     status: int = 200
     body: dict[str, Any] = field(default_factory=dict)
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)  # method, path, headers
+    bodies: list[str] = field(default_factory=list)  # the form-encoded request bodies, in the same order
 
 
 @pytest.fixture
@@ -121,8 +122,9 @@ def stub_stripe() -> Iterator[StubStripe]:
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             stub.requests.append((self.command, self.path, dict(self.headers)))
+            stub.bodies.append(body.decode())
             payload = json.dumps(stub.body).encode()
             self.send_response(stub.status)
             self.send_header("Content-Type", "application/json")

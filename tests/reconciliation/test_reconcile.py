@@ -1,8 +1,12 @@
 """Reconciling with the simulator: each kind of difference is found once; --fix fixes only the safe ones."""
 
-import pytest
-from django.core.cache import cache
+import time
 
+import pytest
+import redis
+from django.conf import settings
+
+from gateways.simulator.store import INTENT_INDEX, PREFIX
 from payments.models import Payment, PaymentStatusChange
 from payments.states import PaymentStatus as S
 from reconciliation.models import Discrepancy, DiscrepancyState, ReconciliationRun, RunStatus
@@ -198,7 +202,10 @@ def test_records_outside_the_window_are_not_compared(pay, window):
 
 def test_a_gateway_that_cannot_be_listed_fails_the_run(pay, window, simulator):
     pay()
-    cache.set("gwsim:index:intents", ["pi_sim_gone"], None)  # an index entry whose intent is gone
+    # an index entry whose intent is gone (the simulator's index by created time, in the cache's Redis)
+    index = redis.Redis.from_url(settings.REDIS_URL)
+    index.zadd(PREFIX + INTENT_INDEX, {"pi_sim_gone": int(time.time() * 1_000_000)})
+    index.close()
 
     from gateways.base import Permanent
 
