@@ -11,13 +11,40 @@ An event waits while an earlier event of the same subject is still unpublished (
 relay, or failing), so a payment's events (its refunds' included) leave in order. A row that fails
 `OUTBOX_MAX_PUBLISH_ATTEMPTS` times is dead-lettered: skipped from then on (and visible in the
 Event admin), so it never blocks the rest.
+
+A batch costs a fixed number of round trips, whatever its size: one statement locks it and finds which
+of its events must wait for an earlier one of their subject that it does not hold
+(`events.locks.lock_unpublished_batch`), one UPDATE marks it published (a second counts failed
+attempts, if any). Publishing:
+
+- **RabbitMQ** (py-amqp): publisher confirms stay on. The channel is put in confirm mode once and the
+  batch is sent in rounds, one event per subject per round; each round is sent without waiting and its
+  confirms are awaited together. So an event leaves only once the broker confirmed its subject's
+  previous one, as with a wait per message: a nack (or a lost connection) never lets a later event of
+  the subject overtake an earlier one. A round trip per round, not per message; messages go straight
+  through py-amqp (the properties kombu would set), which halves the client's cost per message.
+  Waiting once per batch instead is faster only when a subject has many events in one batch (about
+  a quarter faster on the bench's deep backlog, the same on a wide one) and loses the order on a nack.
+- **Redis**: no confirms exist. The batch goes in one pipeline (kombu's producer batch, one round trip
+  for its LPUSHes) with the exchange's bindings read once per batch instead of once per message. If
+  the pipeline fails, nothing of the batch is marked: all of it is published again, in order.
+- Other transports publish message by message.
+
+A failed publication counts one attempt for the first unconfirmed event of each subject; the later
+events of that subject in the batch wait, untouched, and the run stops (the next trigger or the beat
+sweep tries again).
 """
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from time import monotonic
 from typing import Any
 
+import amqp
+from amqp import spec
+from amqp.exceptions import AMQPError
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, QuerySet
@@ -25,85 +52,224 @@ from django.utils import timezone
 from kombu import Connection, Exchange, Producer
 from kombu.exceptions import KombuError
 
-from events.locks import lock_unpublished_batch, unpublished_events
+from events.locks import OutboxRow, lock_unpublished_batch, outbox_rows
 from events.models import Event
-from events.rendering import render_event
+from events.rendering import render_event_json
 
 logger = logging.getLogger(__name__)
 
 EXCHANGE = Exchange("payment.events", type="topic", durable=True)
-PUBLISH_ERRORS = (KombuError, OSError, ConnectionError, TimeoutError)
+PUBLISH_ERRORS = (KombuError, AMQPError, OSError, ConnectionError, TimeoutError)
+DEFAULT_BATCH_SIZE = 500
+# How long a round of publisher confirms may take before its unconfirmed events count as failed.
+CONFIRM_TIMEOUT_SECONDS = 10.0
 
 
 def events_broker_url() -> str:
     return settings.EVENTS_BROKER_URL
 
 
+@dataclass
+class Publication:
+    """What became of a batch: confirmed sequences, sequences that failed (one per subject), the error."""
+
+    published: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    error: BaseException | None = None
+
+
+class _Confirms:
+    """Publisher confirms on a py-amqp channel, awaited per round of messages instead of per message."""
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+        channel.confirm_select()
+        self.last_tag = 0  # delivery tags count the messages published on the channel since confirm.select
+        self.pending: dict[int, OutboxRow] = {}
+        self.acked: list[OutboxRow] = []
+        self.nacked: list[OutboxRow] = []
+        channel.events["basic_ack"].add(self._on_ack)
+        channel.events["basic_nack"].add(self._on_nack)
+
+    def sent(self, row: OutboxRow) -> None:
+        self.last_tag += 1
+        self.pending[self.last_tag] = row
+
+    def _settle(self, tag: int, multiple: bool, into: list[OutboxRow]) -> None:
+        tags = [t for t in self.pending if t <= tag] if multiple else [tag]
+        for t in tags:
+            row = self.pending.pop(t, None)
+            if row is not None:
+                into.append(row)
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(delivery_tag, multiple, self.acked)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(delivery_tag, multiple, self.nacked)
+
+    def wait(self, timeout: float = CONFIRM_TIMEOUT_SECONDS) -> None:
+        """Until the broker has acked or nacked every message sent (TimeoutError past `timeout`)."""
+        deadline = monotonic() + timeout
+        while self.pending:
+            remaining = deadline - monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{len(self.pending)} publisher confirm(s) missing after {timeout} s")
+            self.channel.wait([spec.Basic.Ack, spec.Basic.Nack], timeout=remaining)
+
+
+@contextmanager
+def _bindings_read_once(channel: Any) -> Iterator[None]:
+    """Within a Redis batch, read the exchange's bindings once: kombu reads them (SMEMBERS) per message."""
+    read = channel.get_table
+    tables: dict[str, Any] = {}
+
+    def get_table(exchange: str) -> Any:
+        if exchange not in tables:
+            tables[exchange] = read(exchange)
+        return tables[exchange]
+
+    channel.get_table = get_table
+    try:
+        yield
+    finally:
+        del channel.get_table  # back to the class's own method
+
+
+def _first_per_subject(rows: Sequence[OutboxRow]) -> list[int]:
+    seen: set[str] = set()
+    firsts = []
+    for row in rows:
+        if row.subject_id not in seen:
+            seen.add(row.subject_id)
+            firsts.append(row.sequence)
+    return firsts
+
+
 class EventPublisher:
-    """Publishes rendered events on one broker connection, with publisher confirms where available."""
+    """Publishes rendered events on one broker connection: confirmed on RabbitMQ, pipelined on Redis."""
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
-        self.producer = Producer(connection.default_channel, exchange=EXCHANGE)
-        EXCHANGE(connection.default_channel).declare()
+        self.channel = channel = connection.default_channel
+        EXCHANGE(channel).declare()
+        self.producer = Producer(channel, exchange=EXCHANGE, auto_declare=False)
+        self.errors: tuple[type[BaseException], ...] = (
+            PUBLISH_ERRORS + tuple(connection.connection_errors) + tuple(connection.channel_errors)
+        )
+        self.confirms = _Confirms(channel) if connection.transport.driver_type == "amqp" else None
+        self.pipelined = self.confirms is None and self.producer.supports_batch_publish
+        self.transport = connection.transport.driver_type
 
-    def publish(self, event: Event, *, replay: bool = False) -> None:
-        headers = {
-            "event_type": event.type,
-            "sequence": event.sequence,
-            "subject": event.subject_id,
-            "payment_id": event.subject_id if event.subject_type == "payment" else None,
+    @staticmethod
+    def _headers(row: OutboxRow, replay: bool) -> dict[str, Any]:
+        headers: dict[str, Any] = {
+            "event_type": row.type,
+            "sequence": row.sequence,
+            "subject": row.subject_id,
+            "payment_id": row.subject_id if row.subject_type == "payment" else None,
         }
         if replay:
             headers["replay"] = True
+        return headers
+
+    def _send(self, row: OutboxRow, replay: bool) -> None:
         self.producer.publish(
-            render_event(event),
-            routing_key=event.type,
-            serializer="json",
-            message_id=event.public_id,
-            headers=headers,
+            render_event_json(row, row.data_json),
+            routing_key=row.type,
+            content_type="application/json",
+            content_encoding="utf-8",
+            message_id=row.public_id,
+            headers=self._headers(row, replay),
             delivery_mode=2,
-            retry=True,
-            retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.5},
         )
+
+    def _send_amqp(self, row: OutboxRow, replay: bool) -> None:
+        """`_send` straight through py-amqp: the same message (kombu's properties), at half the cost per message."""
+        message = amqp.Message(
+            render_event_json(row, row.data_json).encode(),
+            priority=0,
+            content_type="application/json",
+            content_encoding="utf-8",
+            application_headers=self._headers(row, replay),
+            message_id=row.public_id,
+            delivery_mode=2,
+        )
+        self.channel.basic_publish(message, exchange=EXCHANGE.name, routing_key=row.type)
+
+    def publish(self, rows: Sequence[OutboxRow], *, replay: bool = False) -> Publication:
+        """Publish `rows` (in sequence order) and report which the broker took; never raises a broker error."""
+        if self.confirms is not None:
+            return self._publish_confirmed(self.confirms, rows, replay)
+        return self._publish_unconfirmed(rows, replay)
+
+    def _publish_confirmed(self, confirms: _Confirms, rows: Sequence[OutboxRow], replay: bool) -> Publication:
+        """In rounds of one event per subject: a round is sent, then its confirms are awaited together."""
+        outcome = Publication()
+        failed_subjects: set[str] = set()
+        waiting = list(rows)
+        try:
+            while waiting:
+                this_round: list[OutboxRow] = []
+                later: list[OutboxRow] = []
+                subjects: set[str] = set()
+                for row in waiting:
+                    if row.subject_id in failed_subjects:
+                        continue  # its subject's earlier event failed: it waits, to keep the order
+                    if row.subject_id in subjects:
+                        later.append(row)
+                    else:
+                        subjects.add(row.subject_id)
+                        this_round.append(row)
+                for row in this_round:
+                    confirms.sent(row)
+                    self._send_amqp(row, replay)
+                confirms.wait()
+                self._settle(confirms, outcome, failed_subjects)
+                waiting = later
+        except self.errors as exc:
+            outcome.error = exc
+            self._settle(confirms, outcome, failed_subjects)
+            # Sent (or being sent) but not confirmed: one per subject, since a round holds one per subject.
+            outcome.failed.extend(row.sequence for row in confirms.pending.values())
+            confirms.pending.clear()
+        outcome.published.sort()
+        outcome.failed.sort()
+        return outcome
+
+    @staticmethod
+    def _settle(confirms: _Confirms, outcome: Publication, failed_subjects: set[str]) -> None:
+        outcome.published.extend(row.sequence for row in confirms.acked)
+        for row in confirms.nacked:
+            outcome.failed.append(row.sequence)
+            failed_subjects.add(row.subject_id)
+        confirms.acked.clear()
+        confirms.nacked.clear()
+
+    def _publish_unconfirmed(self, rows: Sequence[OutboxRow], replay: bool) -> Publication:
+        outcome = Publication()
+        try:
+            batch = self.producer.batch(max_size=max(len(rows), 1)) if self.pipelined else nullcontext()
+            bindings = _bindings_read_once(self.producer.channel) if self.pipelined else nullcontext()
+            with bindings, batch:
+                for row in rows:
+                    self._send(row, replay)
+        except self.errors as exc:
+            outcome.error = exc
+            outcome.failed = _first_per_subject(rows)
+            return outcome
+        outcome.published = [row.sequence for row in rows]
+        return outcome
 
 
 @contextmanager
 def publisher() -> Iterator[EventPublisher]:
-    # confirm_publish makes py-amqp wait for the broker's ack (RabbitMQ); Redis has no confirms.
-    with Connection(events_broker_url(), transport_options={"confirm_publish": True}, connect_timeout=5) as conn:
+    with Connection(events_broker_url(), connect_timeout=5) as conn:
         conn.ensure_connection(max_retries=2)
         yield EventPublisher(conn)
 
 
-def _publishable(batch: list[Event]) -> set[int]:
-    """Sequences of the batch that may leave now without overtaking an earlier event of their subject.
-
-    Two relays scanning with SKIP LOCKED can interleave, so a batch may hold a payment's events 1 and
-    3 while another relay holds 2: only the run of a subject's unpublished events that starts at its
-    oldest and has no gap may go.
-    """
-    in_batch = {event.sequence for event in batch}
-    subjects = {event.subject_id for event in batch}
-    allowed: set[int] = set()
-    waiting: dict[str, list[int]] = {}
-    rows = (
-        unpublished_events()
-        .filter(subject_id__in=subjects, sequence__lte=batch[-1].sequence)
-        .order_by("sequence")
-        .values_list("subject_id", "sequence")
-    )
-    for subject_id, sequence in rows:
-        waiting.setdefault(subject_id, []).append(sequence)
-    for sequences in waiting.values():
-        for sequence in sequences:
-            if sequence not in in_batch:
-                break  # a gap: held by another relay, or committed late; the rest waits
-            allowed.add(sequence)
-    return allowed
-
-
-def outbox_relay(*, batch_size: int = 100, max_batches: int | None = None) -> int:
+def outbox_relay(*, batch_size: int = DEFAULT_BATCH_SIZE, max_batches: int | None = None) -> int:
     """Publish unpublished events in sequence order; returns how many were published."""
     published = 0
     batches = 0
@@ -114,41 +280,52 @@ def outbox_relay(*, batch_size: int = 100, max_batches: int | None = None) -> in
                 batch = lock_unpublished_batch(batch_size)
                 if not batch:
                     break
-                allowed = _publishable(batch)
-                done: list[int] = []
-                failed: list[int] = []
-                blocked_subjects: set[str] = set()
-                for event in batch:
-                    if event.sequence not in allowed or event.subject_id in blocked_subjects:
-                        continue
-                    try:
-                        pub.publish(event)
-                    except PUBLISH_ERRORS as exc:
-                        logger.warning("Event not published", extra={"event": event.public_id, "error": repr(exc)})
-                        failed.append(event.sequence)
-                        blocked_subjects.add(event.subject_id)  # keep this subject's order
-                        continue
-                    done.append(event.sequence)
-                now = timezone.now()
-                Event.objects.filter(sequence__in=done).update(
-                    published_at=now, publish_attempts=F("publish_attempts") + 1
+                ready = [row for row in batch if row.in_order]
+                outcome = pub.publish(ready)
+                if outcome.published:
+                    Event.objects.filter(sequence__in=outcome.published).update(
+                        published_at=timezone.now(), publish_attempts=F("publish_attempts") + 1
+                    )
+                if outcome.failed:
+                    Event.objects.filter(sequence__in=outcome.failed).update(publish_attempts=F("publish_attempts") + 1)
+            published += len(outcome.published)
+            if outcome.error is not None:
+                logger.warning(
+                    "Events not published",
+                    extra={"events": len(outcome.failed), "broker": pub.transport, "error": repr(outcome.error)},
                 )
-                Event.objects.filter(sequence__in=failed).update(publish_attempts=F("publish_attempts") + 1)
-            published += len(done)
-            if not done:
-                break  # everything left is held back or failing: try again on the next run
+                break  # the connection is in doubt: the next run (trigger or beat sweep) tries again
+            if not outcome.published:
+                break  # everything left is held back or failing: the next run tries again
+            if len(batch) < batch_size and len(ready) == len(batch):
+                break  # drained (what commits from now on triggers a relay of its own)
     if published:
         logger.info("Outbox relay published events", extra={"published": published})
     return published
 
 
-def events_replay(*, events: QuerySet[Event], progress: Any = None) -> int:
+def events_replay(*, events: QuerySet[Event], progress: Any = None, chunk_size: int = DEFAULT_BATCH_SIZE) -> int:
     """Republish stored events (header `replay: true`), in sequence order; returns how many."""
     count = 0
     with publisher() as pub:
-        for event in events.iterator(chunk_size=500):
-            pub.publish(event, replay=True)
-            count += 1
-            if progress:
-                progress(count)
+        chunk: list[OutboxRow] = []
+        for row in outbox_rows(events).iterator(chunk_size=chunk_size):
+            chunk.append(OutboxRow(*row))
+            if len(chunk) == chunk_size:
+                count += _replay_chunk(pub, chunk, progress, count)
+                chunk = []
+        if chunk:
+            count += _replay_chunk(pub, chunk, progress, count)
     return count
+
+
+def _replay_chunk(pub: EventPublisher, chunk: list[OutboxRow], progress: Any, done_before: int) -> int:
+    outcome = pub.publish(chunk, replay=True)
+    if outcome.error is not None:
+        raise outcome.error
+    if outcome.failed:
+        raise KombuError(f"The broker refused {len(outcome.failed)} replayed event(s)")
+    if progress:
+        for n in range(done_before + 1, done_before + len(chunk) + 1):
+            progress(n)
+    return len(chunk)

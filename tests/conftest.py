@@ -3,6 +3,8 @@
 import base64
 import itertools
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -90,17 +92,49 @@ def purge_broker_queues() -> None:
             connection.default_channel.queue_purge(queue)
 
 
+@contextmanager
+def celery_broker(url: str | None) -> Iterator[None]:
+    """Send and consume Celery tasks through the broker at `url` for the block (None: the configured one)."""
+    from config.celery import QUEUES, app
+
+    if url is None:
+        yield
+        return
+    saved = app.conf.broker_url, app.conf.broker_heartbeat, app._pool, app.amqp._producer_pool
+    app.conf.broker_url = url
+    # On AMQP an idle worker's event loop sleeps up to 10 s: heartbeats wake it every second, so it stops at once.
+    app.conf.broker_heartbeat = 2
+    app._pool, app.amqp._producer_pool = None, None  # new pools, for the new broker
+    try:
+        with app.connection_for_write() as connection:
+            for queue in QUEUES:  # declared as the worker declares them, so they can be purged first
+                app.amqp.queues[queue](connection.default_channel).declare()
+        yield
+    finally:
+        if app._pool is not None:
+            app._pool.force_close_all()
+        app.conf.broker_url, app.conf.broker_heartbeat, app._pool, app.amqp._producer_pool = saved
+
+
 @pytest.fixture
-def worker():
-    """A real Celery worker, in this process, consuming the real Redis broker (use with transaction=True)."""
+def worker_broker_url() -> str | None:
+    """The broker the `worker` fixture runs on (None: the configured one, Redis); a module may override it."""
+    return None
+
+
+@pytest.fixture
+def worker(worker_broker_url):
+    """A real Celery worker, in this process, consuming the real broker (Redis unless `worker_broker_url`
+    says otherwise; the test's tasks go there too). Use with transaction=True."""
     from config.celery import QUEUES, app
 
     assert not app.conf.task_always_eager
-    purge_broker_queues()  # tasks enqueued by earlier tests are not this test's
-    with start_worker(
-        app, pool="solo", perform_ping_check=False, shutdown_timeout=10, queues=list(QUEUES)
-    ) as celery_worker:
-        yield celery_worker
+    with celery_broker(worker_broker_url):
+        purge_broker_queues()  # tasks enqueued by earlier tests are not this test's
+        with start_worker(
+            app, pool="solo", perform_ping_check=False, shutdown_timeout=10, queues=list(QUEUES)
+        ) as celery_worker:
+            yield celery_worker
 
 
 @dataclass(frozen=True)
