@@ -67,6 +67,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "config.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files from STATIC_ROOT, right after security
     "config.middleware.ApiBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -188,15 +189,19 @@ if PAYMENTS_GATEWAY == "stripe" and not STRIPE_SECRET_KEY:
 
 # --- API ------------------------------------------------------------------------------------
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)
+# Rate limits (config/api/throttling.py; django-ratelimit syntax N/s, N/m, N/h, N/d, fixed windows): every
+# /api/v1/ request of an API client counts as a read (GET, HEAD, OPTIONS) or a write, per client; the
+# token endpoints per IP. The Stripe webhook is not limited. Fails open when the cache is unreachable.
+RATELIMIT_WRITES = env.str("RATELIMIT_WRITES", default="6000/m")
+RATELIMIT_READS = env.str("RATELIMIT_READS", default="12000/m")
 RATELIMIT_TOKEN = env.str("RATELIMIT_TOKEN", default="10/m")
-RATELIMIT_PAYMENT_CREATE = env.str("RATELIMIT_PAYMENT_CREATE", default="120/m")
-RATELIMIT_REFUND_CREATE = env.str("RATELIMIT_REFUND_CREATE", default="60/m")
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
 RATELIMIT_USE_CACHE = "default"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["config.api.permissions.IsApiClient"],
+    "DEFAULT_THROTTLE_CLASSES": ["config.api.throttling.ClientRateThrottle"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "config.api.pagination.CursorPagination",
@@ -255,7 +260,21 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+# whitenoise serves STATIC_ROOT; the image runs `collectstatic` at build (README, "Docker"). Without DEBUG the
+# files are hashed (cached for ever) and gzipped; a file missing from the manifest is an error, so DEBUG=false
+# needs `collectstatic` first. With DEBUG (local runs, the test suite) plain names from the app directories.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+# Fixed by DEBUG as the environment sets it (pytest-django turns settings.DEBUG off at run time only).
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
@@ -284,7 +303,7 @@ LOGGING = {
 
 # --- Events outbox ---------------------------------------------------------------------------
 EVENTS_BROKER_URL = env.str("EVENTS_BROKER_URL", default="") or CELERY_BROKER_URL
-OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=100)
+OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=500)
 # The relay runs this long after the first commit that wrote events, for all that commit meanwhile (0: every commit).
 OUTBOX_RELAY_DELAY_MS = env.int("OUTBOX_RELAY_DELAY_MS", default=50)
 OUTBOX_MAX_PUBLISH_ATTEMPTS = env.int("OUTBOX_MAX_PUBLISH_ATTEMPTS", default=10)

@@ -1,4 +1,4 @@
-"""Token endpoints (simplejwt), rate-limited per IP."""
+"""Token endpoints (simplejwt), rate-limited per IP (`TokenRateThrottle`, `RATELIMIT_TOKEN`)."""
 
 from typing import Any
 
@@ -7,14 +7,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework_simplejwt import views as jwt_views
 
-from config.api.ratelimit import ip_key, rate_limited
+from config.api.throttling import TokenRateThrottle
 
 
 class TokenObtainView(jwt_views.TokenObtainPairView):
     """Exchange an API client's username and password for an access and a refresh token."""
 
+    throttle_classes = (TokenRateThrottle,)
+    throttle_scope = "auth.token"
+
     @extend_schema(tags=["auth"])
-    @rate_limited(group="auth.token", rate_setting="RATELIMIT_TOKEN", key=ip_key)
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().post(request, *args, **kwargs)
 
@@ -22,7 +24,9 @@ class TokenObtainView(jwt_views.TokenObtainPairView):
 class TokenRefreshView(jwt_views.TokenRefreshView):
     """Exchange a refresh token for a new access token."""
 
+    throttle_classes = (TokenRateThrottle,)
+    throttle_scope = "auth.refresh"
+
     @extend_schema(tags=["auth"])
-    @rate_limited(group="auth.refresh", rate_setting="RATELIMIT_TOKEN", key=ip_key)
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().post(request, *args, **kwargs)

@@ -1,4 +1,4 @@
-"""Token endpoints, API client creation and rate limits."""
+"""Token endpoints and API client creation (their rate limits: test_rate_limits.py)."""
 
 import pytest
 from django.core.management import call_command
@@ -35,44 +35,6 @@ def test_bad_refresh_token_is_401():
 
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "token_invalid"
-
-
-def test_token_endpoint_is_rate_limited_per_ip(shop, settings):
-    settings.RATELIMIT_TOKEN = "3/m"
-    client = APIClient()
-    body = {"username": shop.username, "password": "wrong"}
-
-    statuses = [client.post("/api/v1/auth/token/", body, format="json").status_code for _ in range(4)]
-    limited = client.post("/api/v1/auth/token/", body, format="json")
-
-    assert statuses == [401, 401, 401, 429]
-    assert limited.status_code == 429
-    assert limited["Retry-After"] == "60"
-    assert limited.json()["error"] == {
-        "type": "rate_limit_error",
-        "code": "rate_limited",
-        "message": "Too many requests; retry after the time given in Retry-After.",
-    }
-
-
-def test_rate_limit_fails_open_when_the_cache_is_unreachable(shop, settings, caplog):
-    settings.RATELIMIT_TOKEN = "1/m"
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://127.0.0.1:1/0",
-            "OPTIONS": {"socket_connect_timeout": 0.5},
-        }
-    }
-    client = APIClient()
-    body = {"username": shop.username, "password": PASSWORD}
-
-    statuses = [client.post("/api/v1/auth/token/", body, format="json").status_code for _ in range(3)]
-
-    assert statuses == [200, 200, 200]
-    assert any("Rate-limit cache unreachable" in r.getMessage() for r in caplog.records)
-    metrics = client.get("/metrics").content.decode()
-    assert 'ratelimit_cache_errors_total{group="auth.token"}' in metrics
 
 
 def test_create_api_client_for_both_roles_and_rerun(capsys):

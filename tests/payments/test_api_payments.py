@@ -410,7 +410,7 @@ def test_idempotency_key_is_required_on_create(storefront):
 
 
 def test_create_is_rate_limited_per_client(storefront, make_client, create_payment, settings):
-    settings.RATELIMIT_PAYMENT_CREATE = "2/m"
+    settings.RATELIMIT_WRITES = "2/m"
     other = make_client("storefront-b")
 
     statuses = [create_payment().status_code for _ in range(3)]

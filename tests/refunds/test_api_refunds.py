@@ -215,7 +215,7 @@ def test_submitting_twice_refunds_once(captured_payment, refund, simulator):
 
 def test_refund_create_is_rate_limited_per_client(captured_payment, refund, settings):
     payment = captured_payment(10_000)
-    settings.RATELIMIT_REFUND_CREATE = "2/m"
+    settings.RATELIMIT_WRITES = "2/m"  # a new rate: a new counter (the key holds the rate)
 
     statuses = [refund(payment["id"], amount=10).status_code for _ in range(3)]
 
