@@ -1,4 +1,11 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes.
+
+Readiness also reports the gateway, without calling it: `gateways.registry` records the outcome of
+every gateway call in the cache, and a last call that got no answer (timeout, 5xx, refused connection,
+rate limited: outcome `retryable`) makes the gateway `degraded`. A declined card or a refused request
+is the gateway answering, so it stays `ok`. Degraded is reported, never a 503: the service still
+takes payments and its workers retry.
+"""
 
 import logging
 from urllib.parse import urlsplit
@@ -12,6 +19,9 @@ from kombu import Connection
 
 logger = logging.getLogger(__name__)
 CHECK_TIMEOUT_SECONDS = 2
+# Written by gateways/registry.py (GATEWAY_HEALTH_CACHE_KEY) after every gateway call; config may not import gateways.
+GATEWAY_HEALTH_CACHE_KEY = "gateway:last_call"
+DEGRADED_OUTCOMES = frozenset({"retryable"})
 
 
 def live(request: HttpRequest) -> JsonResponse:
@@ -48,8 +58,19 @@ def _check_broker() -> None:
 CHECKS = {"database": _check_database, "cache": _check_cache, "broker": _check_broker}
 
 
+def gateway_state() -> str:
+    """`ok`, or `degraded` when the last gateway call (from any process) got no answer; no gateway call here."""
+    try:
+        last = cache.get(GATEWAY_HEALTH_CACHE_KEY)
+    except Exception:  # noqa: BLE001 - the cache check reports the cache; the gateway is then unknown
+        return "degraded"
+    if isinstance(last, dict) and last.get("outcome") in DEGRADED_OUTCOMES:
+        return "degraded"
+    return "ok"
+
+
 def ready(request: HttpRequest) -> JsonResponse:
-    """200 when the database, cache and broker answer; else 503 naming what failed."""
+    """200 when the database, cache and broker answer; else 503 naming what failed. The gateway is only reported."""
     results: dict[str, str] = {}
     failing: list[str] = []
     for name, check in CHECKS.items():
@@ -61,6 +82,8 @@ def ready(request: HttpRequest) -> JsonResponse:
             failing.append(name)
         else:
             results[name] = "ok"
+    gateway = gateway_state()
     if failing:
-        return JsonResponse({"status": "unavailable", "failing": failing, "checks": results}, status=503)
-    return JsonResponse({"status": "ok", "checks": results})
+        body = {"status": "unavailable", "failing": failing, "checks": results, "gateway": gateway}
+        return JsonResponse(body, status=503)
+    return JsonResponse({"status": "ok", "checks": results, "gateway": gateway})

@@ -1,4 +1,9 @@
-"""JSON log lines with a request id, and a filter that masks card numbers and secrets."""
+"""JSON log lines with a request id (and the trace, when tracing is on), and a filter masking card numbers and secrets.
+
+Tracing (config/tracing.py): a line written inside a span (a request, a Celery task) carries the span's
+`trace_id` (32 hex digits) and `span_id` (16), as the trace backend shows them. Without a span (tracing
+off, or a line written outside any request or task) the two fields are left out.
+"""
 
 import contextvars
 import json
@@ -6,23 +11,39 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry import trace
+
 from config.security import mask_sensitive
+from config.tracing import REQUEST_SPAN_CONTEXT_ATTR
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and is logged too.
-_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "request_id"}
+# The trace fields are hex ids: never masked (a run of 13+ digits in one can pass the card-number check).
+_TRACE_FIELDS = ("trace_id", "span_id")
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "request_id",
+    *_TRACE_FIELDS,
+}
 _NOT_LOGGED = {"request"}  # the request object: its id is logged, its repr would only add noise
 
 
 class RequestIdFilter(logging.Filter):
-    """Attach the current request id (or None outside a request) to every record."""
+    """Attach the current request id (or None outside a request) and the current span's ids to every record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         # django.request logs the response after the middleware chain has returned, so read the
         # id from the request the record carries before falling back to the context variable.
         request = getattr(record, "request", None)
         record.request_id = getattr(request, "request_id", None) or request_id_var.get()
+        span_context = trace.get_current_span().get_span_context()
+        if not span_context.is_valid:  # the request's span has ended already: the tracing hook kept its ids
+            span_context = getattr(request, REQUEST_SPAN_CONTEXT_ATTR, None) or span_context
+        if span_context.is_valid:
+            record.trace_id = trace.format_trace_id(span_context.trace_id)
+            record.span_id = trace.format_span_id(span_context.span_id)
         return True
 
 
@@ -61,7 +82,7 @@ class SensitiveDataFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, request id, extras, exception."""
+    """One JSON object per line: time, level, logger, message, request id, trace and span ids, extras, exception."""
 
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
@@ -71,6 +92,9 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", None),
         }
+        for key in _TRACE_FIELDS:
+            if getattr(record, key, None):
+                payload[key] = getattr(record, key)
         for key, value in vars(record).items():
             if key not in _RESERVED and key not in _NOT_LOGGED and key not in payload:
                 payload[key] = value

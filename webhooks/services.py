@@ -27,6 +27,7 @@ from gateways.stripe import StripeGateway
 from webhooks import handlers
 from webhooks.errors import InvalidWebhook, WebhookProcessingFailed
 from webhooks.locks import lock_webhook_event
+from webhooks.metrics import webhook_count, webhook_processed_count
 from webhooks.models import ReceivedVia, WebhookCursor, WebhookEvent, WebhookStatus
 
 logger = logging.getLogger(__name__)
@@ -60,8 +61,14 @@ def webhook_receive(*, payload: bytes, signature: str | None) -> WebhookEvent | 
     :raises InvalidWebhook: missing, malformed, wrong, stale or future-dated signature; a body that
         is too large, not JSON or not an event. Nothing is stored.
     """
-    event = webhook_verify(payload=payload, signature=signature)
+    try:
+        event = webhook_verify(payload=payload, signature=signature)
+    except InvalidWebhook:
+        webhook_count("unknown", "invalid_signature")
+        raise
     row, _ = webhook_event_store(event=event, via=ReceivedVia.WEBHOOK)
+    if row is None:
+        webhook_count(event.type, "duplicate")
     return row
 
 
@@ -206,11 +213,13 @@ def webhook_event_reprocess(*, webhook_event_id: int) -> str:
 
 
 def _process(webhook_event_id: int, processable: frozenset[str]) -> tuple[WebhookEvent, bool]:
+    event_type = "unknown"
     try:
         with transaction.atomic():
             row = lock_webhook_event(webhook_event_id)
             if row.status not in processable:
                 return row, False
+            event_type = row.type
             outcome = handlers.dispatch(row.type, json.loads(row.body)["data"]["object"])
             row.status = outcome.status
             row.ignored_reason = outcome.ignored_reason
@@ -224,8 +233,10 @@ def _process(webhook_event_id: int, processable: frozenset[str]) -> tuple[Webhoo
         raise
     except Exception as exc:
         _record_failure(webhook_event_id, processable)
+        webhook_count(event_type, "failed")
         logger.exception("Unable to process Stripe event", extra={"webhook_event_id": webhook_event_id})
         raise WebhookProcessingFailed(f"Webhook event {webhook_event_id} failed: {exc!r}") from exc
+    webhook_processed_count(row)
     logger.info(
         "Stripe event processed",
         extra={"stripe_event": row.stripe_id, "type": row.type, "status": row.status, "reason": row.ignored_reason},

@@ -12,6 +12,8 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 from rest_framework_simplejwt.exceptions import AuthenticationFailed as JwtAuthenticationFailed
 
+from config.metrics import api_error_count
+
 logger = logging.getLogger(__name__)
 
 GENERIC_500_MESSAGE = "An unexpected error occurred. It has been logged; please retry later."
@@ -63,6 +65,7 @@ def error_response(
     status: int, error_type: str, code: str, message: str, param: str | None = None, headers: dict | None = None
 ) -> JsonResponse:
     """A plain Django response in the envelope (for middleware and non-DRF views)."""
+    api_error_count(code)
     response = JsonResponse(error_body(error_type, code, message, param), status=status)
     for key, value in (headers or {}).items():
         response[key] = value
@@ -157,6 +160,7 @@ def envelope_for_exception(exc: Exception) -> tuple[int, dict[str, Any], dict[st
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's exception handler: every error, expected or not, in the envelope."""
     status, body, headers = envelope_for_exception(exc)
+    api_error_count(body["error"]["code"])
     if isinstance(exc, drf.NotAuthenticated | drf.AuthenticationFailed):
         headers = {**headers, "WWW-Authenticate": 'Bearer realm="api"'}
     set_rollback()

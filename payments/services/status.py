@@ -13,6 +13,7 @@ from accounts.models import User
 from events.models import Event
 from events.services import event_record
 from payments import states
+from payments.metrics import payment_transaction_count
 from payments.models import ChangeSource, Payment, PaymentStatusChange, ReviewState
 from payments.ports import risk_assessor
 from payments.rendering import render_payment
@@ -37,6 +38,7 @@ def payment_event_record(*, payment: Payment, type: str, data: dict[str, Any] | 
 def payment_status_initial(payment: Payment, *, source: str) -> None:
     """Record the status of a payment just inserted: the history row from nothing, and `payment.initiated`."""
     PaymentStatusChange.objects.create(payment=payment, from_status="", to_status=payment.status, source=source)
+    payment_transaction_count(payment)
     payment_event_record(payment=payment, type="payment.initiated")
     if payment.review_state == ReviewState.PENDING:
         payment_event_record(payment=payment, type="payment.review_opened")
@@ -112,6 +114,7 @@ def _write(
         payment=payment, from_status=from_status, to_status=to_status, actor=actor, source=source, reason=reason
     )
     payment_event_record(payment=payment, type=event_type or states.EVENT_FOR_STATUS[to_status])
+    payment_transaction_count(payment)
     logger.info(
         "Payment status changed",
         extra={"payment": payment.public_id, "from": from_status, "to": to_status, "source": source},

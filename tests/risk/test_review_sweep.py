@@ -8,8 +8,10 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.test import Client
 from django.utils import timezone
 from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 
 from events.models import Event
 from payments.models import PaymentStatusChange
@@ -50,6 +52,13 @@ def sweep_at(moment) -> dict[str, int]:
 
 def _value(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def _scraped(name: str, *, at) -> float:
+    """A review-queue gauge as /metrics shows it at that moment (computed when scraped, not by the sweep)."""
+    with time_machine.travel(at, tick=False):
+        body = Client().get("/metrics").content.decode()
+    return next(s.value for f in text_string_to_metric_families(body) for s in f.samples if s.name == name)
 
 
 def _overdue_logs(caplog) -> list[logging.LogRecord]:
@@ -96,10 +105,19 @@ def test_the_gauges_show_the_queue_size_and_the_oldest_age(held_at, start):
     held_at(start, customer_id="cus_old")
     held_at(start + timedelta(hours=2), customer_id="cus_young")
 
-    sweep_at(start + timedelta(hours=3))
+    at = start + timedelta(hours=3)
 
-    assert _value("risk_reviews_pending") == 2
-    assert _value("risk_review_oldest_age_seconds") == 3 * 3600
+    assert _scraped("risk_reviews_pending", at=at) == 2
+    assert _scraped("risk_review_oldest_age_seconds", at=at) == 3 * 3600
+
+
+def test_reviews_past_the_reminder_age_are_a_gauge_at_scrape_time_without_a_sweep(held_at, start):
+    held_at(start, customer_id="cus_old")
+    held_at(start + timedelta(hours=2), customer_id="cus_young")
+
+    assert _scraped("risk_reviews_overdue", at=start + timedelta(hours=24) - timedelta(seconds=1)) == 0
+    assert _scraped("risk_reviews_overdue", at=start + timedelta(hours=24)) == 1
+    assert _scraped("risk_reviews_overdue", at=start + timedelta(hours=26)) == 2
 
 
 def test_decided_reviews_are_neither_reported_nor_counted(held_at, start, reviewer):
@@ -109,8 +127,8 @@ def test_decided_reviews_are_neither_reported_nor_counted(held_at, start, review
     counts = sweep_at(start + timedelta(hours=200))
 
     assert counts == {"pending": 0, "reminded": 0, "expired": 0}
-    assert _value("risk_reviews_pending") == 0
-    assert _value("risk_review_oldest_age_seconds") == 0
+    assert _scraped("risk_reviews_pending", at=start + timedelta(hours=200)) == 0
+    assert _scraped("risk_review_oldest_age_seconds", at=start + timedelta(hours=200)) == 0
     assessment.refresh_from_db()
     assert (assessment.payment.review_state, assessment.reminded_at) == ("approved", None)
 
@@ -148,7 +166,7 @@ def test_at_the_cancel_age_the_review_is_rejected_and_the_payment_canceled(held_
     shown = storefront.get(f"/api/v1/payments/{payment.public_id}/").json()
     assert shown["review"] == {"state": "rejected", "reasons": ["first_seen_large_amount"]}
     assert _value("risk_reviews_closed_total", outcome="expired") == expired_before + 1
-    assert _value("risk_reviews_pending") == 0
+    assert _scraped("risk_reviews_pending", at=start + timedelta(hours=144)) == 0
 
 
 def test_an_expired_review_is_closed_once(held_at, start, simulator):
