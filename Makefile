@@ -32,7 +32,7 @@ test: install
 	scripts/with-services.sh $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install
-	scripts/with-services.sh sh -c '$(BIN)/python bench/api_bench.py && $(BIN)/python bench/relay_bench.py && $(BIN)/python bench/reconcile_bench.py && $(BIN)/python bench/admin_bench.py'
+	scripts/with-services.sh sh -c '$(BIN)/python bench/api_bench.py && $(BIN)/python bench/relay_bench.py && $(BIN)/python bench/reconcile_bench.py && $(BIN)/python bench/admin_bench.py && $(BIN)/python bench/read_bench.py'
 
 APPS := config accounts gateways events audit payments refunds risk webhooks reconciliation backoffice
 

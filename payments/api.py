@@ -4,6 +4,7 @@ import re
 from typing import Any
 
 import django_filters
+from django_filters.utils import translate_validation
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
@@ -12,15 +13,13 @@ from rest_framework.response import Response
 
 from config.api.fields import StrictBooleanField, StrictCharField, StrictIntegerField
 from config.api.permissions import IsApiClient, IsStorefrontClient, request_client
-from config.api.ratelimit import enforce_rate_limit
 from config.api.serializers import StrictSerializer
 from events.api import event_page_response
-from events.selectors import event_feed
-from payments import selectors, services
-from payments.idempotency import run_idempotent
+from payments import reads, selectors, services
+from payments.idempotency import run_idempotent, run_idempotent_service
 from payments.models import CaptureMethod, Payment
 from payments.money import MAX_AMOUNT, format_amount, get_currency, is_supported
-from payments.rendering import render_payment
+from payments.rendering import render_payment, render_payment_row
 from payments.states import PaymentStatus
 
 _PAYMENT_METHOD = re.compile(r"^pm_[A-Za-z0-9_]{1,200}$")
@@ -133,6 +132,20 @@ class PaymentFilter(django_filters.FilterSet):
         fields = ["status", "customer_id", "order_id"]
 
 
+def list_filters(request: Request, filterset_class: type[django_filters.FilterSet]) -> dict[str, Any]:
+    """The cleaned values of a list's filters (empty when none is given).
+
+    :raises serializers.ValidationError: a filter's value is invalid (as DjangoFilterBackend raises it).
+    """
+    fields = filterset_class.base_filters
+    if not any(name in request.query_params for name in fields):
+        return {}
+    filterset = filterset_class(request.query_params, queryset=filterset_class._meta.model._default_manager.none())
+    if not filterset.is_valid():
+        raise translate_validation(filterset.errors)
+    return dict(filterset.form.cleaned_data)
+
+
 def body_of(request: Request, serializer_class: type[StrictSerializer]) -> dict[str, Any]:
     """Validate the body (an empty body counts as `{}`)."""
     data = request.data if request.body else {}
@@ -164,16 +177,16 @@ class PaymentViewSet(viewsets.GenericViewSet):
     @extend_schema(responses={201: dict})
     def create(self, request: Request) -> Response:
         data = body_of(request, PaymentCreateSerializer)
-        enforce_rate_limit(request, group="payments.create", rate_setting="RATELIMIT_PAYMENT_CREATE")
 
-        def handler(reference: str) -> Response:
-            payment = services.payment_create(client=request_client(request), idempotency_key=reference, **data)
-            return Response(render_payment(payment), status=201)
-
-        return run_idempotent(request, required=True, handler=handler)
+        return run_idempotent_service(
+            request,
+            required=True,
+            service=lambda claim: services.payment_create(client=request_client(request), claim=claim, **data),
+            render=lambda payment: (201, render_payment(payment)),
+        )
 
     def retrieve(self, request: Request, id: str) -> Response:  # noqa: A002
-        return Response(render_payment(self._payment()))
+        return Response(render_payment_row(reads.payment_row(client=request_client(request), public_id=id)))
 
     @extend_schema(
         parameters=[
@@ -185,9 +198,10 @@ class PaymentViewSet(viewsets.GenericViewSet):
         ]
     )
     def list(self, request: Request) -> Response:
-        queryset = self.filter_queryset(self.get_queryset())
-        page = self.paginate_queryset(queryset)
-        return self.get_paginated_response([render_payment(payment) for payment in page or []])
+        rows = reads.payment_rows(client=request_client(request), filters=list_filters(request, PaymentFilter))
+        paginator = reads.RowCursorPagination()
+        page = paginator.paginate_rows(rows, request, self)
+        return paginator.get_paginated_response([render_payment_row(row) for row in page])
 
     def _act(self, request: Request, serializer_class: type[StrictSerializer], service: Any) -> Response:
         """Find the payment (404), validate the body (400), then run the service once per key."""
@@ -213,5 +227,6 @@ class PaymentViewSet(viewsets.GenericViewSet):
 
     @action(detail=True, methods=["get"])
     def events(self, request: Request, id: str) -> Response:  # noqa: A002
-        payment = self._payment()
-        return event_page_response(request, event_feed(client=request_client(request), subject_id=payment.public_id))
+        client = request_client(request)
+        reads.payment_row(client=client, public_id=id)  # 404 unless the client may see the payment
+        return event_page_response(request, client=client, subject_id=id)

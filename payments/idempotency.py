@@ -5,16 +5,20 @@ requests with one key never both do the work (no check-then-act). What is stored
 responses of requests that did work (2xx, 402, 409 state errors). Requests rejected before any
 work (4xx) free the key; 5xx keep the fingerprint but release the lock, so the client may retry
 with the same key and the service finishes what it had started.
+
+Creates fold the key into their own transactions (`run_idempotent_service`, `KeyClaim`): the key is
+claimed by one INSERT in the transaction that inserts the payment or refund, and the response is
+stored by the transaction that applies the gateway's answer, so a key costs no commit of its own.
 """
 
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -29,8 +33,12 @@ from config.api.idempotency import (
     request_fingerprint,
     should_store,
 )
+from config.metrics import api_error_count
 from payments.locks import lock_idempotency_key
+from payments.metrics import idempotency_counted
 from payments.models import IdempotencyKey
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,56 @@ class Claim:
 
     row_id: int
     replay: tuple[int, Any] | None = None
+    fresh: bool = False  # the key is new: nothing was started with it before
+
+
+class Replay(Exception):  # noqa: N818 - not an error: the answer is already stored
+    """The key's request was answered before: send the stored response again (raised inside a service's transaction)."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+
+
+class KeyTaken(Exception):  # noqa: N818 - a signal to take the full claim, not an error
+    """The key exists, so the answer could not be stored with the work (raised inside the service's transaction)."""
+
+
+def _insert_new_key(
+    *,
+    client: User,
+    key: str,
+    fingerprint: str,
+    token: str,
+    now: Any,
+    response: tuple[int, Any] | None = None,
+) -> int | None:
+    """`INSERT … ON CONFLICT DO NOTHING RETURNING id`: the new row's id, or None when the key exists.
+
+    With `response`, the row is inserted answered (not locked): the work and its answer commit together.
+    """
+    table = connection.ops.quote_name(IdempotencyKey._meta.db_table)
+    status, body = response if response is not None else (None, None)
+    body_field = IdempotencyKey._meta.get_field("response_body")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} "  # noqa: S608 - the table name is ours, every value a parameter
+            "(client_id, key, fingerprint, lock_token, locked_at, created_at, response_status, response_body) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
+            [
+                client.pk,
+                key,
+                fingerprint,
+                "" if response is not None else token,
+                None if response is not None else now,
+                now,
+                status,
+                body_field.get_db_prep_save(body, connection) if response is not None else None,
+            ],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def idempotency_claim(*, client: User, key: str, fingerprint: str) -> Claim:
@@ -47,40 +105,39 @@ def idempotency_claim(*, client: User, key: str, fingerprint: str) -> Claim:
     :raises IdempotencyKeyReused: the key belongs to a different request (422).
     :raises IdempotencyKeyInUse: the first request with this key is still running (409).
     """
+    with transaction.atomic():
+        return _claim(client=client, key=key, fingerprint=fingerprint)
+
+
+def _claim(*, client: User, key: str, fingerprint: str) -> Claim:
+    """`idempotency_claim` inside the caller's transaction; a new key costs the one INSERT."""
     token = uuid.uuid4().hex
     now = timezone.now()
-    with transaction.atomic():
-        IdempotencyKey.objects.bulk_create(
-            [
-                IdempotencyKey(
-                    client=client, key=key, fingerprint=fingerprint, lock_token=token, locked_at=now, created_at=now
-                )
-            ],
-            ignore_conflicts=True,
+    new_id = _insert_new_key(client=client, key=key, fingerprint=fingerprint, token=token, now=now)
+    if new_id is not None:
+        return Claim(row_id=new_id, fresh=True)
+    # The key exists: decide under its row lock.
+    row = lock_idempotency_key(client=client, key=key)
+    if row.created_at < now - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS):
+        # Expired: a new row (new id), so nothing keyed by the old one is resumed by mistake.
+        row.delete()
+        fresh = IdempotencyKey.objects.create(
+            client=client, key=key, fingerprint=fingerprint, lock_token=token, locked_at=now, created_at=now
         )
-        row = lock_idempotency_key(client=client, key=key)
-        if row.lock_token == token:
-            return Claim(row_id=row.pk)
-        if row.created_at < now - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS):
-            # Expired: a new row (new id), so nothing keyed by the old one is resumed by mistake.
-            row.delete()
-            fresh = IdempotencyKey.objects.create(
-                client=client, key=key, fingerprint=fingerprint, lock_token=token, locked_at=now, created_at=now
-            )
-            return Claim(row_id=fresh.pk)
-        if row.fingerprint != fingerprint:
-            raise IdempotencyKeyReused()
-        if row.response_status is not None:
-            return Claim(row_id=row.pk, replay=(row.response_status, row.response_body))
-        lock_expired = row.locked_at is None or row.locked_at < now - timedelta(
-            seconds=settings.IDEMPOTENCY_LOCK_TIMEOUT_SECONDS
-        )
-        if not lock_expired:
-            raise IdempotencyKeyInUse()
-        row.lock_token = token
-        row.locked_at = now
-        row.save(update_fields=["lock_token", "locked_at"])
-        return Claim(row_id=row.pk)
+        return Claim(row_id=fresh.pk)
+    if row.fingerprint != fingerprint:
+        raise IdempotencyKeyReused()
+    if row.response_status is not None:
+        return Claim(row_id=row.pk, replay=(row.response_status, row.response_body))
+    lock_expired = row.locked_at is None or row.locked_at < now - timedelta(
+        seconds=settings.IDEMPOTENCY_LOCK_TIMEOUT_SECONDS
+    )
+    if not lock_expired:
+        raise IdempotencyKeyInUse()
+    row.lock_token = token
+    row.locked_at = now
+    row.save(update_fields=["lock_token", "locked_at"])
+    return Claim(row_id=row.pk)
 
 
 def idempotency_complete(*, row_id: int, status: int, body: Any) -> None:
@@ -101,6 +158,7 @@ def idempotency_purge_expired() -> int:
     return deleted
 
 
+@idempotency_counted
 def run_idempotent(request: Request, *, required: bool, handler: Callable[[str], Response]) -> Response:
     """Run `handler` once per (client, key); replay its stored response for repeats.
 
@@ -119,7 +177,114 @@ def run_idempotent(request: Request, *, required: bool, handler: Callable[[str],
         response = handler(f"idem_{claim.row_id}")
     except Exception as exc:  # noqa: BLE001 - every outcome must complete the key; unknown errors are logged
         status, body, headers = envelope_for_exception(exc)
+        api_error_count(body["error"]["code"])  # answered here, not by the DRF exception handler
         idempotency_complete(row_id=claim.row_id, status=status, body=body)
         return Response(body, status=status, headers=headers)
     idempotency_complete(row_id=claim.row_id, status=response.status_code, body=response.data)
     return response
+
+
+class KeyClaim(Generic[T]):
+    """A create request's key, claimed in the service's first transaction and answered in its last.
+
+    The service calls `claim()` inside the transaction that inserts its row (a new key: one INSERT;
+    any other case takes the full claim under the key's row lock, and a stored answer raises `Replay`,
+    rolling that transaction back), then `answer(result)` inside the transaction that applies the
+    gateway's answer, which stores the response with it. Whatever the service did not answer (an
+    error, a path without a final transaction) `run_idempotent_service` completes afterwards.
+    """
+
+    def __init__(self, *, client: User, key: str, fingerprint: str, render: Callable[[T], tuple[int, Any]]) -> None:
+        self.client = client
+        self.key = key
+        self.fingerprint = fingerprint
+        self.render = render
+        self.row_id: int | None = None
+        self.fresh = False
+        self.response: tuple[int, Any] | None = None
+
+    @property
+    def reference(self) -> str:
+        """What the service stores to find its work again on a retry (`idem_<row id>`)."""
+        return f"idem_{self.row_id}" if self.row_id is not None else ""
+
+    def claim(self) -> bool:
+        """Claim the key inside the caller's transaction; True when it is new (nothing to resume).
+
+        :raises Replay: the request was answered before (the caller's transaction must end: it rolls back).
+        :raises IdempotencyKeyReused, IdempotencyKeyInUse: as `idempotency_claim`.
+        """
+        claim = _claim(client=self.client, key=self.key, fingerprint=self.fingerprint)
+        if claim.replay is not None:
+            raise Replay(*claim.replay)
+        self.row_id, self.fresh = claim.row_id, claim.fresh
+        return claim.fresh
+
+    def answer(self, result: T) -> None:
+        """Store the response to `result` in the caller's transaction (the one that applies the gateway's answer).
+
+        Without a claim first (a service whose work is one transaction, like a refund's), the key's row is
+        inserted here, answered: one statement for the whole key.
+
+        :raises KeyTaken: (no claim first) the key exists: the caller's transaction must end (it rolls back).
+        """
+        response = self.render(result)
+        if self.row_id is None:
+            now = timezone.now()
+            inserted = _insert_new_key(
+                client=self.client, key=self.key, fingerprint=self.fingerprint, token="", now=now, response=response
+            )
+            if inserted is None:
+                raise KeyTaken()
+            self.row_id = inserted
+        else:
+            IdempotencyKey.objects.filter(pk=self.row_id).update(
+                response_status=response[0], response_body=response[1], locked_at=None, lock_token=""
+            )
+        self.response = response
+
+
+@idempotency_counted
+def run_idempotent_service(
+    request: Request,
+    *,
+    required: bool,
+    service: Callable[[KeyClaim[T] | None], T],
+    render: Callable[[T], tuple[int, Any]],
+) -> Response:
+    """Run a service that claims and answers the request's key in its own transactions (see `KeyClaim`)."""
+    key = parse_key(request, required=required)
+    if key is None:
+        status, body = render(service(None))
+        return Response(body, status=status)
+    claim = KeyClaim(client=cast(User, request.user), key=key, fingerprint=request_fingerprint(request), render=render)
+    try:
+        try:
+            result = service(claim)
+        except KeyTaken:  # the key was used before: decide under its lock, then replay or do the work again
+            full = idempotency_claim(client=claim.client, key=key, fingerprint=claim.fingerprint)
+            if full.replay is not None:
+                raise Replay(*full.replay) from None
+            claim.row_id = full.row_id
+            result = service(claim)
+    except Replay as replay:
+        return Response(replay.body, status=replay.status, headers={REPLAYED_HEADER: "true"})
+    except Exception as exc:  # noqa: BLE001 - every claimed key must be completed; unknown errors are logged
+        status, body, headers = envelope_for_exception(exc)
+        if claim.row_id is None:
+            # The service's transaction rolled back before its key was stored. A concurrent request with
+            # this key may have been answered meanwhile (then this one failed only for coming second):
+            # decide under the key's lock, like any repeat; a new key is then completed as below.
+            full = idempotency_claim(client=claim.client, key=key, fingerprint=claim.fingerprint)
+            if full.replay is not None:
+                return Response(full.replay[1], status=full.replay[0], headers={REPLAYED_HEADER: "true"})
+            claim.row_id = full.row_id
+        api_error_count(body["error"]["code"])  # answered here, not by the DRF exception handler
+        idempotency_complete(row_id=claim.row_id, status=status, body=body)
+        return Response(body, status=status, headers=headers)
+    if claim.response is None:
+        claim.response = render(result)
+        if claim.row_id is not None:
+            idempotency_complete(row_id=claim.row_id, status=claim.response[0], body=claim.response[1])
+    status, body = claim.response
+    return Response(body, status=status)

@@ -43,6 +43,7 @@ class ReviewState(models.TextChoices):
 
 class GatewayOperation(models.TextChoices):
     CREATE = "create", "Create intent"
+    CREATE_CONFIRM = "create_confirm", "Create and confirm intent"  # one gateway call (Stripe: confirm=true)
     CONFIRM = "confirm", "Confirm"
     CAPTURE = "capture", "Capture"
     CANCEL = "cancel", "Cancel"

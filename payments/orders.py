@@ -148,7 +148,8 @@ def _consume(text: str, headers: dict[str, Any], *, content_type: str, attempt: 
     except (GatewayTimeoutError, GatewayUnavailableError) as exc:
         unfinished = _order_payment(client, key)
         if unfinished is not None and order["confirm"] and unfinished.status in CONFIRMABLE:
-            # The settle worker only finishes the create; nothing else would confirm this payment.
+            # A payment recorded with a plain create before create + confirm became one call (`create_confirm`,
+            # which the settle worker finishes whole): the worker only creates it, so nothing else would confirm it.
             if attempt < MAX_ATTEMPTS:
                 return ConsumeResult(Outcome.RETRY, payment=unfinished)
             reason = f"{exc.code} after {attempt} attempts: payment {unfinished.public_id} was not confirmed"

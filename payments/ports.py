@@ -1,9 +1,10 @@
 """The port through which the payment core asks for a risk assessment (risk plugs in; the core never imports it).
 
-`payment_create` calls the configured assessor explicitly, in this order: `card_fingerprint` before any
-transaction (it may ask the gateway), `assess` inside the creating transaction before the insert,
-`record` after the insert (same transaction). `hold_ended` is called by the status writer when a held
-payment is canceled, fails or is overridden, so the assessor can close its own record of the review.
+`payment_create` calls the configured assessor explicitly, in this order: `prepare` before any
+transaction (it may read settings and ask the gateway for the card's fingerprint), `assess` inside the
+creating transaction before the insert, `record` after the insert (same transaction). `hold_ended` is
+called by the status writer when a held payment is canceled, fails or is overridden, so the assessor
+can close its own record of the review.
 The implementation is named by the setting `PAYMENTS_RISK_ASSESSOR` (a dotted path, like Django's
 backends); `AllowAll` is the assessor of a core with no risk app.
 """
@@ -41,6 +42,14 @@ class RiskVerdict:
 
 
 @dataclass(frozen=True)
+class RiskPreparation:
+    """What the assessor gathered before the creating transaction: the card's fingerprint and its own state."""
+
+    card_fingerprint: str = ""
+    detail: Any = field(default=None, compare=False)  # the assessor's own (its rules), handed back in the request
+
+
+@dataclass(frozen=True)
 class RiskRequest:
     """The facts of a payment about to be created."""
 
@@ -51,10 +60,11 @@ class RiskRequest:
     email: str = ""
     ip: str | None = None
     card_fingerprint: str = ""
+    prepared: RiskPreparation | None = None
 
 
 class RiskAssessor(Protocol):
-    def card_fingerprint(self, *, gateway: Gateway, payment_method: str) -> str: ...
+    def prepare(self, *, gateway: Gateway, payment_method: str, currency: str) -> RiskPreparation: ...
 
     def assess(self, request: RiskRequest) -> RiskVerdict: ...
 
@@ -66,8 +76,8 @@ class RiskAssessor(Protocol):
 class AllowAll:
     """No risk rules: every payment is allowed."""
 
-    def card_fingerprint(self, *, gateway: Gateway, payment_method: str) -> str:
-        return ""
+    def prepare(self, *, gateway: Gateway, payment_method: str, currency: str) -> RiskPreparation:
+        return RiskPreparation()
 
     def assess(self, request: RiskRequest) -> RiskVerdict:
         return RiskVerdict(decision=Decision.ALLOW)

@@ -1,49 +1,105 @@
-"""The API's JSON shape of a payment, shared by the API and the event snapshots."""
+"""The API's JSON shape of a payment, shared by the API and the event snapshots.
 
+`render_payment_row` renders the fields of `PAYMENT_FIELDS` in that order, from a row the API's reads
+fetch (payments/reads.py) or from a payment instance (`render_payment`): one shape, no serializer.
+"""
+
+from collections.abc import Sequence
 from typing import Any
 
 from config.api.rendering import iso
 from payments.models import Payment
 
+# What a payment's JSON shows, in the order `render_payment_row` takes them (model attribute names).
+PAYMENT_FIELDS = (
+    "public_id",
+    "amount",
+    "currency",
+    "status",
+    "capture_method",
+    "amount_capturable",
+    "amount_received",
+    "amount_refunded",
+    "customer_id",
+    "order_id",
+    "description",
+    "metadata",
+    "payment_method",
+    "client_secret",
+    "gateway",
+    "gateway_reference",
+    "failure_code",
+    "failure_message",
+    "cancellation_reason",
+    "customer_email",
+    "risk_score",
+    "risk_level",
+    "review_state",
+    "review_reasons",
+    "created_at",
+    "updated_at",
+)
+
 
 def render_payment(payment: Payment) -> dict[str, Any]:
+    return render_payment_row([getattr(payment, name) for name in PAYMENT_FIELDS])
+
+
+def render_payment_row(row: Sequence[Any]) -> dict[str, Any]:
+    """A payment from the values of `PAYMENT_FIELDS`, in that order (JSON columns already parsed)."""
+    (
+        public_id,
+        amount,
+        currency,
+        status,
+        capture_method,
+        amount_capturable,
+        amount_received,
+        amount_refunded,
+        customer_id,
+        order_id,
+        description,
+        metadata,
+        payment_method,
+        client_secret,
+        gateway,
+        gateway_reference,
+        failure_code,
+        failure_message,
+        cancellation_reason,
+        customer_email,
+        risk_score,
+        risk_level,
+        review_state,
+        review_reasons,
+        created_at,
+        updated_at,
+    ) = row
     return {
-        "id": payment.public_id,
+        "id": public_id,
         "object": "payment",
-        "amount": payment.amount,
-        "currency": payment.currency,
-        "status": payment.status,
-        "capture_method": payment.capture_method,
-        "amount_capturable": payment.amount_capturable,
-        "amount_received": payment.amount_received,
-        "amount_refunded": payment.amount_refunded,
-        "customer_id": payment.customer_id,
-        "order_id": payment.order_id or None,
-        "description": payment.description or None,
-        "metadata": payment.metadata,
-        "payment_method": payment.payment_method or None,
-        "client_secret": payment.client_secret or None,
-        "gateway": payment.gateway,
-        "gateway_reference": payment.gateway_reference,
-        "failure_code": payment.failure_code or None,
-        "failure_message": payment.failure_message or None,
-        "cancellation_reason": payment.cancellation_reason or None,
-        "customer_email": payment.customer_email or None,
-        "risk": _risk(payment),
-        "review": _review(payment),
-        "created": iso(payment.created_at),
-        "updated": iso(payment.updated_at),
+        "amount": amount,
+        "currency": currency,
+        "status": status,
+        "capture_method": capture_method,
+        "amount_capturable": amount_capturable,
+        "amount_received": amount_received,
+        "amount_refunded": amount_refunded,
+        "customer_id": customer_id,
+        "order_id": order_id or None,
+        "description": description or None,
+        "metadata": metadata,
+        "payment_method": payment_method or None,
+        "client_secret": client_secret or None,
+        "gateway": gateway,
+        "gateway_reference": gateway_reference,
+        "failure_code": failure_code or None,
+        "failure_message": failure_message or None,
+        "cancellation_reason": cancellation_reason or None,
+        "customer_email": customer_email or None,
+        # what the risk check said (payments created before the checks existed have nothing)
+        "risk": None if risk_score is None else {"score": risk_score, "level": risk_level},
+        "review": {"state": review_state, "reasons": review_reasons} if review_state else None,
+        "created": iso(created_at),
+        "updated": iso(updated_at),
     }
-
-
-def _risk(payment: Payment) -> dict[str, Any] | None:
-    """What the risk check said (payments created before the checks existed have nothing)."""
-    if payment.risk_score is None:
-        return None
-    return {"score": payment.risk_score, "level": payment.risk_level}
-
-
-def _review(payment: Payment) -> dict[str, Any] | None:
-    if not payment.review_state:
-        return None
-    return {"state": payment.review_state, "reasons": payment.review_reasons}

@@ -3,6 +3,14 @@
 django-auditlog finds what changed by reading the row again before every save (one SELECT per save).
 The row was just read under its lock, so `lock_payment` keeps a copy of it and `payment_save` hands
 that copy to auditlog as the old version: the same log entry, without the second read.
+
+A payment this request has just committed (created, then sent to the gateway) need not be read
+again to be changed: `remember_as_committed` keeps the committed copy, and the next save is a
+conditional UPDATE that only matches while the row is still that copy (same `updated_at`, status and
+recorded operation; every write of a payment goes through `save()`, which sets `updated_at`). The
+UPDATE takes the row lock, so from then on the transaction holds the row exactly as if it had
+locked it first. When something else changed the row meanwhile (a webhook, a worker, staff), the
+save raises `PaymentChanged` before writing anything and the caller takes the locking path.
 """
 
 import copy
@@ -13,10 +21,16 @@ from auditlog import get_logentry_model
 from auditlog.context import disable_auditlog
 from auditlog.receivers import _create_log_entry  # private, but it is what applies the registration's field rules
 from django.conf import settings
+from django.db.models import Field
 
 from payments.models import Payment
 
 _AS_LOCKED = "_as_locked"
+_UNLOCKED = "_as_committed"  # the copy is the committed row, but this transaction holds no lock on it yet
+
+
+class PaymentChanged(Exception):
+    """The payment's row is no longer the copy this request committed: lock it and read it again."""
 
 
 def remember_as_locked(payment: Payment) -> Payment:
@@ -25,7 +39,20 @@ def remember_as_locked(payment: Payment) -> Payment:
     old._state = copy.copy(payment._state)
     old.__dict__.pop(_AS_LOCKED, None)
     payment.__dict__[_AS_LOCKED] = old
+    payment.__dict__.pop(_UNLOCKED, None)
     return payment
+
+
+def remember_as_committed(payment: Payment) -> Payment:
+    """Keep a copy of a payment this request has just committed: its next save is conditional (see above)."""
+    remember_as_locked(payment)
+    payment.__dict__[_UNLOCKED] = True
+    return payment
+
+
+def is_committed_copy(payment: Payment) -> bool:
+    """True for a payment kept by `remember_as_committed` and not saved since (its next save is conditional)."""
+    return bool(payment.__dict__.get(_UNLOCKED))
 
 
 def payment_update(payment: Payment, **changes: Any) -> Payment:
@@ -42,8 +69,11 @@ def payment_save(payment: Payment, fields: Iterable[str]) -> Payment:
     if old is None:  # not read under `lock_payment`: auditlog reads the old row itself
         payment.save(update_fields=update_fields)
         return payment
-    with disable_auditlog():
-        payment.save(update_fields=update_fields)
+    if payment.__dict__.get(_UNLOCKED):
+        _save_if_unchanged(payment, old, update_fields)
+    else:
+        with disable_auditlog():
+            payment.save(update_fields=update_fields)
     _create_log_entry(
         action=get_logentry_model().Action.UPDATE,
         instance=payment,
@@ -54,3 +84,21 @@ def payment_save(payment: Payment, fields: Iterable[str]) -> Payment:
         use_json_for_changes=getattr(settings, "AUDITLOG_STORE_JSON_CHANGES", False),
     )
     return remember_as_locked(payment)
+
+
+def _save_if_unchanged(payment: Payment, old: Payment, update_fields: list[str]) -> None:
+    """UPDATE the fields where the row is still `old` (one statement, which locks the row), or raise `PaymentChanged`.
+
+    :raises PaymentChanged: the row was changed since it was committed; nothing was written.
+    """
+    fields = [Payment._meta.get_field(name) for name in update_fields]
+    concrete = [field for field in fields if isinstance(field, Field)]
+    for field in concrete:
+        if field.name == "updated_at":
+            field.pre_save(payment, add=False)  # what save() would set: now
+    values = {field.attname: getattr(payment, field.attname) for field in concrete}
+    matched = Payment.objects.filter(
+        pk=payment.pk, updated_at=old.updated_at, status=old.status, pending_operation=old.pending_operation
+    ).update(**values)
+    if not matched:
+        raise PaymentChanged()

@@ -9,12 +9,12 @@ from rest_framework.response import Response
 
 from config.api.fields import StrictIntegerField
 from config.api.permissions import IsApiClient, request_client
-from config.api.ratelimit import enforce_rate_limit
 from config.api.serializers import StrictSerializer
-from payments.api import body_of, validate_metadata
-from payments.idempotency import run_idempotent
+from payments.api import body_of, list_filters, validate_metadata
+from payments.idempotency import run_idempotent_service
+from payments.reads import RowCursorPagination, RowQuery, payment_row
 from payments.selectors import payment_get
-from refunds import selectors, services
+from refunds import reads, selectors, services
 from refunds.models import Refund, RefundReason
 from refunds.rendering import render_refund
 from refunds.states import RefundStatus
@@ -56,18 +56,18 @@ class PaymentRefundViewSet(viewsets.GenericViewSet):
         client = request_client(request)
         payment = payment_get(client=client, public_id=payment_id)
         data = body_of(request, RefundCreateSerializer)
-        enforce_rate_limit(request, group="refunds.create", rate_setting="RATELIMIT_REFUND_CREATE")
 
-        def handler(reference: str) -> Response:
-            refund = services.refund_create(payment=payment, requested_by=client, idempotency_key=reference, **data)
-            return Response(render_refund(refund), status=201)
-
-        return run_idempotent(request, required=True, handler=handler)
+        return run_idempotent_service(
+            request,
+            required=True,
+            service=lambda claim: services.refund_create(payment=payment, requested_by=client, claim=claim, **data),
+            render=lambda refund: (201, render_refund(refund)),
+        )
 
     def list(self, request: Request, payment_id: str) -> Response:
-        payment = payment_get(client=request_client(request), public_id=payment_id)
-        page = self.paginate_queryset(self.get_queryset().filter(payment=payment))
-        return self.get_paginated_response([render_refund(refund) for refund in page or []])
+        client = request_client(request)
+        payment_row(client=client, public_id=payment_id)  # 404 unless the client may see the payment
+        return _refund_page(request, self, reads.refund_rows(client=client, filters={}, payment_id=payment_id))
 
 
 class RefundViewSet(viewsets.GenericViewSet):
@@ -82,8 +82,14 @@ class RefundViewSet(viewsets.GenericViewSet):
         return selectors.refund_queryset_for(client=request_client(self.request))
 
     def retrieve(self, request: Request, id: str) -> Response:  # noqa: A002
-        return Response(render_refund(selectors.refund_get(client=request_client(request), public_id=id)))
+        return Response(reads.render_refund_row(reads.refund_row(client=request_client(request), public_id=id)))
 
     def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response([render_refund(refund) for refund in page or []])
+        filters = list_filters(request, RefundFilter)
+        return _refund_page(request, self, reads.refund_rows(client=request_client(request), filters=filters))
+
+
+def _refund_page(request: Request, view: Any, rows: RowQuery) -> Response:
+    paginator = RowCursorPagination()
+    page = paginator.paginate_rows(rows, request, view)
+    return paginator.get_paginated_response([reads.render_refund_row(row) for row in page])

@@ -2,15 +2,20 @@
 
 from gateways.base import Gateway
 from payments.models import Payment
-from payments.ports import RiskRequest, RiskVerdict
+from payments.ports import RiskPreparation, RiskRequest, RiskVerdict
 from risk import services
 
 
 class RulesAssessor:
     """Assesses a new payment with the configured rules (amounts, velocity, blocklists, first-seen customers)."""
 
-    def card_fingerprint(self, *, gateway: Gateway, payment_method: str) -> str:
-        return services.risk_card_fingerprint(gateway=gateway, payment_method=payment_method)
+    def prepare(self, *, gateway: Gateway, payment_method: str, currency: str) -> RiskPreparation:
+        """The rules (settings, the currency's thresholds) in one read; the card's fingerprint when a rule needs it."""
+        rules, fingerprints_blocked = services.risk_rules_snapshot(currency)
+        fingerprint = ""
+        if fingerprints_blocked:
+            fingerprint = services.risk_fingerprint_lookup(gateway=gateway, payment_method=payment_method)
+        return RiskPreparation(card_fingerprint=fingerprint, detail=rules)
 
     def assess(self, request: RiskRequest) -> RiskVerdict:
         assessment = services.risk_assess(
@@ -21,6 +26,7 @@ class RulesAssessor:
             email=request.email,
             ip=request.ip,
             card_fingerprint=request.card_fingerprint,
+            rules=request.prepared.detail if request.prepared is not None else None,
         )
         return RiskVerdict(
             decision=assessment.decision,

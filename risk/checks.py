@@ -1,7 +1,7 @@
 """The database side of the rules: settings, blocklist matches and velocity counts.
 
 Whatever the history size the check costs a fixed number of statements inside the creating
-transaction: the settings (1) and the currency's thresholds (1), the identity locks (1, PostgreSQL
+transaction: the settings with the currency's thresholds (1), the identity locks (1, PostgreSQL
 only), the blocklist (1), the velocity and decline counts (1, one aggregate over both windows), and,
 only when the amount reaches the first-seen amount, whether the customer paid before (1).
 """
@@ -9,8 +9,9 @@ only when the amount reaches the first-seen amount, whether the customer paid be
 import ipaddress
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Exists, Q, QuerySet, Subquery, Value
+from django.utils import timezone
 
 from accounts.models import User
 from payments.models import Payment
@@ -23,14 +24,15 @@ from risk.models import BlockKind, BlocklistEntry, CurrencyThreshold, RiskSettin
 RULE_FIELDS = tuple(name for name in engine.Rules.__dataclass_fields__ if name not in {"version", "threshold"})
 
 
-def settings_ensure() -> RiskSettings:
-    """The settings row, created with the defaults (and the default thresholds) when missing."""
-    found = RiskSettings.objects.filter(pk=1).first()
+def settings_ensure(queryset: QuerySet[RiskSettings] | None = None) -> RiskSettings:
+    """The settings row (read through `queryset`), created with the defaults (and thresholds) when missing."""
+    rows = queryset if queryset is not None else RiskSettings.objects.all()
+    found = rows.filter(pk=1).first()
     if found is not None:
         return found
     try:
         with transaction.atomic():
-            found = RiskSettings.objects.create(pk=1)
+            RiskSettings.objects.create(pk=1)
             CurrencyThreshold.objects.bulk_create(
                 [
                     CurrencyThreshold(currency=code, review_amount=review, block_amount=block, first_seen_amount=first)
@@ -39,20 +41,34 @@ def settings_ensure() -> RiskSettings:
                 ignore_conflicts=True,
             )
     except IntegrityError:  # created meanwhile by another request
-        found = RiskSettings.objects.get(pk=1)
-    return found
+        pass
+    return rows.get(pk=1)
+
+
+THRESHOLD_FIELDS = ("review_amount", "block_amount", "first_seen_amount")
 
 
 def rules_load(currency: str) -> engine.Rules:
-    row = settings_ensure()
-    threshold = CurrencyThreshold.objects.filter(currency=currency).first()
-    return engine.Rules(
-        version=row.version,
-        threshold=engine.Threshold(threshold.review_amount, threshold.block_amount, threshold.first_seen_amount)
-        if threshold
-        else None,
-        **{name: getattr(row, name) for name in RULE_FIELDS},
+    """The settings with the currency's thresholds, in one statement."""
+    return rules_snapshot(currency)[0]
+
+
+def rules_snapshot(currency: str, now: datetime | None = None) -> tuple[engine.Rules, bool]:
+    """The rules and whether any card fingerprint is blocklisted, in one statement (the rest as subqueries)."""
+    thresholds = CurrencyThreshold.objects.filter(currency=currency)
+    fingerprints = BlocklistEntry.objects.filter(active_entries(now or timezone.now()), kind=BlockKind.CARD_FINGERPRINT)
+    row = settings_ensure(
+        RiskSettings.objects.annotate(
+            has_threshold=Exists(thresholds),
+            fingerprints_blocked=Exists(fingerprints),
+            **{f"threshold_{name}": Subquery(thresholds.values(name)[:1]) for name in THRESHOLD_FIELDS},
+        )
     )
+    threshold = None
+    if getattr(row, "has_threshold", False):
+        threshold = engine.Threshold(*(getattr(row, f"threshold_{name}") for name in THRESHOLD_FIELDS))
+    rules = engine.Rules(version=row.version, threshold=threshold, **{name: getattr(row, name) for name in RULE_FIELDS})
+    return rules, bool(getattr(row, "fingerprints_blocked", False))
 
 
 def normalize_domain(value: str) -> str:
@@ -104,6 +120,15 @@ def blocklist_hits(
     *, client: User, customer_id: str, email: str, ip: str | None, card_fingerprint: str, now: datetime
 ) -> tuple[engine.BlocklistHit, ...]:
     """One indexed query: the active entries matching any of the payment's values."""
+    rows = _blocklist_matches(
+        client=client, customer_id=customer_id, email=email, ip=ip, card_fingerprint=card_fingerprint, now=now
+    ).values_list("id", "kind", "value")
+    return tuple(engine.BlocklistHit(kind=kind, value=value, entry_id=pk) for pk, kind, value in rows)
+
+
+def _blocklist_matches(
+    *, client: User, customer_id: str, email: str, ip: str | None, card_fingerprint: str, now: datetime
+) -> QuerySet[BlocklistEntry]:
     match = Q(kind=BlockKind.CUSTOMER, value=customer_id) & (Q(client__isnull=True) | Q(client=client))
     if email:
         match |= Q(kind=BlockKind.EMAIL, value=email) | Q(kind=BlockKind.EMAIL_DOMAIN, value__in=_domains(email))
@@ -111,22 +136,75 @@ def blocklist_hits(
         match |= Q(kind=BlockKind.IP, value__in=_networks(ip))
     if card_fingerprint:
         match |= Q(kind=BlockKind.CARD_FINGERPRINT, value=card_fingerprint)
-    rows = BlocklistEntry.objects.filter(match, active_entries(now)).order_by("id").values_list("id", "kind", "value")
-    return tuple(engine.BlocklistHit(kind=kind, value=value, entry_id=pk) for pk, kind, value in rows)
+    return BlocklistEntry.objects.filter(match, active_entries(now)).order_by("id")
 
 
 def fingerprint_blocking_in_use(now: datetime) -> bool:
     return BlocklistEntry.objects.filter(active_entries(now), kind=BlockKind.CARD_FINGERPRINT).exists()
 
 
+Counts = tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]
+
+
 def velocity_counts(
     *, client: User, customer_id: str, email: str, ip: str | None, rules: engine.Rules, now: datetime
-) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+) -> Counts:
     """Earlier payments and declines per identity and window, in one aggregate query.
 
     A window of W covers (now − W, now]: a payment exactly W old has left it. Declines are payments
     created in the window that the gateway declined (our own blocks are not declines).
     """
+    who, starts, queryset = _velocity_query(
+        client=client, customer_id=customer_id, email=email, ip=ip, rules=rules, now=now
+    )
+    return _velocity_split(queryset.get(), who, starts)
+
+
+def blocklist_and_velocity(
+    *,
+    client: User,
+    customer_id: str,
+    email: str,
+    ip: str | None,
+    card_fingerprint: str,
+    rules: engine.Rules,
+    now: datetime,
+) -> tuple[tuple[engine.BlocklistHit, ...], Counts]:
+    """`blocklist_hits` and `velocity_counts` in one statement: the aggregate row joined to the matching entries.
+
+    `SELECT v.*, h.id, h.kind, h.value FROM (<velocity>) v LEFT JOIN (<blocklist>) h ON 1 = 1`, both
+    parts compiled by the ORM: the aggregate is always one row, so there is one row per hit, or one
+    row with no hit. Run after `lock_identities`: the statement's snapshot then counts every payment
+    committed by creations that held those locks before this one.
+    """
+    who, starts, velocity = _velocity_query(
+        client=client, customer_id=customer_id, email=email, ip=ip, rules=rules, now=now
+    )
+    hits = _blocklist_matches(
+        client=client, customer_id=customer_id, email=email, ip=ip, card_fingerprint=card_fingerprint, now=now
+    ).values("id", "kind", "value")
+    velocity_sql, velocity_params = velocity.query.sql_with_params()
+    hits_sql, hits_params = hits.query.sql_with_params()
+    names = list(velocity.query.annotation_select)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT v.*, h.id, h.kind, h.value FROM ({velocity_sql}) v LEFT JOIN ({hits_sql}) h ON 1 = 1",  # noqa: S608
+            [*velocity_params, *hits_params],
+        )
+        rows = cursor.fetchall()
+    totals = dict(zip(names, rows[0][: len(names)], strict=True))
+    found = tuple(
+        engine.BlocklistHit(kind=kind, value=value, entry_id=pk)
+        for pk, kind, value in (row[len(names) :] for row in rows)
+        if pk is not None
+    )
+    return found, _velocity_split(totals, who, starts)
+
+
+def _velocity_query(
+    *, client: User, customer_id: str, email: str, ip: str | None, rules: engine.Rules, now: datetime
+) -> tuple[dict[str, Q], dict[str, datetime], QuerySet]:
+    """The one-row aggregate of `velocity_counts` as a queryset (a constant group: no GROUP BY, always one row)."""
     starts = {
         "short": now - timedelta(minutes=rules.short_window_minutes),
         "long": now - timedelta(hours=rules.long_window_hours),
@@ -146,7 +224,18 @@ def velocity_counts(
     for match in who.values():
         any_identity |= match
     earliest = min(starts.values())
-    totals = Payment.objects.filter(any_identity, created_at__gt=earliest).aggregate(**aggregates)
+    queryset = (
+        Payment.objects.filter(any_identity, created_at__gt=earliest)
+        .order_by()
+        .annotate(group=Value(1))
+        .values("group")
+        .annotate(**aggregates)
+        .values(*aggregates)
+    )
+    return who, starts, queryset
+
+
+def _velocity_split(totals: dict[str, int], who: dict[str, Q], starts: dict[str, datetime]) -> Counts:
     payments = {(i, w): totals[f"p_{i}_{w}"] for i in who for w in starts}
     declines = {(i, w): totals[f"d_{i}_{w}"] for i in who for w in starts}
     return payments, declines

@@ -40,6 +40,18 @@ def risk_card_fingerprint(*, gateway: Gateway, payment_method: str) -> str:
     """
     if not payment_method or not checks.fingerprint_blocking_in_use(timezone.now()):
         return ""
+    return risk_fingerprint_lookup(gateway=gateway, payment_method=payment_method)
+
+
+def risk_rules_snapshot(currency: str) -> tuple[engine.Rules, bool]:
+    """The rules for `currency` and whether any card fingerprint is blocklisted: one statement, outside transactions."""
+    return checks.rules_snapshot(currency)
+
+
+def risk_fingerprint_lookup(*, gateway: Gateway, payment_method: str) -> str:
+    """Ask the gateway for the card's fingerprint; a failed lookup is logged and counts as none."""
+    if not payment_method:
+        return ""
     try:
         return gateway.card_fingerprint(payment_method=payment_method)
     except Exception as exc:  # noqa: BLE001 - a read-only lookup; the payment goes on without it
@@ -56,18 +68,25 @@ def risk_assess(
     email: str = "",
     ip: str | None = None,
     card_fingerprint: str = "",
+    rules: engine.Rules | None = None,
 ) -> engine.Assessment:
     """Run the rules for a payment about to be created. Call inside the creating transaction, before the insert:
     it locks the customer, e-mail and IP until that transaction ends so concurrent creations count each other.
+
+    Two statements (three without `rules` read beforehand by `risk_rules_snapshot`): the identity locks,
+    then the blocklist and the velocity counts together; a fourth only when the first-seen rule applies.
     """
     now = timezone.now()
-    rules = checks.rules_load(currency)
+    rules = rules or checks.rules_load(currency)
     lock_identities(client=client, customer_id=customer_id, email=email, ip=ip)
-    hits = checks.blocklist_hits(
-        client=client, customer_id=customer_id, email=email, ip=ip, card_fingerprint=card_fingerprint, now=now
-    )
-    payments, declines = checks.velocity_counts(
-        client=client, customer_id=customer_id, email=email, ip=ip, rules=rules, now=now
+    hits, (payments, declines) = checks.blocklist_and_velocity(
+        client=client,
+        customer_id=customer_id,
+        email=email,
+        ip=ip,
+        card_fingerprint=card_fingerprint,
+        rules=rules,
+        now=now,
     )
     first_seen = None
     if rules.threshold and rules.first_seen_points and amount >= rules.threshold.first_seen_amount:
@@ -85,6 +104,7 @@ def risk_assess(
 
 def risk_record(*, payment: Payment, assessment: engine.Assessment, card_fingerprint: str = "") -> RiskAssessment:
     """Store the assessment of a payment just inserted (same transaction); count it on commit."""
+    rules = sorted({reason.rule for reason in assessment.reasons})
     row = RiskAssessment.objects.create(
         payment=payment,
         score=assessment.score,
@@ -94,7 +114,6 @@ def risk_record(*, payment: Payment, assessment: engine.Assessment, card_fingerp
         settings_version=assessment.settings_version,
         card_fingerprint=card_fingerprint,
     )
-    rules = sorted({reason.rule for reason in assessment.reasons})
     transaction.on_commit(lambda: metrics.count_decision(decision=assessment.decision, rules=rules))
     if assessment.decision != Decision.ALLOW:
         logger.warning(
@@ -223,13 +242,11 @@ def review_hold_ended(*, payment: Payment, note: str) -> None:
 def reviews_sweep(*, now: datetime | None = None) -> dict[str, int]:
     """Report reviews pending past the reminder age; reject and cancel those past the cancel age.
 
-    Returns the counts: pending, reminded, expired. Gauges show the queue size and oldest age.
+    Returns the counts: pending, reminded, expired. The queue's gauges are computed at scrape time (risk.metrics).
     """
     now = now or timezone.now()
     settings_row = checks.settings_ensure()
     pending = RiskAssessment.objects.filter(payment__review_state=ReviewState.PENDING)
-    oldest = pending.order_by("created_at").values_list("created_at", flat=True).first()
-    metrics.OLDEST_REVIEW_AGE.set((now - oldest).total_seconds() if oldest else 0)
 
     overdue = list(
         pending.filter(
@@ -260,7 +277,6 @@ def reviews_sweep(*, now: datetime | None = None) -> dict[str, int]:
         if _expire_review(payment_id, hours=settings_row.review_cancel_hours):
             expired += 1
     count = pending.count()
-    metrics.REVIEWS_PENDING.set(count)
     return {"pending": count, "reminded": len(overdue), "expired": expired}
 
 

@@ -8,11 +8,14 @@ from django.utils import timezone
 
 from accounts.models import User
 from gateways import get_gateway
+from gateways.base import Gateway
 from payments import states
 from payments.errors import PaymentBlocked, PaymentUnexpectedState
+from payments.idempotency import KeyClaim
 from payments.models import CaptureMethod, ChangeSource, GatewayOperation, Payment, ReviewState
 from payments.money import format_amount
-from payments.ports import Decision, RiskRequest, risk_assessor
+from payments.ports import Decision, RiskAssessor, RiskPreparation, RiskRequest, RiskVerdict, risk_assessor
+from payments.saving import remember_as_committed
 from payments.services.operations import call_for_api, payment_confirm
 from payments.services.status import payment_status_change, payment_status_initial
 from payments.states import PaymentStatus
@@ -32,6 +35,7 @@ def payment_create(
     currency: str,
     customer_id: str,
     idempotency_key: str = "",
+    claim: KeyClaim[Payment] | None = None,
     order_id: str = "",
     description: str = "",
     metadata: dict[str, str] | None = None,
@@ -42,42 +46,47 @@ def payment_create(
     customer_ip: str | None = None,
     source: str = ChangeSource.API,
 ) -> Payment:
-    """Create a payment and its gateway intent (and confirm it when asked).
+    """Create a payment and its gateway intent (and confirm it when asked, in the same gateway call).
 
     Repeating the call with the same client and idempotency key resumes the same payment instead of
-    creating another: that is how a retry after a 5xx finishes the work it had started.
+    creating another: that is how a retry after a 5xx finishes the work it had started. An API request
+    passes its `claim` instead: the key is claimed in the transaction that inserts the payment and the
+    response stored in the one that applies the gateway's answer (`payments.idempotency.KeyClaim`), so
+    create + confirm costs two commits.
 
     :raises PaymentBlocked: the risk check blocked it (the payment is `failed`, `failure_code: blocked`).
     :raises CardDeclined: when `confirm` is set and the card is declined (the payment is `failed`).
     :raises GatewayTimeoutError, GatewayUnavailableError: the gateway did not answer; a worker finishes.
+    :raises Replay: (with a claim) the request was answered before.
     """
-    payment = (
-        Payment.objects.filter(client=client, idempotency_key=idempotency_key).first() if idempotency_key else None
-    )
-    if payment is None:
-        payment = _create_assessed(
-            client=client,
-            fields={
-                "idempotency_key": idempotency_key,
-                "amount": amount,
-                "currency": currency,
-                "capture_method": capture_method,
-                "customer_id": customer_id,
-                "order_id": order_id,
-                "description": description,
-                "metadata": metadata or {},
-                "payment_method": payment_method,
-                "customer_email": normalize_email(customer_email),
-                "customer_ip": customer_ip,
-            },
-            source=source,
-        )
+    fields: dict[str, Any] = {
+        "idempotency_key": idempotency_key,
+        "amount": amount,
+        "currency": currency,
+        "capture_method": capture_method,
+        "customer_id": customer_id,
+        "order_id": order_id,
+        "description": description,
+        "metadata": metadata or {},
+        "payment_method": payment_method,
+        "customer_email": normalize_email(customer_email),
+        "customer_ip": customer_ip,
+    }
+    if claim is not None:
+        payment = _create_claimed(client=client, claim=claim, fields=fields, confirm=confirm, source=source)
+    else:
+        found = idempotency_key and Payment.objects.filter(client=client, idempotency_key=idempotency_key).first()
+        payment = found or _create_assessed(client=client, fields=fields, confirm=confirm, source=source)
     if payment.status == S.FAILED and payment.failure_code == PaymentBlocked.default_code:
         raise PaymentBlocked()
 
+    answer = claim.answer if claim is not None else None
+    if payment.pending_operation == GatewayOperation.CREATE_CONFIRM:
+        return call_for_api(payment, GatewayOperation.CREATE_CONFIRM, source=source, answer=answer)
     if payment.pending_operation == GatewayOperation.CREATE:
         then = GatewayOperation.CONFIRM if confirm else ""
-        payment = call_for_api(payment, GatewayOperation.CREATE, source=source, then=then)
+        final = None if then else answer  # with a confirm to follow, the confirm's transaction is the last
+        payment = call_for_api(payment, GatewayOperation.CREATE, source=source, then=then, answer=final)
         if then and payment.pending_operation == GatewayOperation.CONFIRM:
             # The confirm was recorded with the new intent (one commit): make it now, with its own key.
             return call_for_api(payment, GatewayOperation.CONFIRM, source=source)
@@ -95,58 +104,123 @@ def payment_create(
     return payment
 
 
-def _create_assessed(*, client: User, fields: dict[str, Any], source: str) -> Payment:
-    """Assess the payment and insert it with its history and events, in one transaction.
+def _create_claimed(
+    *, client: User, claim: KeyClaim[Payment], fields: dict[str, Any], confirm: bool, source: str
+) -> Payment:
+    """Claim the request's key and insert the payment in one transaction (or find what a retried request started)."""
+    gateway, assessor, prepared = _assessor_prepared(fields)
+    with transaction.atomic():
+        if not claim.claim():  # a retry after a 5xx: resume its payment, if it got that far
+            found = Payment.objects.filter(client=client, idempotency_key=claim.reference).first()
+            if found is not None:
+                return found
+        fields = {**fields, "idempotency_key": claim.reference}
+        payment, verdict = _insert_assessed(
+            client=client,
+            fields=fields,
+            confirm=confirm,
+            source=source,
+            gateway_name=gateway.name,
+            assessor=assessor,
+            prepared=prepared,
+        )
+    _log_created(payment, verdict, source)
+    return remember_as_committed(payment)
 
-    block → the payment is `failed` with `failure_code: blocked` and no gateway call is recorded;
-    review → manual capture is forced, the hold is pending and `payment.review_opened` is written.
+
+def _create_assessed(*, client: User, fields: dict[str, Any], confirm: bool, source: str) -> Payment:
+    """Assess the payment and insert it with its history and events, in one transaction (a service call's key).
+
+    A concurrent call with the same key loses on the unique (client, key) and returns the winner's payment.
     """
-    gateway = get_gateway()
-    assessor = risk_assessor()
-    fingerprint = assessor.card_fingerprint(gateway=gateway, payment_method=fields["payment_method"])
-    initial = S.REQUIRES_CONFIRMATION if fields["payment_method"] else S.REQUIRES_PAYMENT_METHOD
+    gateway, assessor, prepared = _assessor_prepared(fields)
     try:
         with transaction.atomic():
-            verdict = assessor.assess(
-                RiskRequest(
-                    client=client,
-                    amount=fields["amount"],
-                    currency=fields["currency"],
-                    customer_id=fields["customer_id"],
-                    email=fields["customer_email"],
-                    ip=fields["customer_ip"],
-                    card_fingerprint=fingerprint,
-                )
-            )
-            blocked = verdict.decision == Decision.BLOCK
-            held = verdict.decision == Decision.REVIEW
-            payment = Payment.objects.create(
+            payment, verdict = _insert_assessed(
                 client=client,
-                status=initial,
-                gateway=gateway.name,
-                pending_operation="" if blocked else GatewayOperation.CREATE,
-                pending_operation_at=None if blocked else timezone.now(),
-                risk_score=verdict.score,
-                risk_level=verdict.level,
-                review_state=ReviewState.PENDING if held else ReviewState.NONE,
-                review_reasons=list(verdict.reasons) if held else [],
-                **{**fields, **({"capture_method": CaptureMethod.MANUAL} if held else {})},
+                fields=fields,
+                confirm=confirm,
+                source=source,
+                gateway_name=gateway.name,
+                assessor=assessor,
+                prepared=prepared,
             )
-            assessor.record(payment=payment, verdict=verdict, card_fingerprint=fingerprint)
-            payment_status_initial(payment, source=source)
-            if blocked:
-                payment_status_change(
-                    payment,
-                    S.FAILED,
-                    source=source,
-                    reason="blocked by risk rules",
-                    failure_code=PaymentBlocked.default_code,
-                    failure_message=PaymentBlocked.default_message,
-                )
     except IntegrityError:
         if not fields["idempotency_key"]:
             raise
         return Payment.objects.get(client=client, idempotency_key=fields["idempotency_key"])
+    _log_created(payment, verdict, source)
+    return remember_as_committed(payment)
+
+
+def _assessor_prepared(fields: dict[str, Any]) -> tuple[Gateway, RiskAssessor, RiskPreparation]:
+    """The gateway, the assessor and what it prepares before any transaction (it may call the gateway)."""
+    gateway = get_gateway()
+    assessor = risk_assessor()
+    prepared = assessor.prepare(gateway=gateway, payment_method=fields["payment_method"], currency=fields["currency"])
+    return gateway, assessor, prepared
+
+
+def _insert_assessed(
+    *,
+    client: User,
+    fields: dict[str, Any],
+    confirm: bool,
+    source: str,
+    gateway_name: str,
+    assessor: RiskAssessor,
+    prepared: RiskPreparation,
+) -> tuple[Payment, RiskVerdict]:
+    """Assess and insert, inside the caller's transaction.
+
+    block → the payment is `failed` with `failure_code: blocked` and no gateway call is recorded;
+    review → manual capture is forced, the hold is pending and `payment.review_opened` is written.
+    The gateway call to make is recorded with the row: `create_confirm` (one call) when a confirm
+    with a payment method was asked, else `create`.
+    """
+    initial = S.REQUIRES_CONFIRMATION if fields["payment_method"] else S.REQUIRES_PAYMENT_METHOD
+    verdict = assessor.assess(
+        RiskRequest(
+            client=client,
+            amount=fields["amount"],
+            currency=fields["currency"],
+            customer_id=fields["customer_id"],
+            email=fields["customer_email"],
+            ip=fields["customer_ip"],
+            card_fingerprint=prepared.card_fingerprint,
+            prepared=prepared,
+        )
+    )
+    blocked = verdict.decision == Decision.BLOCK
+    held = verdict.decision == Decision.REVIEW
+    operation = GatewayOperation.CREATE_CONFIRM if confirm and fields["payment_method"] else GatewayOperation.CREATE
+    payment = Payment.objects.create(
+        client=client,
+        status=initial,
+        gateway=gateway_name,
+        pending_operation="" if blocked else operation,
+        pending_operation_at=None if blocked else timezone.now(),
+        risk_score=verdict.score,
+        risk_level=verdict.level,
+        review_state=ReviewState.PENDING if held else ReviewState.NONE,
+        review_reasons=list(verdict.reasons) if held else [],
+        **{**fields, **({"capture_method": CaptureMethod.MANUAL} if held else {})},
+    )
+    assessor.record(payment=payment, verdict=verdict, card_fingerprint=prepared.card_fingerprint)
+    payment_status_initial(payment, source=source)
+    if blocked:
+        payment_status_change(
+            payment,
+            S.FAILED,
+            source=source,
+            reason="blocked by risk rules",
+            failure_code=PaymentBlocked.default_code,
+            failure_message=PaymentBlocked.default_message,
+        )
+    return payment, verdict
+
+
+def _log_created(payment: Payment, verdict: RiskVerdict, source: str) -> None:
     logger.info(
         "Payment created",
         extra={
@@ -156,4 +230,3 @@ def _create_assessed(*, client: User, fields: dict[str, Any], source: str) -> Pa
             "risk": verdict.decision,
         },
     )
-    return payment

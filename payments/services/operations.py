@@ -32,13 +32,14 @@ from payments.errors import (
 )
 from payments.locks import lock_payment
 from payments.models import ChangeSource, GatewayOperation, Payment, ReviewState
-from payments.saving import payment_update
+from payments.saving import PaymentChanged, is_committed_copy, payment_update
 from payments.services.status import payment_status_change
 from payments.states import PaymentStatus
 
 logger = logging.getLogger(__name__)
 S = PaymentStatus
 SETTLE_TASK = "payments.tasks.settle_payment"
+Answer = Callable[[Payment], None]  # stores the API response in the transaction that applies the gateway's answer
 # What a settled gateway operation leaves behind: nothing recorded, nothing for staff to look at.
 OPERATION_SETTLED: dict[str, Any] = {
     "pending_operation": "",
@@ -57,8 +58,8 @@ def payment_confirm(*, payment: Payment, payment_method: str = "", source: str =
     """
     with transaction.atomic():
         locked = lock_payment(payment.pk)
-        if locked.pending_operation == GatewayOperation.CREATE:
-            pass  # the intent was never created: create it first, below
+        if locked.pending_operation in {GatewayOperation.CREATE, GatewayOperation.CREATE_CONFIRM}:
+            pass  # the intent was never created (or its one-call create + confirm is unanswered): below
         elif locked.pending_operation == GatewayOperation.CONFIRM and locked.status == S.PROCESSING:
             pass  # a confirm that timed out: repeat it with the same key
         elif locked.pending_operation:
@@ -75,6 +76,8 @@ def payment_confirm(*, payment: Payment, payment_method: str = "", source: str =
                 pending_operation=GatewayOperation.CONFIRM,
                 pending_operation_at=timezone.now(),
             )
+    if locked.pending_operation == GatewayOperation.CREATE_CONFIRM:
+        return call_for_api(locked, GatewayOperation.CREATE_CONFIRM, source=source)  # the same call, the same key
     if locked.pending_operation == GatewayOperation.CREATE:
         locked = call_for_api(locked, GatewayOperation.CREATE)
         return payment_confirm(payment=locked, payment_method=payment_method, source=source)
@@ -176,36 +179,70 @@ def payment_sync(*, payment_id: int, source: str = ChangeSource.WORKER) -> Payme
     return payment_apply_intent(payment_id=payment_id, intent=intent, source=source)
 
 
-def payment_apply_intent(*, payment_id: int, intent: IntentResult, source: str, clear_operation: str = "") -> Payment:
-    """Apply the gateway's view of the intent. Backward or sideways news is ignored (stale)."""
+def payment_apply_intent(
+    *,
+    payment_id: int,
+    intent: IntentResult,
+    source: str,
+    clear_operation: str = "",
+    known: Payment | None = None,
+    answer: Answer | None = None,
+) -> Payment:
+    """Apply the gateway's view of the intent. Backward or sideways news is ignored (stale).
+
+    `known` is the payment as this request committed it before the gateway call: it is changed
+    without a second read while the row is still that copy (`payments.saving`), else locked and read.
+    `answer` runs last, in the same transaction (it stores the API response with the change).
+    """
+    if known is not None:
+        try:
+            with transaction.atomic():
+                return _apply_intent(known, intent, source=source, clear_operation=clear_operation, answer=answer)
+        except PaymentChanged:
+            pass  # a webhook, a worker or staff changed it meanwhile: lock it and decide on the current row
     with transaction.atomic():
         payment = lock_payment(payment_id)
-        asked_to_capture = payment.pending_operation_amount  # read before the operation is cleared
-        changes: dict[str, Any] = {}
-        if clear_operation and payment.pending_operation == clear_operation:
-            changes.update(OPERATION_SETTLED)
-        target = _status_for_intent(payment, intent)
-        if intent.client_secret and not payment.client_secret:
-            changes["client_secret"] = intent.client_secret
-        if target in {S.REQUIRES_CAPTURE, S.SUCCEEDED} or payment.status == S.REQUIRES_CAPTURE:
-            changes["amount_capturable"] = intent.amount_capturable if target == S.REQUIRES_CAPTURE else 0
-        if target == S.SUCCEEDED:
-            changes["amount_received"] = intent.amount_received or asked_to_capture or payment.amount
-        if target == S.FAILED:
-            changes["failure_code"] = intent.failure_code or "payment_failed"
-            changes["failure_message"] = intent.failure_message or "The payment failed."
-        if target == S.CANCELED:
-            changes["amount_capturable"] = 0
-        if target != payment.status and states.is_forward(payment.status, target):
-            return payment_status_change(payment, target, source=source, **changes)
+        return _apply_intent(payment, intent, source=source, clear_operation=clear_operation, answer=answer)
+
+
+def _apply_intent(
+    payment: Payment, intent: IntentResult, *, source: str, clear_operation: str, answer: Answer | None
+) -> Payment:
+    asked_to_capture = payment.pending_operation_amount  # read before the operation is cleared
+    changes: dict[str, Any] = {}
+    if clear_operation and payment.pending_operation == clear_operation:
+        changes.update(OPERATION_SETTLED)
+    target = _status_for_intent(payment, intent)
+    if clear_operation == GatewayOperation.CREATE_CONFIRM and not payment.gateway_reference:
+        changes["gateway_reference"] = intent.reference  # our own call's answer: the intent it made
+    if intent.client_secret and not payment.client_secret:
+        changes["client_secret"] = intent.client_secret
+    if target in {S.REQUIRES_CAPTURE, S.SUCCEEDED} or payment.status == S.REQUIRES_CAPTURE:
+        changes["amount_capturable"] = intent.amount_capturable if target == S.REQUIRES_CAPTURE else 0
+    if target == S.SUCCEEDED:
+        changes["amount_received"] = intent.amount_received or asked_to_capture or payment.amount
+    if target == S.FAILED:
+        changes["failure_code"] = intent.failure_code or "payment_failed"
+        changes["failure_message"] = intent.failure_message or "The payment failed."
+    if target == S.CANCELED:
+        changes["amount_capturable"] = 0
+    if target != payment.status and states.is_forward(payment.status, target):
+        payment = payment_status_change(payment, target, source=source, **changes)
+    else:
         if target != payment.status:
             logger.info(
                 "Ignored stale gateway state",
                 extra={"payment": payment.public_id, "status": payment.status, "gateway_status": intent.status},
             )
-        if clear_operation and payment.pending_operation == clear_operation:  # the news is old; the call is done
-            payment_update(payment, **OPERATION_SETTLED)
-        return payment
+        # The news is old, but the call is done, and a new intent's id is kept.
+        kept = {name: changes[name] for name in ("gateway_reference", "client_secret") if name in changes}
+        if clear_operation and payment.pending_operation == clear_operation:
+            kept.update(OPERATION_SETTLED)
+        if kept:
+            payment_update(payment, **kept)
+    if answer is not None:
+        answer(payment)
+    return payment
 
 
 def _status_for_intent(payment: Payment, intent: IntentResult) -> str:
@@ -216,18 +253,25 @@ def _status_for_intent(payment: Payment, intent: IntentResult) -> str:
     return intent.status
 
 
-def call_for_api(payment: Payment, operation: str, *, source: str = ChangeSource.API, then: str = "") -> Payment:
+def call_for_api(
+    payment: Payment,
+    operation: str,
+    *,
+    source: str = ChangeSource.API,
+    then: str = "",
+    answer: Answer | None = None,
+) -> Payment:
     """Run a recorded operation for an API request: map gateway failures to API errors.
 
     A timeout or outage leaves the operation recorded, moves a confirm to `processing`, and asks a
     worker (after commit) to finish it with the same key.
     """
     try:
-        return _run_operation(payment, operation, source=source, then=then)
+        return _run_operation(payment, operation, source=source, then=then, answer=answer)
     except Declined as exc:
         raise CardDeclined(exc.message, code=exc.code or "card_declined") from exc
     except Retryable as exc:
-        if operation == GatewayOperation.CONFIRM:
+        if operation in {GatewayOperation.CONFIRM, GatewayOperation.CREATE_CONFIRM}:
             _move_to_processing(payment.pk, source=source)
         _enqueue_settle(payment.pk)
         logger.warning(
@@ -241,24 +285,33 @@ def call_for_api(payment: Payment, operation: str, *, source: str = ChangeSource
         raise GatewayRejected(exc.message) from exc
 
 
-def _run_operation(payment: Payment, operation: str, *, source: str, then: str = "") -> Payment:
+def _run_operation(
+    payment: Payment, operation: str, *, source: str, then: str = "", answer: Answer | None = None
+) -> Payment:
     """Phase 2 and 3 of one recorded operation. Gateway errors propagate (the operation stays recorded).
 
     `then=GatewayOperation.CONFIRM` after a create records the confirm in the same transaction that
     stores the new intent (phase 1 of the confirm), so the caller can make the call at once.
+    `create_confirm` is both in one gateway call (Stripe: `confirm=true`), under its own key.
     """
     gateway = get_gateway(payment.gateway)
     key = f"{payment.public_id}:{operation}"
-    calls: dict[str, Callable[[], IntentResult]] = {
-        GatewayOperation.CREATE: lambda: gateway.create_intent(
+
+    def create(*, confirm: bool) -> IntentResult:
+        return gateway.create_intent(
             amount=payment.amount,
             currency=payment.currency,
             capture_method=payment.capture_method,
             payment_method=payment.payment_method,
+            confirm=confirm,
             metadata={"payment_id": payment.public_id, **({"order_id": payment.order_id} if payment.order_id else {})},
             description=payment.description,
             idempotency_key=key,
-        ),
+        )
+
+    calls: dict[str, Callable[[], IntentResult]] = {
+        GatewayOperation.CREATE: lambda: create(confirm=False),
+        GatewayOperation.CREATE_CONFIRM: lambda: create(confirm=True),
         GatewayOperation.CONFIRM: lambda: gateway.confirm_intent(
             reference=payment.gateway_reference or "", payment_method=payment.payment_method, idempotency_key=key
         ),
@@ -274,21 +327,44 @@ def _run_operation(payment: Payment, operation: str, *, source: str, then: str =
     except Declined as exc:
         _apply_decline(payment.pk, exc, source=source)
         raise
+    known = payment if is_committed_copy(payment) else None
     if operation == GatewayOperation.CREATE:
-        return _apply_created(payment.pk, intent, then_confirm=then == GatewayOperation.CONFIRM)
-    return payment_apply_intent(payment_id=payment.pk, intent=intent, source=source, clear_operation=operation)
+        then_confirm = then == GatewayOperation.CONFIRM
+        return _apply_created(payment.pk, intent, then_confirm=then_confirm, known=known, answer=answer)
+    return payment_apply_intent(
+        payment_id=payment.pk, intent=intent, source=source, clear_operation=operation, known=known, answer=answer
+    )
 
 
-def _apply_created(payment_id: int, intent: IntentResult, *, then_confirm: bool = False) -> Payment:
+def _apply_created(
+    payment_id: int,
+    intent: IntentResult,
+    *,
+    then_confirm: bool = False,
+    known: Payment | None = None,
+    answer: Answer | None = None,
+) -> Payment:
+    if known is not None:
+        try:
+            with transaction.atomic():
+                return _store_created(known, intent, then_confirm=then_confirm, answer=answer)
+        except PaymentChanged:
+            pass  # changed meanwhile: lock it and read it again
     with transaction.atomic():
-        payment = lock_payment(payment_id)
-        changes: dict[str, Any] = {"gateway_reference": intent.reference, "client_secret": intent.client_secret}
-        if payment.pending_operation == GatewayOperation.CREATE:
-            if then_confirm and payment.payment_method and payment.status in states.CONFIRMABLE:
-                changes.update(pending_operation=GatewayOperation.CONFIRM, pending_operation_at=timezone.now())
-            else:
-                changes.update(pending_operation="", pending_operation_at=None)
-        return payment_update(payment, **changes)
+        return _store_created(lock_payment(payment_id), intent, then_confirm=then_confirm, answer=answer)
+
+
+def _store_created(payment: Payment, intent: IntentResult, *, then_confirm: bool, answer: Answer | None) -> Payment:
+    changes: dict[str, Any] = {"gateway_reference": intent.reference, "client_secret": intent.client_secret}
+    if payment.pending_operation == GatewayOperation.CREATE:
+        if then_confirm and payment.payment_method and payment.status in states.CONFIRMABLE:
+            changes.update(pending_operation=GatewayOperation.CONFIRM, pending_operation_at=timezone.now())
+        else:
+            changes.update(pending_operation="", pending_operation_at=None)
+    payment = payment_update(payment, **changes)
+    if answer is not None:
+        answer(payment)
+    return payment
 
 
 def _apply_decline(payment_id: int, exc: Declined, *, source: str) -> None:
@@ -296,6 +372,9 @@ def _apply_decline(payment_id: int, exc: Declined, *, source: str) -> None:
         payment = lock_payment(payment_id)
         if payment.status == S.FAILED or not states.can_transition(payment.status, S.FAILED):
             return
+        created: dict[str, Any] = {}  # a create + confirm that was declined still made an intent: keep its id
+        if exc.intent is not None and exc.intent.reference and not payment.gateway_reference:
+            created = {"gateway_reference": exc.intent.reference, "client_secret": exc.intent.client_secret}
         payment_status_change(
             payment,
             S.FAILED,
@@ -305,6 +384,7 @@ def _apply_decline(payment_id: int, exc: Declined, *, source: str) -> None:
             failure_message=exc.message[:500],
             pending_operation="",
             pending_operation_at=None,
+            **created,
         )
 
 

@@ -14,6 +14,7 @@ from config.tasks import enqueue_on_commit
 from gateways.base import RefundResult
 from payments import states as payment_states
 from payments.errors import AmountTooLarge, PaymentUnexpectedState
+from payments.idempotency import KeyClaim
 from payments.locks import lock_payment
 from payments.models import ChangeSource, Payment
 from payments.money import format_amount
@@ -33,12 +34,17 @@ def refund_create(
     reason: str = "",
     metadata: dict[str, str] | None = None,
     idempotency_key: str = "",
+    claim: KeyClaim[Refund] | None = None,
     source: str = ChangeSource.API,
 ) -> Refund:
     """Create a pending refund (the whole remaining amount by default) and submit it after commit.
 
+    An API request passes its `claim`: the request's key is stored, answered, in the refund's own
+    transaction (`KeyClaim.answer`), so the refund and its key commit once, together.
+
     :raises PaymentUnexpectedState: the payment is not `succeeded` or `partially_refunded`.
     :raises AmountTooLarge: more than what is left to refund, counting pending refunds.
+    :raises KeyTaken: (with a claim) the key was used before; nothing was written.
     """
     if idempotency_key:
         existing = Refund.objects.filter(payment=payment, idempotency_key=idempotency_key).first()
@@ -53,21 +59,26 @@ def refund_create(
         if to_refund <= 0 or to_refund > remaining:
             left = format_amount(max(remaining, 0), locked.currency)
             raise AmountTooLarge(f"amount exceeds what is left to refund ({remaining}, {left}).", param="amount")
-        try:
-            with transaction.atomic():
-                refund = Refund.objects.create(
-                    payment=locked,
-                    amount=to_refund,
-                    currency=locked.currency,
-                    reason=reason,
-                    metadata=metadata or {},
-                    requested_by=requested_by,
-                    idempotency_key=idempotency_key,
-                )
-        except IntegrityError:
-            return Refund.objects.get(payment=locked, idempotency_key=idempotency_key)
+        fields = {
+            "payment": locked,
+            "amount": to_refund,
+            "currency": locked.currency,
+            "reason": reason,
+            "metadata": metadata or {},
+            "requested_by": requested_by,
+        }
+        if claim is not None:  # the key is the request's, stored below with the answer: no duplicate can exist
+            refund = Refund.objects.create(**fields)
+        else:
+            try:
+                with transaction.atomic():
+                    refund = Refund.objects.create(**fields, idempotency_key=idempotency_key)
+            except IntegrityError:
+                return Refund.objects.get(payment=locked, idempotency_key=idempotency_key)
         refund_status_initial(refund, source=source, actor=requested_by)
         enqueue_on_commit(SUBMIT_TASK, refund_id=refund.pk)
+        if claim is not None:
+            claim.answer(refund)
     logger.info(
         "Refund created",
         extra={

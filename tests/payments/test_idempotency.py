@@ -38,8 +38,8 @@ def test_fifty_concurrent_identical_creates_make_one_payment_and_one_charge(make
     for conflict in (r for r in responses if r.status_code == 409):
         assert conflict.json()["error"]["code"] == "idempotency_key_in_use"
     assert Payment.objects.count() == 1
-    assert simulator.performed_count("create_intent") == 1
-    assert simulator.performed_count("confirm_intent") == 1
+    assert simulator.performed_count("create_intent") == 1  # created and confirmed in one call
+    assert simulator.call_count("confirm_intent") == 0
     assert Event.objects.filter(type="payment.captured").count() == 1
 
 
@@ -96,7 +96,7 @@ def test_a_decline_is_replayed_as_402_without_a_second_gateway_call(storefront, 
     assert again.status_code == 402
     assert again.json() == first.json()
     assert again["Idempotent-Replayed"] == "true"
-    assert simulator.call_count("confirm_intent") == 1
+    assert simulator.call_count("create_intent") == 1  # the one create + confirm, declined
     assert Payment.objects.get().status == "failed"
 
 
@@ -160,7 +160,7 @@ def test_keys_are_scoped_per_client(storefront, make_client):
 
 @pytest.mark.django_db
 def test_a_5xx_is_not_stored_and_the_retry_finishes_the_same_payment(storefront, simulator):
-    SimulatorGateway.inject_fault("confirm_intent", "unavailable")
+    SimulatorGateway.inject_fault("create_intent", "unavailable")
 
     first = _post(storefront, BODY, "k-outage")
     retry = _post(storefront, BODY, "k-outage")
@@ -176,7 +176,8 @@ def test_a_5xx_is_not_stored_and_the_retry_finishes_the_same_payment(storefront,
     assert retry.json()["status"] == "succeeded"
     assert Payment.objects.count() == 1
     assert simulator.performed_count("create_intent") == 1
-    assert simulator.performed_count("confirm_intent") == 1
+    assert simulator.call_count("create_intent") == 2  # the failed call, then the retry's, with the same key
+    assert simulator.call_count("confirm_intent") == 0
 
 
 @pytest.mark.django_db

@@ -8,9 +8,11 @@ from django.conf import settings
 from django.core.management import call_command
 from kombu import Connection, Producer
 
-from accounts.models import ApiRole
+from accounts.models import ApiRole, User
 from config.security import contains_card_number
+from payments import services
 from payments.consumers import ROUTING_KEY, order_placed_queue, orders_exchange
+from payments.errors import GatewayUnavailableError
 from payments.models import DeadLetter, Payment
 from payments.orders import MAX_ATTEMPTS, Outcome, order_placed_consume
 from tests.accounts.factories import UserFactory
@@ -68,8 +70,8 @@ def test_an_order_becomes_one_confirmed_payment_of_its_client(shop, simulator):
     assert payment.status == "requires_capture"
     assert payment.amount_capturable == 2500
     assert set(payment.status_changes.values_list("source", flat=True)) == {"worker"}
-    assert simulator.performed_count("create_intent") == 1
-    assert simulator.performed_count("confirm_intent") == 1
+    assert simulator.performed_count("create_intent") == 1  # created and confirmed in one call
+    assert simulator.call_count("confirm_intent") == 0
     assert DeadLetter.objects.count() == 0
 
 
@@ -97,7 +99,7 @@ def test_the_same_message_twice_makes_one_payment_and_one_gateway_charge(shop, s
     assert Payment.objects.count() == 1
     assert Payment.objects.get().status == "succeeded"
     assert simulator.performed_count("create_intent") == 1
-    assert simulator.performed_count("confirm_intent") == 1
+    assert simulator.call_count("confirm_intent") == 0
     assert DeadLetter.objects.count() == 0
 
 
@@ -109,7 +111,7 @@ def test_a_declined_card_leaves_a_failed_payment_and_no_dead_letter(shop, simula
     assert result.payment.status == "failed"
     assert result.payment.failure_code == "card_declined"
     assert consume(order(payment_method="pm_card_chargeDeclined")).outcome == Outcome.PROCESSED
-    assert simulator.performed_count("confirm_intent") == 1
+    assert simulator.call_count("create_intent") == 1  # the one create + confirm, declined
     assert DeadLetter.objects.count() == 0
 
 
@@ -279,7 +281,40 @@ def test_the_same_order_id_of_two_clients_makes_two_payments(shop):
 
 
 @pytest.mark.django_db
-def test_a_lost_create_answer_asks_for_a_retry_which_confirms_without_a_second_charge(shop, simulator):
+def test_a_lost_create_and_confirm_answer_is_finished_by_the_settle_worker_without_a_second_charge(shop, simulator):
+    simulator.inject_fault("create_intent", "timeout")
+
+    first = consume(order())
+    settled = services.payment_settle(payment_id=first.payment.pk)
+    again = consume(order(), attempt=2)
+
+    assert first.outcome == Outcome.PENDING  # the confirm is recorded with the create: nothing is lost
+    assert (first.payment.status, first.payment.pending_operation) == ("processing", "create_confirm")
+    assert settled.status == "succeeded"
+    assert again.outcome == Outcome.PROCESSED
+    assert again.payment.pk == first.payment.pk
+    assert simulator.performed_count("create_intent") == 1
+    assert simulator.call_count("create_intent") == 2  # the lost answer, then the worker's, with the same key
+    assert DeadLetter.objects.count() == 0
+
+
+def legacy_unconfirmed_payment(simulator):
+    """A payment recorded with a plain `create` (as before create + confirm became one call) that never reached
+    the gateway: the settle worker would only create its intent."""
+    simulator.inject_fault("create_intent", "unavailable")
+    fields = {k: v for k, v in order().items() if k != "client"}
+    with pytest.raises(GatewayUnavailableError):
+        services.payment_create(
+            client=User.objects.get(username="shop"), idempotency_key="order:ord_1001", source="worker", **fields
+        )
+    payment = Payment.objects.get()
+    assert (payment.status, payment.pending_operation) == ("requires_confirmation", "create")
+    return payment
+
+
+@pytest.mark.django_db
+def test_a_legacy_unconfirmed_payment_asks_for_a_retry_which_confirms_without_a_second_charge(shop, simulator):
+    legacy_unconfirmed_payment(simulator)
     simulator.inject_fault("create_intent", "timeout")
 
     first = consume(order())
@@ -296,7 +331,8 @@ def test_a_lost_create_answer_asks_for_a_retry_which_confirms_without_a_second_c
 
 
 @pytest.mark.django_db
-def test_the_last_attempt_without_gateway_dead_letters_the_unconfirmed_payment(shop, simulator):
+def test_the_last_attempt_without_gateway_dead_letters_a_legacy_unconfirmed_payment(shop, simulator):
+    legacy_unconfirmed_payment(simulator)
     simulator.inject_fault("create_intent", "unavailable")
 
     result = consume(order(), attempt=MAX_ATTEMPTS)
@@ -311,14 +347,14 @@ def test_the_last_attempt_without_gateway_dead_letters_the_unconfirmed_payment(s
 
 
 @pytest.mark.django_db
-def test_a_confirm_timeout_leaves_the_payment_processing_for_the_settle_worker(shop, simulator):
-    simulator.inject_fault("confirm_intent", "timeout")
+def test_a_create_and_confirm_timeout_leaves_the_payment_processing_for_the_settle_worker(shop, simulator):
+    simulator.inject_fault("create_intent", "timeout")
 
     result = consume(order())
 
     assert result.outcome == Outcome.PENDING
     assert result.payment.status == "processing"
-    assert result.payment.pending_operation == "confirm"
+    assert result.payment.pending_operation == "create_confirm"
     assert DeadLetter.objects.count() == 0
 
 
@@ -410,7 +446,7 @@ def test_the_worker_handles_a_message_again_when_the_gateway_was_down_before_the
 
     assert payment.amount_received == 2500
     assert simulator.performed_count("create_intent") == 1
-    assert simulator.performed_count("confirm_intent") == 1
+    assert simulator.call_count("confirm_intent") == 0
     assert DeadLetter.objects.count() == 0
 
 

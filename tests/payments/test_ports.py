@@ -7,7 +7,7 @@ from events.models import Event
 from gateways.base import Gateway
 from payments.errors import PaymentBlocked
 from payments.models import Payment
-from payments.ports import AllowAll, Decision, RiskRequest, RiskVerdict, risk_assessor
+from payments.ports import AllowAll, Decision, RiskPreparation, RiskRequest, RiskVerdict, risk_assessor
 from payments.rendering import render_payment
 from payments.services import payment_cancel, payment_create
 from risk.assessor import RulesAssessor
@@ -23,9 +23,9 @@ class RecordingAssessor:
     VERDICT = RiskVerdict(decision=Decision.ALLOW)
     calls: list[tuple[str, object]] = []
 
-    def card_fingerprint(self, *, gateway: Gateway, payment_method: str) -> str:
-        self.calls.append(("card_fingerprint", payment_method))
-        return "fp_1"
+    def prepare(self, *, gateway: Gateway, payment_method: str, currency: str) -> RiskPreparation:
+        self.calls.append(("prepare", payment_method))
+        return RiskPreparation(card_fingerprint="fp_1")
 
     def assess(self, request: RiskRequest) -> RiskVerdict:
         self.calls.append(("assess", (request.amount, request.currency, request.card_fingerprint)))
@@ -79,7 +79,7 @@ def test_the_core_calls_the_port_in_order_fingerprint_assess_then_record(recordi
     )
 
     assert recording.calls == [
-        ("card_fingerprint", "pm_card_visa"),
+        ("prepare", "pm_card_visa"),
         ("assess", (2000, "usd", "fp_1")),
         ("record", (True, "allow", "fp_1")),
     ]

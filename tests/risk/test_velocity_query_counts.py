@@ -2,9 +2,10 @@
 
 Statements are counted without the SAVEPOINT/RELEASE pairs of the test's own wrapping transaction (as in
 tests/payments/test_query_counts.py). The risk part of a create, with a payment method and an amount that
-asks the first-seen question: the card-fingerprint check (1, outside the transaction), the settings (1),
-the currency's thresholds (1), the identity locks (1), the blocklist (1), the velocity and decline counts
-(1), whether the customer paid before (1), and the assessment row (1) — 8.
+asks the first-seen question: before the transaction, the settings with the currency's thresholds and
+whether any card fingerprint is blocklisted (1); inside it, the identity locks (1), the blocklist and
+the velocity and decline counts together (1) — the rules' three —, whether the customer paid before (1,
+only at the first-seen amount), and the assessment row (1) — 5.
 """
 
 import pytest
@@ -13,14 +14,15 @@ from django.test.utils import CaptureQueriesContext
 
 from gateways.simulator import SimulatorGateway
 from payments.models import Payment
-from risk import services as risk
+from payments.ports import RiskRequest
+from risk.assessor import RulesAssessor
 from tests.payments.factories import PaymentFactory
 from tests.risk.conftest import USD_FIRST_SEEN, post_payment
 
 pytestmark = pytest.mark.django_db
 
-RISK_STATEMENTS = 8
-RISK_STATEMENTS_WITHOUT_CARD_OR_FIRST_SEEN = 6
+RISK_STATEMENTS = 5
+RISK_STATEMENTS_WITHOUT_CARD_OR_FIRST_SEEN = 4
 NO_LIMITS = {
     "short_window_payments": 100_000,
     "long_window_payments": 100_000,
@@ -86,19 +88,22 @@ def test_a_create_costs_the_same_for_a_customer_with_1_or_1000_earlier_payments(
 
 
 def _risk_part(client_user, *, payment_method: str, amount: int) -> int:
-    """Run the risk services as `payment_create` does; return the statements they issued."""
-    fields = {
-        "amount": amount,
-        "currency": "usd",
-        "customer_id": "cus_many",
-        "email": "many@example.com",
-        "ip": "203.0.113.2",
-    }
+    """Run the risk port as `payment_create` does (prepare, then assess and record inside the transaction)."""
+    assessor = RulesAssessor()
+    request = {"amount": amount, "currency": "usd", "customer_id": "cus_many", "email": "many@example.com"}
     with CaptureQueriesContext(connection) as before_transaction:
-        fingerprint = risk.risk_card_fingerprint(gateway=SimulatorGateway(), payment_method=payment_method)
+        prepared = assessor.prepare(gateway=SimulatorGateway(), payment_method=payment_method, currency="usd")
     with transaction.atomic():
         with CaptureQueriesContext(connection) as assess:
-            assessment = risk.risk_assess(client=client_user, card_fingerprint=fingerprint, **fields)
+            verdict = assessor.assess(
+                RiskRequest(
+                    client=client_user,
+                    ip="203.0.113.2",
+                    card_fingerprint=prepared.card_fingerprint,
+                    prepared=prepared,
+                    **request,
+                )
+            )
         payment = PaymentFactory(
             requires_confirmation=True,
             client=client_user,
@@ -108,8 +113,8 @@ def _risk_part(client_user, *, payment_method: str, amount: int) -> int:
             customer_ip="203.0.113.2",
         )
         with CaptureQueriesContext(connection) as record:
-            risk.risk_record(payment=payment, assessment=assessment, card_fingerprint=fingerprint)
-    assert assessment.decision == "allow"
+            assessor.record(payment=payment, verdict=verdict, card_fingerprint=prepared.card_fingerprint)
+    assert verdict.decision == "allow"
     return sum(len(_statements(queries)) for queries in (before_transaction, assess, record))
 
 

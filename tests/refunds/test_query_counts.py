@@ -1,0 +1,54 @@
+"""A refund create costs a fixed number of statements in one commit, whatever the payment's refund history.
+
+10: the client 1, the payment (404 unless the client may see it) 1; one transaction: the payment's row
+lock 1, what is left to refund 1, the refund 1, its audit row 1, history 1, event 1, and the request's
+idempotency key inserted with its answer 1 (`KeyClaim.answer`: the key costs no commit of its own).
+Issue 14 asks 8: the lookup and the lock could be one statement.
+"""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from refunds.models import Refund
+
+pytestmark = pytest.mark.django_db
+
+REFUND_BUDGET = 10
+
+
+def _measured(call):
+    with CaptureQueriesContext(connection) as queries:
+        response = call()
+    assert response.status_code == 201, response.json()
+    sql = [query["sql"] for query in queries]
+    atomics = sum(1 for text in sql if text.startswith("SAVEPOINT"))
+    statements = [text for text in sql if not text.startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
+    return statements, atomics
+
+
+@pytest.mark.parametrize("earlier_refunds", [1, 30])
+def test_a_refund_create_is_one_commit_within_budget(captured_payment, refund, earlier_refunds):
+    payment = captured_payment(amount=100_000)
+    for _ in range(earlier_refunds):
+        assert refund(payment["id"], amount=10).status_code == 201
+
+    statements, atomics = _measured(lambda: refund(payment["id"], amount=100))
+
+    assert len(statements) <= REFUND_BUDGET
+    assert atomics == 1  # the refund, its history, event and the key's answer commit together
+    writes = [s for s in statements if s.startswith(("INSERT", "UPDATE", "DELETE"))]
+    assert len(writes) == 5  # refund, audit row, history, event, key: all inside that one atomic
+    assert Refund.objects.filter(payment__public_id=payment["id"]).count() == earlier_refunds + 1
+
+
+def test_a_repeated_refund_request_replays_without_a_second_refund(captured_payment, refund):
+    payment = captured_payment(amount=5_000)
+
+    first = refund(payment["id"], key="same", amount=5_000)
+    again = refund(payment["id"], key="same", amount=5_000)
+
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert again["Idempotent-Replayed"] == "true"
+    assert Refund.objects.count() == 1
