@@ -13,7 +13,9 @@
 # `migrate` once per release first (compose: the one-shot `migrate` service the others wait for).
 # Environment: PORT, HOST, WEB_CONCURRENCY, GUNICORN_THREADS (config/gunicorn.conf.py);
 # CELERY_WORKER_CONCURRENCY (worker processes, default one per CPU); CELERY_LOG_LEVEL (INFO);
-# BEAT_SCHEDULE_FILE (beat's last-run times, /tmp/celerybeat-schedule); BEAT_HEALTH_MAX_AGE_SECONDS (600).
+# BEAT_SCHEDULE_FILE (beat's last-run times, /tmp/celerybeat-schedule); BEAT_HEALTH_MAX_AGE_SECONDS (600);
+# PROMETHEUS_MULTIPROC_DIR (web, /tmp/metrics-web), CELERY_PROMETHEUS_MULTIPROC_DIR (worker,
+# /tmp/metrics-worker) and CELERY_METRICS_PORT (the worker's /metrics, 9808): scrape web and worker both.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -76,9 +78,14 @@ if [ "$#" -gt 0 ]; then shift; fi
 
 case "$command" in
   web)
+    # Metrics add up across gunicorn's workers through files here (config/gunicorn.conf.py empties it at start).
+    export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-/tmp/metrics-web}"
     exec gunicorn -c config/gunicorn.conf.py "$@"
     ;;
   worker)
+    # The worker's processes add up in a directory of their own, served on their own port (config/metrics.py).
+    export PROMETHEUS_MULTIPROC_DIR="${CELERY_PROMETHEUS_MULTIPROC_DIR:-/tmp/metrics-worker}"
+    export CELERY_METRICS_PORT="${CELERY_METRICS_PORT:-9808}"
     # shellcheck disable=SC2086 - the optional flag expands to two words or none
     exec celery -A config worker -l "$LOG_LEVEL_CELERY" -Q "$QUEUES" \
       ${CELERY_WORKER_CONCURRENCY:+--concurrency "$CELERY_WORKER_CONCURRENCY"} "$@"

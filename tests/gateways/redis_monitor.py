@@ -2,7 +2,9 @@
 
 MONITOR streams every command the server executes, tagged with the client that sent it (`lua` for the
 commands a script runs). Two ECHO markers sent from a separate connection bracket the commands of the
-code under test, so the count needs no sleeping and sees nothing from before or after.
+code under test, so the count needs no sleeping and sees nothing from before or after. Only the
+commands on the monitored URL's database count: other processes sharing the server (the deploy
+tests' worker and beat run on database 9 for the whole session) are not the code under test.
 """
 
 import itertools
@@ -31,6 +33,7 @@ class Commands:
 class RedisMonitor:
     def __init__(self, url: str) -> None:
         self._client = redis.Redis.from_url(url, socket_timeout=10)
+        self._db = int(self._client.connection_pool.connection_kwargs.get("db", 0))
         self._monitor = self._client.monitor()
 
     def __enter__(self) -> "RedisMonitor":
@@ -57,6 +60,8 @@ class RedisMonitor:
             self._client.echo(end)
         seen = Commands()
         for command in self._until(end):
+            if int(command["db"]) != self._db:
+                continue  # another database's client (another process), not the code under test
             (seen.scripted if command["client_type"] == "lua" else seen.sent).append(command["command"])
         return seen
 
