@@ -80,12 +80,15 @@ case "$command" in
   web)
     # Metrics add up across gunicorn's workers through files here (config/gunicorn.conf.py empties it at start).
     export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-/tmp/metrics-web}"
+    mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
     exec gunicorn -c config/gunicorn.conf.py "$@"
     ;;
   worker)
     # The worker's processes add up in a directory of their own, served on their own port (config/metrics.py).
     export PROMETHEUS_MULTIPROC_DIR="${CELERY_PROMETHEUS_MULTIPROC_DIR:-/tmp/metrics-worker}"
     export CELERY_METRICS_PORT="${CELERY_METRICS_PORT:-9808}"
+    # A fresh start: files of an earlier run's processes would be added to this run's totals.
+    rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
     # shellcheck disable=SC2086 - the optional flag expands to two words or none
     exec celery -A config worker -l "$LOG_LEVEL_CELERY" -Q "$QUEUES" \
       ${CELERY_WORKER_CONCURRENCY:+--concurrency "$CELERY_WORKER_CONCURRENCY"} "$@"
