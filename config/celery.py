@@ -23,7 +23,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 QUEUES = ("default", "gateway", "webhooks", "events")
 
-app = Celery("payment_service")
+# Every task is a config.tasks.Task: a lost database connection is retried with backoff, on a new connection.
+app = Celery("payment_service", task_cls="config.tasks:Task")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [Queue(name) for name in QUEUES]
 app.conf.task_default_queue = "default"

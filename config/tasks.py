@@ -1,21 +1,46 @@
-"""Task helpers shared by every app: one retry loop with backoff, and enqueueing a task by name.
+"""Task helpers shared by every app: the project's task class, one retry loop with backoff, and enqueueing.
 
 Services enqueue their own app's tasks by registered name (`payments.tasks.settle_payment`) instead of
 importing them: the tasks module imports the services, so the import between them goes one way.
+
+Two faults every task and every request must survive:
+
+- **The database goes away** (a restart, a failover, a backend terminated): every task is a `Task`
+  (`config/celery.py` makes it the app's task class), which retries `django.db.OperationalError` and
+  `InterfaceError` with exponential backoff and jitter (`TASKS_DB_*`), on a fresh connection.
+- **The broker stops answering**: `enqueue`/`publish` make one attempt, bounded by the broker's socket
+  timeouts (`CELERY_BROKER_TRANSPORT_OPTIONS`), never retried; a send that fails is logged and skipped,
+  and after a slow failure this process skips sends at once for `TASKS_PUBLISH_PAUSE_SECONDS`. Nothing
+  is lost: the work is in the database and a periodic sweep sends it again (the outbox relay every 30 s,
+  stuck payments and refunds every minute, webhook events left `received` by the recovery task).
 """
 
+import contextlib
+import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from celery import Task
-from django.db import transaction
+import celery
+import redis
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError, connections, transaction
+from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from config.celery import app
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 _discovery = threading.Lock()
+
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+# What a send raises when the broker is down, refuses, or says nothing within its socket timeout.
+BROKER_ERRORS = (BrokerOperationalError, redis.RedisError, OSError)
+# A failed send that took this long waited on a silent broker: pause sending rather than make every request wait.
+_SLOW_FAILURE_SECONDS = 0.25
+_paused_until: dict[str, float] = {}  # per broker URL: until when this process sends nothing there
 
 
 def backoff_seconds(retries: int, *, base: float, cap: float) -> float:
@@ -24,8 +49,50 @@ def backoff_seconds(retries: int, *, base: float, cap: float) -> float:
     return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
 
 
+def close_database_connections() -> None:
+    """Close this thread's database connections, so that the next query opens a new one (not the broken one)."""
+    for connection in connections.all(initialized_only=True):
+        with contextlib.suppress(DatabaseError):
+            connection.close()
+
+
+class Task(celery.Task):
+    """The project's task class: a lost database connection is retried with backoff and jitter, on a new one.
+
+    The retry counts are the task's (`request.retries`), shared with any retries the task makes itself.
+    Past `TASKS_DB_MAX_RETRIES` the error is raised (the task fails, logged; the sweeps still see the row).
+    Run inline (eager, in tests and local runs) the error is raised at once: there is no broker to retry with.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except DATABASE_ERRORS as exc:
+            request = self.request
+            if request.called_directly or request.is_eager:
+                raise
+            close_database_connections()
+            retries = request.retries
+            if retries >= settings.TASKS_DB_MAX_RETRIES:
+                logger.error("Task failed: database unavailable, retries exhausted", extra={"task": self.name})
+                raise
+            countdown = backoff_seconds(
+                retries, base=settings.TASKS_DB_RETRY_BASE_SECONDS, cap=settings.TASKS_DB_RETRY_MAX_SECONDS
+            )
+            logger.warning(
+                "Database unavailable; task retried",
+                extra={
+                    "task": self.name,
+                    "retries": retries,
+                    "countdown": round(countdown, 2),
+                    "error": type(exc).__name__,
+                },
+            )
+            raise self.retry(exc=exc, countdown=countdown, max_retries=settings.TASKS_DB_MAX_RETRIES) from exc
+
+
 def run_with_retries(
-    task: Task,
+    task: celery.Task,
     work: Callable[[], T],
     *,
     retry_on: tuple[type[Exception], ...],
@@ -48,8 +115,8 @@ def run_with_retries(
         raise task.retry(exc=exc, countdown=backoff_seconds(retries, base=base_seconds, cap=max_seconds)) from exc
 
 
-def enqueue(task_name: str, **kwargs: Any) -> None:
-    """Send a registered task now (call outside a transaction, or use `enqueue_on_commit`).
+def registered(task_name: str) -> celery.Task:
+    """The task registered under `task_name`.
 
     :raises celery.exceptions.NotRegistered: no app defines a task of that name.
     """
@@ -59,7 +126,43 @@ def enqueue(task_name: str, **kwargs: Any) -> None:
         with _discovery:
             if task_name not in app.tasks:
                 app.loader.import_default_modules()
-    app.tasks[task_name].delay(**kwargs)
+    return app.tasks[task_name]
+
+
+def publish(task: celery.Task, *, kwargs: dict[str, Any] | None = None, countdown: float | None = None) -> bool:
+    """Send `task` once, without retrying: True when the broker took it, False when it was skipped (logged).
+
+    Bounded by the broker's connect and socket timeouts; while a pause after a slow failure lasts, skipped
+    at once. Inline (eager) runs are not sends: the task runs and its errors propagate.
+    """
+    if app.conf.task_always_eager:
+        task.apply_async(kwargs=kwargs, countdown=countdown)
+        return True
+    broker = str(app.conf.broker_write_url or app.conf.broker_url)
+    if time.monotonic() < _paused_until.get(broker, 0.0):
+        logger.warning("Task not sent: the broker failed just now; a sweep sends it later", extra={"task": task.name})
+        return False
+    started = time.monotonic()
+    try:
+        task.apply_async(kwargs=kwargs, countdown=countdown, retry=False)
+    except BROKER_ERRORS as exc:
+        waited = time.monotonic() - started
+        if waited >= _SLOW_FAILURE_SECONDS:
+            _paused_until[broker] = time.monotonic() + settings.TASKS_PUBLISH_PAUSE_SECONDS
+        logger.warning(
+            "Task not sent: the broker is unavailable; a sweep sends it later",
+            extra={"task": task.name, "error": type(exc).__name__, "waited_seconds": round(waited, 3)},
+        )
+        return False
+    return True
+
+
+def enqueue(task_name: str, **kwargs: Any) -> bool:
+    """Send a registered task now (call outside a transaction, or use `enqueue_on_commit`); see `publish`.
+
+    :raises celery.exceptions.NotRegistered: no app defines a task of that name.
+    """
+    return publish(registered(task_name), kwargs=kwargs)
 
 
 def enqueue_on_commit(task_name: str, **kwargs: Any) -> None:

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
+from config.tasks import publish
 from events.locks import RELAY_GUARD_KEY
 from events.models import Event
 from events.tasks import relay_outbox
@@ -46,4 +47,6 @@ def _trigger_relay() -> None:
         logger.warning("Relay guard unavailable; triggering the relay without it", exc_info=True)
         first = True
     if first:
-        relay_outbox.apply_async(countdown=delay_ms / 1000 if delay_ms > 0 else None)
+        # One send, bounded by the broker's timeouts and never retried: a commit must not wait on a silent broker.
+        # A relay not sent is not lost: the beat sweep (`outbox-relay-sweep`, every 30 s) publishes the rows.
+        publish(relay_outbox, countdown=delay_ms / 1000 if delay_ms > 0 else None)

@@ -38,6 +38,16 @@ def _clear_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _broker_sends_not_paused():
+    """A broker fault in one test pauses this process's sends (config.tasks); the next test starts unpaused."""
+    from config import tasks
+
+    tasks._paused_until.clear()
+    yield
+    tasks._paused_until.clear()
+
+
 def client_for(user: User) -> APIClient:
     """A new APIClient holding a JWT for `user` (one per thread in concurrency tests)."""
     client = APIClient()

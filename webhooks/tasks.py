@@ -35,9 +35,15 @@ def process_webhook_event(self: Any, *, webhook_event_id: int, **kwargs: Any) ->
 
 @shared_task
 def recover_missed_events(**kwargs: Any) -> int:
-    """Store and process the Stripe events that never reached the endpoint (scheduled by beat)."""
+    """Store and process the Stripe events that never reached the endpoint (scheduled by beat).
+
+    Events stored but left `received` (their processing could not be enqueued: a broker fault) are
+    enqueued again on every run, whatever the gateway: the simulator has no event list, and Stripe's
+    may not answer.
+    """
     if not settings.STRIPE_SECRET_KEY:
-        return 0  # the simulator has no event list
+        services.webhook_requeue_stuck()
+        return 0  # the simulator has no event list to read
     try:
         result = services.webhook_recover()
     except stripe.StripeError as exc:
@@ -45,5 +51,6 @@ def recover_missed_events(**kwargs: Any) -> int:
             "Stripe event recovery could not list events; the next run retries",
             extra={"error": type(exc).__name__, "http_status": exc.http_status},
         )
+        services.webhook_requeue_stuck()
         return 0
     return result.stored

@@ -27,14 +27,10 @@ def stuck_payment(db) -> Payment:
 
 
 @pytest.fixture
-def enqueued(monkeypatch) -> list[tuple[str, dict]]:
-    calls: list[tuple[str, dict]] = []
-    from payments.tasks import settle_payment
-    from refunds.tasks import submit_refund
-
-    monkeypatch.setattr(settle_payment, "delay", lambda **kwargs: calls.append(("settle_payment", kwargs)))
-    monkeypatch.setattr(submit_refund, "delay", lambda **kwargs: calls.append(("submit_refund", kwargs)))
-    return calls
+def enqueued(broker_queue):
+    """The retry tasks really sent to the broker (their queue is `gateway`), as (task, kwargs), oldest first."""
+    short = {"payments.tasks.settle_payment": "settle_payment", "refunds.tasks.submit_refund": "submit_refund"}
+    return lambda: [(short.get(sent.name, sent.name), sent.kwargs) for sent in broker_queue("gateway")]
 
 
 def _stuck_refund(requested_by: User, **extra) -> Refund:
@@ -71,7 +67,7 @@ def test_retry_button_clears_the_flag_enqueues_settle_and_is_audited(
     assert response.redirect_chain == [(f"/admin/payments/payment/{stuck_payment.pk}/change/", 302)]
     assert [str(m) for m in response.context["messages"]] == [f"Retry of {stuck_payment.public_id} queued."]
     assert Payment.objects.get(pk=stuck_payment.pk).needs_attention is False
-    assert enqueued == [("settle_payment", {"payment_id": stuck_payment.pk})]
+    assert enqueued() == [("settle_payment", {"payment_id": stuck_payment.pk})]
     action = StaffAction.objects.get()
     assert (action.actor, action.action, action.object_type, action.object_id) == (
         agent,
@@ -92,7 +88,7 @@ def test_retry_of_a_payment_with_nothing_stuck_does_nothing(
         response = logged_in(lead).post(_retry_url(payment), follow=True)
 
     assert [str(m) for m in response.context["messages"]] == [f"{payment.public_id} has no stuck operation to retry."]
-    assert enqueued == []
+    assert enqueued() == []
     assert not StaffAction.objects.exists()
 
 
@@ -105,7 +101,7 @@ def test_auditor_can_neither_see_nor_use_the_retry_button(auditor, stuck_payment
     assert "/retry/" not in html
     assert response.status_code == 403
     assert Payment.objects.get(pk=stuck_payment.pk).needs_attention is True
-    assert enqueued == []
+    assert enqueued() == []
     assert not StaffAction.objects.exists()
 
 
@@ -121,7 +117,7 @@ def test_refund_retry_action_resubmits_pending_refunds_and_is_audited(
     # then it is submitted again after commit, unflagged, and audited
     assert [str(m) for m in response.context["messages"]] == ["Retry queued for 1 refund(s); 0 skipped (not pending)."]
     assert Refund.objects.get(pk=stuck_refund.pk).needs_attention is False
-    assert enqueued == [("submit_refund", {"refund_id": stuck_refund.pk})]
+    assert enqueued() == [("submit_refund", {"refund_id": stuck_refund.pk})]
     action = StaffAction.objects.get()
     assert (action.actor, action.action, action.object_type, action.object_id) == (
         lead,
@@ -142,7 +138,7 @@ def test_refund_retry_skips_refunds_that_are_no_longer_pending(agent, enqueued, 
         )
 
     assert [str(m) for m in response.context["messages"]] == ["Retry queued for 0 refund(s); 1 skipped (not pending)."]
-    assert enqueued == []
+    assert enqueued() == []
     assert not StaffAction.objects.exists()
 
 
@@ -157,5 +153,5 @@ def test_auditor_has_no_refund_retry_action(auditor, stuck_refund, enqueued):
     assert "retry_stuck" not in changelist.content.decode()
     assert response.status_code == 200
     assert Refund.objects.get(pk=stuck_refund.pk).needs_attention is True
-    assert enqueued == []
+    assert enqueued() == []
     assert not StaffAction.objects.exists()

@@ -108,3 +108,16 @@ def test_recovery_requeues_an_event_whose_processing_was_never_enqueued(stripe_s
     fresh.refresh_from_db()
     assert (stuck.status, stuck.ignored_reason, stuck.attempts) == ("ignored", "unknown_type", 1)
     assert (fresh.status, fresh.attempts) == ("received", 0)  # its own task may still be on its way
+
+
+@pytest.mark.django_db
+def test_without_stripe_the_recovery_still_requeues_a_stranded_event(settings, tasks_inline):
+    settings.STRIPE_SECRET_KEY = ""  # the simulator: no event list to read, but stored events must not be stranded
+    stuck = WebhookEventFactory(
+        stripe_id="evt_stranded", type="customer.created", received_at=timezone.now() - timedelta(minutes=10)
+    )
+
+    assert recover_missed_events() == 0
+
+    stuck.refresh_from_db()
+    assert (stuck.status, stuck.attempts) == ("ignored", 1)
