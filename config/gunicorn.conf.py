@@ -20,6 +20,7 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 keepalive = 5
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+logger_class = "config.access_log.MaskingLogger"  # card numbers and secrets masked in the access log
 errorlog = "-"
 
 

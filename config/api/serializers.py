@@ -4,7 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from config.security import contains_card_number
+from config.security import CARD_DATA_MESSAGE, find_card_data
 
 
 def _find_nul(value: Any, path: str) -> str | None:
@@ -26,26 +26,6 @@ def _find_nul(value: Any, path: str) -> str | None:
     return None
 
 
-def _find_card_data(value: Any, path: str) -> str | None:
-    """Return the parameter path of the first string (or key) that looks like a card number."""
-    if isinstance(value, str):
-        return path if contains_card_number(value) else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            child = f"{path}[{key}]" if path else str(key)
-            if isinstance(key, str) and contains_card_number(key):
-                return path or "body"
-            found = _find_card_data(item, child)
-            if found:
-                return found
-    if isinstance(value, list):
-        for item in value:
-            found = _find_card_data(item, path)
-            if found:
-                return found
-    return None
-
-
 class StrictSerializer(serializers.Serializer):
     """Reject a body that is not a JSON object, that carries unknown fields, or that holds card data.
 
@@ -57,11 +37,10 @@ class StrictSerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 {"non_field_errors": [serializers.ErrorDetail("The body must be a JSON object.", code="invalid")]}
             )
-        card_param = _find_card_data(data, "")
+        card_param = find_card_data(data)
         if card_param:
-            message = "Card numbers must never be sent to this API; use a gateway payment method token."
             raise serializers.ValidationError(
-                {card_param: [serializers.ErrorDetail(message, code="card_data_not_allowed")]}
+                {card_param: [serializers.ErrorDetail(CARD_DATA_MESSAGE, code="card_data_not_allowed")]}
             )
         nul_param = _find_nul(data, "")
         if nul_param:
