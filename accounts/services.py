@@ -1,9 +1,15 @@
-"""Writes for users and API clients."""
+"""Writes for users and API clients, and the housekeeping of their refresh-token records."""
 
 import secrets
 from dataclasses import dataclass
 
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+# Used through `_default_manager`: the type stubs take these models for abstract (no `objects`).
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts.locks import lock_user_named
 from accounts.models import ApiRole, User
@@ -22,10 +28,19 @@ def api_client_create_or_update(*, name: str, role: str, password: str | None = 
 
     Running it twice with the same arguments changes nothing the second time.
 
-    :raises ValueError: on an unknown role, or a name that belongs to a staff user.
+    A given password must pass Django's validators (`AUTH_PASSWORD_VALIDATORS`); changing it refuses every
+    token issued before (config/api/auth.py).
+
+    :raises ValueError: on an unknown role, a password the validators refuse, or a name that belongs to a
+        staff user.
     """
     if role not in ApiRole.values:
         raise ValueError(f"role must be one of {', '.join(ApiRole.values)}")
+    if password:
+        try:
+            validate_password(password, User(username=name, api_role=role))
+        except ValidationError as exc:
+            raise ValueError("password refused: " + " ".join(exc.messages)) from exc
     with transaction.atomic():
         user = lock_user_named(name)
         created = user is None
@@ -48,3 +63,20 @@ def api_client_create_or_update(*, name: str, role: str, password: str | None = 
             user.set_password(new_password)
         user.save()
     return ApiClientResult(user=user, created=created, password=new_password, role_changed=role_changed)
+
+
+def tokens_purge_expired(*, batch_size: int = 5000) -> int:
+    """Delete the refresh-token records (outstanding and spent) whose tokens have expired; returns how many.
+
+    An expired token is refused for its expiry alone, so its record is no longer needed. In batches, so that
+    a large backlog never holds one long transaction.
+    """
+    deleted = 0
+    while True:
+        expired = OutstandingToken._default_manager.filter(expires_at__lte=timezone.now())
+        batch = list(expired.values_list("pk", flat=True)[:batch_size])
+        if not batch:
+            return deleted
+        BlacklistedToken._default_manager.filter(token_id__in=batch).delete()
+        count, _ = OutstandingToken._default_manager.filter(pk__in=batch).delete()
+        deleted += count

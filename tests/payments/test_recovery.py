@@ -104,6 +104,7 @@ def test_every_periodic_task_is_scheduled_and_registered():
         "events.tasks.relay_outbox",
         "payments.tasks.sweep_stuck_payments",
         "payments.tasks.purge_idempotency_keys",
+        "accounts.tasks.purge_expired_tokens",
         "risk.tasks.sweep_reviews",
         "refunds.tasks.sweep_stuck_refunds",
         "webhooks.tasks.recover_missed_events",
