@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import health, metrics
 from config.api import auth
-from config.api.views import api_not_found
+from config.api.views import api_not_found, handler400, handler403, handler404, handler500
 
 api_v1: list[URLPattern | URLResolver] = [
     path("auth/token/", auth.TokenObtainView.as_view(), name="token-obtain"),
@@ -27,3 +27,6 @@ urlpatterns = [
     re_path(r"^api/", api_not_found),
     path("admin/", admin.site.urls),
 ]
+
+# Under /api/ the envelope, elsewhere Django's pages (config/api/views.py).
+__all__ = ["handler400", "handler403", "handler404", "handler500", "urlpatterns"]

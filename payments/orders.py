@@ -19,7 +19,7 @@ from rest_framework import serializers
 
 from accounts.models import ApiRole, User
 from config.api.errors import ApplicationError
-from config.api.fields import StrictCharField
+from config.api.fields import IdentifierField
 from config.security import CARD_MASK, contains_card_number, mask_sensitive
 from payments import services
 from payments.api import PaymentCreateSerializer
@@ -71,7 +71,7 @@ class OrderPlacedSerializer(PaymentCreateSerializer):
         error_messages={"does_not_exist": "{value} is not an active storefront API client."},
     )
     # Required here; at most 200 characters so that `order:<order_id>` fits the idempotency key.
-    order_id = StrictCharField(max_length=200)
+    order_id = IdentifierField(max_length=200)
 
     def get_fields(self) -> dict[str, Any]:
         fields = super().get_fields()

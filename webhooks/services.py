@@ -21,6 +21,7 @@ from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from config.api.parsers import unstorable
 from config.tasks import enqueue
 from gateways import stripe_gateway
 from gateways.stripe import StripeGateway
@@ -91,21 +92,23 @@ def webhook_verify(*, payload: bytes, signature: str | None) -> VerifiedEvent:
     if signed_at is None:
         raise InvalidWebhook("The Stripe-Signature header is malformed.")
     try:
-        text = payload.decode("utf-8")
-        data = json.loads(text)
-    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError alike
+        text = payload.decode("utf-8")  # what Stripe signs (the SDK verifies text); decoding is not parsing
+    except UnicodeDecodeError as exc:
         raise InvalidWebhook("The body is not a JSON Stripe event.", code="payload_invalid") from exc
-    if not isinstance(data, dict):
-        raise InvalidWebhook("The body is not a Stripe event.", code="payload_invalid")
+    # The signature first, on the body as received: nothing an unauthenticated sender wrote is parsed.
     try:
-        stripe.Webhook.construct_event(payload, signature, secret, tolerance=tolerance)
+        stripe.WebhookSignature.verify_header(text, signature, secret, tolerance)
     except stripe.SignatureVerificationError as exc:
         raise InvalidWebhook(_signature_message(signed_at, tolerance)) from exc
-    except ValueError as exc:  # the SDK refuses some bodies (thin events) after the signature matched
-        raise InvalidWebhook("The body is not a Stripe event.", code="payload_invalid") from exc
     # The SDK checks only the past side of the tolerance; a timestamp from the future is refused too.
     if signed_at > time.time() + tolerance:
         raise InvalidWebhook(_signature_message(signed_at, tolerance))
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # not JSON, or nested deeper than the decoder's stack
+        raise InvalidWebhook("The body is not a JSON Stripe event.", code="payload_invalid") from exc
+    if not isinstance(data, dict):
+        raise InvalidWebhook("The body is not a Stripe event.", code="payload_invalid")
     return _event_from(data, body=text)
 
 
@@ -137,6 +140,7 @@ def _event_from(data: dict[str, Any], *, body: str) -> VerifiedEvent:
         and len(event_id) <= MAX_ID_LENGTH
         and isinstance(event_type, str)
         and 0 < len(event_type) <= MAX_TYPE_LENGTH
+        and not unstorable(event_id + event_type)  # a NUL or a lone surrogate: PostgreSQL cannot store it
         and isinstance(payload, dict)
         and isinstance(payload.get("object"), dict)
     )
@@ -314,6 +318,11 @@ def _store_missing(events: list[dict[str, Any]]) -> int:
         _, created = webhook_event_store(event=event, via=ReceivedVia.RECOVERY)
         stored += created
     return stored
+
+
+def webhook_requeue_stuck() -> int:
+    """Enqueue again the processing of events left `received` (their enqueue was lost to a broker fault)."""
+    return _requeue_stuck()
 
 
 def _requeue_stuck() -> int:

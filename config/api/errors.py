@@ -5,6 +5,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django_ratelimit.exceptions import Ratelimited
 from rest_framework import exceptions as drf
@@ -47,6 +48,18 @@ class RateLimited(ApplicationError):
     error_type = "rate_limit_error"
     default_code = "rate_limited"
     default_message = "Too many requests; retry after the time given in Retry-After."
+
+
+class ServiceUnavailable(ApplicationError):
+    """A dependency the request needs (the database) does not answer: 503 with `Retry-After`."""
+
+    status_code = 503
+    error_type = "api_error"
+    default_code = "service_unavailable"
+    default_message = "The service is temporarily unavailable; retry after the time given in Retry-After."
+
+
+SERVICE_UNAVAILABLE_RETRY_AFTER = 5  # seconds: a restart or a failover, not a long outage, is the common case
 
 
 class BodyTooLarge(ApplicationError):
@@ -152,6 +165,16 @@ def envelope_for_exception(exc: Exception) -> tuple[int, dict[str, Any], dict[st
             exc.status_code,
             error_body("api_error", codes if isinstance(codes, str) else "api_error", str(exc.detail)),
             {},
+        )
+    if isinstance(exc, OperationalError | InterfaceError):  # no connection, a connection lost, a failover
+        logger.warning("The database is unavailable: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        headers = {"Retry-After": str(SERVICE_UNAVAILABLE_RETRY_AFTER)}
+        return (
+            503,
+            error_body(
+                ServiceUnavailable.error_type, ServiceUnavailable.default_code, ServiceUnavailable.default_message
+            ),
+            headers,
         )
     logger.error("Unhandled error while serving an API request", exc_info=exc)
     return 500, error_body("api_error", "internal_error", GENERIC_500_MESSAGE), {}

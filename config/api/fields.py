@@ -1,5 +1,6 @@
 """Strict serializer fields for money APIs."""
 
+import re
 from typing import Any
 
 from rest_framework import serializers
@@ -36,3 +37,29 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+class IdentifierField(StrictCharField):
+    """An id-like string (a gateway token, a customer or order id, a currency code), taken exactly as sent.
+
+    DRF would strip surrounding whitespace and so accept `"pm_card_visa\\n"` as `pm_card_visa`; here
+    surrounding whitespace and any control character (tab, newline, escape, NUL, DEL, C1) is a 400.
+    """
+
+    default_error_messages = {
+        **StrictCharField.default_error_messages,
+        "unsafe": "must not contain control characters or surrounding whitespace.",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["trim_whitespace"] = False
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if _CONTROL.search(value) or value != value.strip():
+            self.fail("unsafe")
+        return value
