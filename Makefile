@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run demo test lint fmt worker beat bench bench-http clean
+.PHONY: install run demo test lint fmt worker beat bench bench-http chaos clean
 
 $(UV):
 	$(PY) -m pip install --quiet --target .tools uv
@@ -31,8 +31,20 @@ test: install
 	@scripts/ensure-system-deps.sh
 	scripts/with-services.sh $(BIN)/pytest $(PYTEST_ARGS)
 
+# schemathesis against the live service (gunicorn DEBUG=false + a worker) from /api/schema/, as a
+# storefront and as finance, on a throwaway PostgreSQL + Redis; about 5 minutes; fails on any finding.
+fuzz: install
+	@scripts/ensure-system-deps.sh
+	scripts/with-services.sh $(BIN)/python tests/fuzz/run.py
+
 bench: install
 	scripts/with-services.sh sh -c '$(BIN)/python bench/api_bench.py && $(BIN)/python bench/relay_bench.py && $(BIN)/python bench/reconcile_bench.py && $(BIN)/python bench/admin_bench.py && $(BIN)/python bench/read_bench.py'
+
+# Faults under load (kill -9 the worker and a gunicorn worker, restart PostgreSQL, stop and freeze Redis),
+# then the money invariants; starts its own PostgreSQL, Redis, gunicorn, worker and beat (bench/chaos.py).
+chaos: install
+	@scripts/ensure-system-deps.sh
+	$(BIN)/python bench/chaos.py
 
 APPS := config accounts gateways events audit payments refunds risk webhooks reconciliation backoffice
 

@@ -3,16 +3,42 @@
 from collections.abc import Sequence
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import User
+from config.api import schema as openapi
 from config.api.pagination import page_size_param
 from config.api.permissions import request_client
 from config.api.rendering import iso
 from events import selectors
+
+EVENT = openapi.component(
+    "Event",
+    {
+        "type": "object",
+        "required": ["id", "object", "type", "created", "sequence", "payment", "data"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^evt_"},
+            "object": {"type": "string", "enum": ["event"]},
+            "type": {"type": "string", "description": "payment.captured, refund.succeeded, ..."},
+            "created": {"type": "string", "format": "date-time"},
+            "sequence": {"type": "integer"},
+            "payment": {"type": "string", "nullable": True, "description": "the pay_… id, or null"},
+            "data": {
+                "type": "object",
+                "required": ["object"],
+                "properties": {"object": {"type": "object", "description": "the payment or refund as it was then"}},
+            },
+        },
+    },
+)
+EVENT_PAGE = openapi.page_of(EVENT, "Events, oldest first; `next` resumes the feed with `after=`.")
+AFTER = openapi.query(
+    "after", openapi.text(blank=True), "evt_…: the events after this one (one this client cannot see is 400)"
+)
 
 
 def render_event_row(row: Sequence[Any]) -> dict[str, Any]:
@@ -54,17 +80,20 @@ class EventViewSet(viewsets.GenericViewSet):
 
     lookup_field = "public_id"
     lookup_url_kwarg = "id"
+    pagination_class = None  # hand-paged with `after=` (event_page_response), never DRF's cursor
 
     def get_queryset(self) -> Any:
         return selectors.visible_to(request_client(self.request))
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("type", str),
-            OpenApiParameter("payment", str, description="pay_…"),
-            OpenApiParameter("after", str, description="evt_…: events after this one"),
-            OpenApiParameter("page_size", int),
-        ]
+            openapi.query("type", openapi.text(blank=True), "only events of this type"),
+            openapi.query("payment", openapi.text(blank=True), "pay_…: only this payment's events"),
+            AFTER,
+            openapi.PAGE_SIZE,
+            openapi.RETRY_AFTER,
+        ],
+        responses=openapi.responses({200: EVENT_PAGE}),
     )
     def list(self, request: Request) -> Response:
         params = request.query_params

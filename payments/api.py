@@ -4,21 +4,24 @@ import re
 from typing import Any
 
 import django_filters
+from django.conf import settings
 from django_filters.utils import translate_validation
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api.fields import StrictBooleanField, StrictCharField, StrictIntegerField
+from config.api import schema as openapi
+from config.api.fields import IdentifierField, StrictBooleanField, StrictCharField, StrictIntegerField
 from config.api.permissions import IsApiClient, IsStorefrontClient, request_client
 from config.api.serializers import StrictSerializer
-from events.api import event_page_response
+from events.api import AFTER, EVENT_PAGE, event_page_response
+from gateways.simulator.gateway import KNOWN_TOKENS
 from payments import reads, selectors, services
 from payments.idempotency import run_idempotent, run_idempotent_service
-from payments.models import CaptureMethod, Payment
-from payments.money import MAX_AMOUNT, format_amount, get_currency, is_supported
+from payments.models import CaptureMethod, Payment, ReviewState
+from payments.money import CURRENCIES, MAX_AMOUNT, format_amount, get_currency, is_supported
 from payments.rendering import render_payment, render_payment_row
 from payments.states import PaymentStatus
 
@@ -72,13 +75,13 @@ AMOUNT_HELP = (
 
 class PaymentCreateSerializer(StrictSerializer):
     amount = StrictIntegerField(help_text=AMOUNT_HELP)
-    currency = StrictCharField(max_length=3, min_length=3)
-    customer_id = StrictCharField(max_length=255)
-    order_id = StrictCharField(max_length=255, required=False, default="")
+    currency = IdentifierField(max_length=3, min_length=3)
+    customer_id = IdentifierField(max_length=255)
+    order_id = IdentifierField(max_length=255, required=False, default="")
     description = StrictCharField(max_length=1000, required=False, default="", allow_blank=True)
     metadata = serializers.JSONField(required=False, default=dict, validators=[validate_metadata])
     capture_method = serializers.ChoiceField(choices=CaptureMethod.values, required=False, default="automatic")
-    payment_method = StrictCharField(max_length=255, required=False, default="")
+    payment_method = IdentifierField(max_length=255, required=False, default="")
     confirm = StrictBooleanField(required=False, default=False)
     customer_email = serializers.EmailField(required=False, default="")
     customer_ip = serializers.IPAddressField(required=False, default=None)
@@ -90,7 +93,7 @@ class PaymentCreateSerializer(StrictSerializer):
         return code
 
     def validate_payment_method(self, value: str) -> str:
-        if value and not _PAYMENT_METHOD.match(value):
+        if value and not _PAYMENT_METHOD.fullmatch(value):  # `$` alone would let a trailing newline through
             raise _error("payment_method must be a gateway token such as pm_card_visa", "parameter_invalid")
         return value
 
@@ -102,7 +105,7 @@ class PaymentCreateSerializer(StrictSerializer):
 
 
 class PaymentConfirmSerializer(StrictSerializer):
-    payment_method = StrictCharField(max_length=255, required=False, default="")
+    payment_method = IdentifierField(max_length=255, required=False, default="")
 
     validate_payment_method = PaymentCreateSerializer.validate_payment_method
 
@@ -154,6 +157,243 @@ def body_of(request: Request, serializer_class: type[StrictSerializer]) -> dict[
     return dict(serializer.validated_data)
 
 
+# --- OpenAPI (served at /api/schema/; `make fuzz` holds the service to it) -------------------------------
+def _any_case(code: str) -> str:
+    return "".join(f"[{char}{char.upper()}]" for char in code)
+
+
+def _payment_method_schema() -> dict[str, Any]:
+    """A gateway token: with the simulator, exactly the test tokens it knows (any other is 400 at confirm)."""
+    if settings.PAYMENTS_GATEWAY == "simulator":
+        return {"type": "string", "enum": sorted(KNOWN_TOKENS), "description": "a simulator test token"}
+    return {"type": "string", "pattern": _PAYMENT_METHOD.pattern, "maxLength": 255, "description": "a gateway token"}
+
+
+METADATA_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "maxProperties": 50,
+    "description": "At most 50 keys of 1-40 characters without [ or ], each to a string of at most 500 characters.",
+    "propertyNames": {"minLength": 1, "maxLength": 40, "pattern": "^[^\\[\\]\\u0000]*$"},
+    "additionalProperties": {"type": "string", "maxLength": 500, "pattern": openapi.NO_NUL},
+}
+
+
+def _amount_groups() -> list[tuple[list[str], int, int]]:
+    """Supported currencies grouped by (their smallest amount, their step): one create body per group."""
+    groups: dict[tuple[int, int], list[str]] = {}
+    for currency in CURRENCIES.values():
+        if currency.supported:
+            step = currency.step
+            groups.setdefault((max(currency.minimum or 1, step), step), []).append(currency.code)
+    return [(codes, minimum, step) for (minimum, step), codes in sorted(groups.items())]
+
+
+def payment_create_schema() -> dict[str, Any]:
+    """The create body: one variant per currency group (its amount bounds), each with or without `confirm: true`
+    (which needs a `payment_method`). Exactly one variant matches a valid body."""
+    fields: dict[str, Any] = dict(PaymentCreateSerializer().fields)
+    common: dict[str, Any] = {
+        "customer_id": openapi.text(max_length=fields["customer_id"].max_length),
+        "order_id": openapi.text(max_length=fields["order_id"].max_length),
+        "description": openapi.text(max_length=fields["description"].max_length, blank=True),
+        "metadata": METADATA_SCHEMA,
+        "capture_method": {"type": "string", "enum": list(CaptureMethod.values), "default": "automatic"},
+        "payment_method": _payment_method_schema(),
+        "customer_email": {"type": "string", "format": "email", "maxLength": 254},
+        "customer_ip": {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
+    }
+    variants = []
+    for codes, minimum, step in _amount_groups():
+        amount: dict[str, Any] = {
+            "type": "integer",
+            "minimum": minimum,
+            "maximum": MAX_AMOUNT,
+            "description": AMOUNT_HELP,
+        }
+        if step > 1:
+            amount["multipleOf"] = step
+        currency = {
+            "type": "string",
+            "pattern": "^(" + "|".join(_any_case(code) for code in codes) + ")$",
+            "description": "any case: " + ", ".join(codes),
+        }
+        for confirm in (False, True):
+            required = ["amount", "currency", "customer_id"] + (["confirm", "payment_method"] if confirm else [])
+            title = f"{', '.join(codes)}: amount {minimum}..{MAX_AMOUNT}" + (f" in steps of {step}" if step > 1 else "")
+            variants.append(
+                {
+                    "type": "object",
+                    "title": title + (", confirm: true" if confirm else ""),
+                    "required": required,
+                    "additionalProperties": False,
+                    "properties": {
+                        "amount": amount,
+                        "currency": currency,
+                        **common,
+                        "confirm": {"type": "boolean", "enum": [True]}
+                        if confirm
+                        else {"type": "boolean", "enum": [False]},
+                    },
+                }
+            )
+    return {"oneOf": variants, "description": "Unknown fields are 400 parameter_invalid."}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "nullable": True}
+
+
+STRING = {"type": "string"}
+INTEGER = {"type": "integer"}
+TIMESTAMP = {"type": "string", "format": "date-time"}
+PAYMENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "pattern": "^pay_"},
+        "object": {"type": "string", "enum": ["payment"]},
+        "amount": INTEGER,
+        "currency": STRING,
+        "status": {"type": "string", "enum": list(PaymentStatus.values)},
+        "capture_method": {"type": "string", "enum": list(CaptureMethod.values)},
+        "amount_capturable": INTEGER,
+        "amount_received": INTEGER,
+        "amount_refunded": INTEGER,
+        "customer_id": STRING,
+        "order_id": _nullable(STRING),
+        "description": _nullable(STRING),
+        "metadata": {"type": "object", "additionalProperties": STRING},
+        "payment_method": _nullable(STRING),
+        "client_secret": _nullable(STRING),
+        "gateway": STRING,
+        "gateway_reference": _nullable(STRING),
+        "failure_code": _nullable(STRING),
+        "failure_message": _nullable(STRING),
+        "cancellation_reason": _nullable({"type": "string", "enum": list(CANCELLATION_REASONS)}),
+        "customer_email": _nullable(STRING),
+        "risk": _nullable(
+            {"type": "object", "required": ["score", "level"], "properties": {"score": INTEGER, "level": STRING}}
+        ),
+        "review": _nullable(
+            {
+                "type": "object",
+                "required": ["state", "reasons"],
+                "properties": {
+                    "state": {"type": "string", "enum": list(ReviewState.values)},
+                    "reasons": {"type": "array"},
+                },
+            }
+        ),
+        "created": TIMESTAMP,
+        "updated": TIMESTAMP,
+    },
+}
+PAYMENT_SCHEMA["required"] = list(PAYMENT_SCHEMA["properties"])
+PAYMENT = openapi.component("Payment", PAYMENT_SCHEMA)
+PAYMENT_ID = openapi.path_id("id", "pay_…")
+ACTION_ERRORS = (404, 409, 415, 422, 502)
+
+openapi.link("payments_create", 201, "confirm", "payments_confirm_create", id="$response.body#/id")
+openapi.link("payments_create", 201, "capture", "payments_capture_create", id="$response.body#/id")
+openapi.link("payments_create", 201, "cancel", "payments_cancel_create", id="$response.body#/id")
+openapi.link("payments_create", 201, "retrieve", "payments_retrieve", id="$response.body#/id")
+openapi.link("payments_create", 201, "events", "payments_events_list", id="$response.body#/id")
+openapi.link("payments_create", 201, "refund", "payments_refunds_create", payment_id="$response.body#/id")
+openapi.link("payments_confirm_create", 200, "capture", "payments_capture_create", id="$response.body#/id")
+openapi.link("payments_confirm_create", 200, "cancel", "payments_cancel_create", id="$response.body#/id")
+openapi.link("payments_confirm_create", 200, "refund", "payments_refunds_create", payment_id="$response.body#/id")
+openapi.link("payments_capture_create", 200, "refund", "payments_refunds_create", payment_id="$response.body#/id")
+openapi.link("payments_capture_create", 200, "refunds", "payments_refunds_list", payment_id="$response.body#/id")
+
+
+@extend_schema_view(
+    create=extend_schema(
+        summary="Create a payment (and confirm it with `confirm: true`)",
+        request={"application/json": payment_create_schema()},
+        parameters=[openapi.idempotency_key(required=True), openapi.IDEMPOTENT_REPLAYED, openapi.RETRY_AFTER],
+        responses=openapi.responses({201: PAYMENT}, 402, 409, 415, 422, 502),
+    ),
+    retrieve=extend_schema(
+        parameters=[PAYMENT_ID, openapi.RETRY_AFTER], responses=openapi.responses({200: PAYMENT}, 404)
+    ),
+    list=extend_schema(
+        parameters=[
+            openapi.query("status", {"type": "string", "enum": list(PaymentStatus.values)}),
+            openapi.query("customer_id", openapi.text(blank=True)),
+            openapi.query("order_id", openapi.text(blank=True)),
+            openapi.query("created_gte", openapi.ISO_DATETIME, "ISO 8601"),
+            openapi.query("created_lt", openapi.ISO_DATETIME, "ISO 8601"),
+            openapi.CURSOR,
+            openapi.PAGE_SIZE,
+            openapi.RETRY_AFTER,
+        ],
+        responses=openapi.responses({200: openapi.page_of(PAYMENT, "Payments, newest first.")}, 404),
+    ),
+    confirm=extend_schema(
+        request={
+            "application/json": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"payment_method": _payment_method_schema()},
+            }
+        },
+        parameters=[
+            PAYMENT_ID,
+            openapi.idempotency_key(required=False),
+            openapi.IDEMPOTENT_REPLAYED,
+            openapi.RETRY_AFTER,
+        ],
+        responses=openapi.responses({200: PAYMENT}, 402, *ACTION_ERRORS),
+    ),
+    capture=extend_schema(
+        request={
+            "application/json": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "amount": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_AMOUNT,
+                        "description": "At most amount_capturable (more: 400 amount_too_large); the rest is released.",
+                    }
+                },
+            }
+        },
+        parameters=[
+            PAYMENT_ID,
+            openapi.idempotency_key(required=False),
+            openapi.IDEMPOTENT_REPLAYED,
+            openapi.RETRY_AFTER,
+        ],
+        responses=openapi.responses({200: PAYMENT}, *ACTION_ERRORS),
+    ),
+    cancel=extend_schema(
+        request={
+            "application/json": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"reason": {"type": "string", "enum": list(CANCELLATION_REASONS)}},
+            }
+        },
+        parameters=[
+            PAYMENT_ID,
+            openapi.idempotency_key(required=False),
+            openapi.IDEMPOTENT_REPLAYED,
+            openapi.RETRY_AFTER,
+        ],
+        responses=openapi.responses({200: PAYMENT}, *ACTION_ERRORS),
+    ),
+    events=extend_schema(
+        operation_id="payments_events_list",
+        parameters=[
+            PAYMENT_ID,
+            AFTER,
+            openapi.PAGE_SIZE,
+            openapi.RETRY_AFTER,
+        ],
+        responses=openapi.responses({200: EVENT_PAGE}, 404),
+    ),
+)
 class PaymentViewSet(viewsets.GenericViewSet):
     """Create and act on payments. Storefront clients see their own; finance clients read all."""
 
@@ -174,7 +414,6 @@ class PaymentViewSet(viewsets.GenericViewSet):
     def _payment(self) -> Payment:
         return selectors.payment_get(client=request_client(self.request), public_id=self.kwargs["id"])
 
-    @extend_schema(responses={201: dict})
     def create(self, request: Request) -> Response:
         data = body_of(request, PaymentCreateSerializer)
 
@@ -188,15 +427,6 @@ class PaymentViewSet(viewsets.GenericViewSet):
     def retrieve(self, request: Request, id: str) -> Response:  # noqa: A002
         return Response(render_payment_row(reads.payment_row(client=request_client(request), public_id=id)))
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("status", str),
-            OpenApiParameter("customer_id", str),
-            OpenApiParameter("order_id", str),
-            OpenApiParameter("created_gte", str, description="ISO 8601"),
-            OpenApiParameter("created_lt", str, description="ISO 8601"),
-        ]
-    )
     def list(self, request: Request) -> Response:
         rows = reads.payment_rows(client=request_client(request), filters=list_filters(request, PaymentFilter))
         paginator = reads.RowCursorPagination()

@@ -3,15 +3,18 @@
 from typing import Any
 
 import django_filters
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from config.api import schema as openapi
 from config.api.fields import StrictIntegerField
 from config.api.permissions import IsApiClient, request_client
 from config.api.serializers import StrictSerializer
-from payments.api import body_of, list_filters, validate_metadata
+from payments.api import METADATA_SCHEMA, body_of, list_filters, validate_metadata
 from payments.idempotency import run_idempotent_service
+from payments.money import MAX_AMOUNT
 from payments.reads import RowCursorPagination, RowQuery, payment_row
 from payments.selectors import payment_get
 from refunds import reads, selectors, services
@@ -43,6 +46,77 @@ class RefundFilter(django_filters.FilterSet):
         fields = ["status"]
 
 
+REFUND = openapi.component(
+    "Refund",
+    {
+        "type": "object",
+        "required": [
+            "id",
+            "object",
+            "payment",
+            "amount",
+            "currency",
+            "status",
+            "reason",
+            "failure_reason",
+            "metadata",
+            "created",
+            "updated",
+        ],  # fmt: skip
+        "properties": {
+            "id": {"type": "string", "pattern": "^re_"},
+            "object": {"type": "string", "enum": ["refund"]},
+            "payment": {"type": "string", "pattern": "^pay_"},
+            "amount": {"type": "integer"},
+            "currency": {"type": "string"},
+            "status": {"type": "string", "enum": list(RefundStatus.values)},
+            "reason": {"type": "string", "enum": list(RefundReason.values), "nullable": True},
+            "failure_reason": {"type": "string", "nullable": True},
+            "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+            "created": {"type": "string", "format": "date-time"},
+            "updated": {"type": "string", "format": "date-time"},
+        },
+    },
+)
+REFUND_PAGE = openapi.page_of(REFUND, "Refunds, newest first.")
+PAYMENT_ID = openapi.path_id("payment_id", "pay_…")
+openapi.link("payments_refunds_create", 201, "retrieve", "refunds_retrieve", id="$response.body#/id")
+
+
+@extend_schema_view(
+    create=extend_schema(
+        summary="Refund a payment (all that is left by default)",
+        request={
+            "application/json": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "amount": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_AMOUNT,
+                        "description": "At most what is left to refund, counting pending refunds (more is 400 "
+                        "amount_too_large); what is left by default.",
+                    },
+                    "reason": {"type": "string", "enum": list(RefundReason.values)},
+                    "metadata": METADATA_SCHEMA,
+                },
+            }
+        },
+        parameters=[
+            PAYMENT_ID,
+            openapi.idempotency_key(required=True),
+            openapi.IDEMPOTENT_REPLAYED,
+            openapi.RETRY_AFTER,
+        ],
+        responses=openapi.responses({201: REFUND}, 404, 409, 415, 422, 502),
+    ),
+    list=extend_schema(
+        operation_id="payments_refunds_list",
+        parameters=[PAYMENT_ID, openapi.CURSOR, openapi.PAGE_SIZE, openapi.RETRY_AFTER],
+        responses=openapi.responses({200: REFUND_PAGE}, 404),
+    ),
+)
 class PaymentRefundViewSet(viewsets.GenericViewSet):
     """Refunds of one payment. Storefronts reach their own payments; finance clients any."""
 
@@ -70,6 +144,25 @@ class PaymentRefundViewSet(viewsets.GenericViewSet):
         return _refund_page(request, self, reads.refund_rows(client=client, filters={}, payment_id=payment_id))
 
 
+@extend_schema_view(
+    retrieve=extend_schema(
+        operation_id="refunds_retrieve",
+        parameters=[openapi.path_id("id", "re_…"), openapi.RETRY_AFTER],
+        responses=openapi.responses({200: REFUND}, 404),
+    ),
+    list=extend_schema(
+        operation_id="refunds_list",
+        parameters=[
+            openapi.query("status", {"type": "string", "enum": list(RefundStatus.values)}),
+            openapi.query("created_gte", openapi.ISO_DATETIME, "ISO 8601"),
+            openapi.query("created_lt", openapi.ISO_DATETIME, "ISO 8601"),
+            openapi.CURSOR,
+            openapi.PAGE_SIZE,
+            openapi.RETRY_AFTER,
+        ],
+        responses=openapi.responses({200: REFUND_PAGE}, 404),
+    ),
+)
 class RefundViewSet(viewsets.GenericViewSet):
     """All refunds the client may see, newest first."""
 
