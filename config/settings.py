@@ -36,6 +36,7 @@ if not DEBUG:
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+CSRF_FAILURE_VIEW = "config.api.views.csrf_failure"  # the error envelope under /api/, Django's page elsewhere
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -46,6 +47,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",  # spent refresh tokens (config/api/auth.py)
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -66,9 +68,11 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "config.middleware.RequestIdMiddleware",
+    "config.middleware.ApiEdgeMiddleware",  # /api/: NUL in path or query -> 400; no-store; HEAD without a body
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files from STATIC_ROOT, right after security
     "config.middleware.ApiBodyLimitMiddleware",
+    "config.middleware.CardDataMiddleware",  # card data in an /api/ path, query, header or body: 400
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -112,12 +116,21 @@ AUTH_USER_MODEL = "accounts.User"
 
 # --- Cache, broker -------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+# Every Redis client (the cache and so the rate limiter and the simulator's pool, the Celery broker) gives up on
+# a connect or on any one read after these: a healthy Redis answers in well under a millisecond, and a frozen or
+# partitioned one (connections accepted, nothing answered) must cost a request a bounded wait, not a hung thread.
+REDIS_CONNECT_TIMEOUT_SECONDS = env.float("REDIS_CONNECT_TIMEOUT_SECONDS", default=1.0)
+REDIS_SOCKET_TIMEOUT_SECONDS = env.float("REDIS_SOCKET_TIMEOUT_SECONDS", default=1.0)
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+            # redis-py pool kwargs; gateways/simulator/store.py builds its pool with the same ones.
+            "OPTIONS": {
+                "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
+                "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+            },
         }
     }
 else:
@@ -135,7 +148,30 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 100
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "visibility_timeout": 3600}
+CELERY_BROKER_CONNECTION_TIMEOUT = 4.0  # an AMQP broker's connect and handshake (Redis: the options below)
+# socket_timeout bounds each publish and each synchronous command (above the workers' 1 s BRPOP wait; their
+# event loop has its own health check); max_retries/interval_* bound kombu's reconnects.
+BROKER_SOCKET_TIMEOUT_SECONDS = env.float("BROKER_SOCKET_TIMEOUT_SECONDS", default=2.0)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
+    "socket_timeout": BROKER_SOCKET_TIMEOUT_SECONDS,
+    "visibility_timeout": 3600,
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+# Workers and beat (sweeps, retries) retry a failed publish a little; requests never do (config/tasks.py).
+CELERY_TASK_PUBLISH_RETRY = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+# A request's enqueue (config/tasks.py): after a failed publish, this process skips publishing for this long
+# (each skip logged) instead of making every request wait a socket timeout; the sweeps pick the work up.
+TASKS_PUBLISH_PAUSE_SECONDS = env.float("TASKS_PUBLISH_PAUSE_SECONDS", default=5.0)
+# Every task retries a lost database (django.db.OperationalError / InterfaceError: a restart, a failover, a
+# terminated backend) with backoff and jitter, on a fresh connection (config/tasks.py, `db_retrying`).
+TASKS_DB_MAX_RETRIES = env.int("TASKS_DB_MAX_RETRIES", default=10)
+TASKS_DB_RETRY_BASE_SECONDS = env.float("TASKS_DB_RETRY_BASE_SECONDS", default=1.0)
+TASKS_DB_RETRY_MAX_SECONDS = env.float("TASKS_DB_RETRY_MAX_SECONDS", default=60.0)
 
 # --- Gateways -------------------------------------------------------------------------------
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
@@ -180,6 +216,7 @@ CELERY_BEAT_SCHEDULE = {
     "refunds-sweep-stuck": {"task": "refunds.tasks.sweep_stuck_refunds", "schedule": 60.0},
     "idempotency-keys-purge": {"task": "payments.tasks.purge_idempotency_keys", "schedule": 3600.0},
     "risk-sweep-reviews": {"task": "risk.tasks.sweep_reviews", "schedule": 900.0},
+    "accounts-purge-expired-tokens": {"task": "accounts.tasks.purge_expired_tokens", "schedule": 3600.0},
 }
 
 if PAYMENTS_GATEWAY not in {"stripe", "simulator"}:
@@ -202,7 +239,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["config.api.permissions.IsApiClient"],
     "DEFAULT_THROTTLE_CLASSES": ["config.api.throttling.ClientRateThrottle"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.api.parsers.JSONParser"],  # refuses NUL, lone surrogates, deep nesting
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "config.api.pagination.CursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -220,6 +257,12 @@ SIMPLE_JWT = {
     "ALGORITHM": "HS256",
     "AUTH_HEADER_TYPES": ("Bearer",),
     "UPDATE_LAST_LOGIN": False,
+    # config/api/auth.py: tokens only for API clients; refresh tokens single-use (rotated, the spent one
+    # blacklisted); every token carries a digest of the password hash, so a password change refuses them all.
+    "USER_AUTHENTICATION_RULE": "config.api.auth.api_client_can_authenticate",
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "CHECK_REVOKE_TOKEN": True,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -233,12 +276,21 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    # the webhook (a plain Django view), the envelope on the token endpoints, the payment flow's links
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.api.schema.postprocess",
+    ],
+    "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
 }
 
 # --- Security -------------------------------------------------------------------------------
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Admin (back office) sessions: a working day at most, and gone when the browser closes.
+SESSION_COOKIE_AGE = env.int("ADMIN_SESSION_TTL_SECONDS", default=8 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
