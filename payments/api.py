@@ -291,6 +291,13 @@ PAYMENT_SCHEMA["required"] = list(PAYMENT_SCHEMA["properties"])
 PAYMENT = openapi.component("Payment", PAYMENT_SCHEMA)
 PAYMENT_ID = openapi.path_id("id", "pay_…")
 ACTION_ERRORS = (404, 409, 415, 422, 502)
+# The parameters of confirm, capture and cancel: the payment, an optional key and what 429/503 answers carry.
+ACTION_PARAMETERS = [
+    PAYMENT_ID,
+    openapi.idempotency_key(required=False),
+    openapi.IDEMPOTENT_REPLAYED,
+    openapi.RETRY_AFTER,
+]
 
 openapi.link("payments_create", 201, "confirm", "payments_confirm_create", id="$response.body#/id")
 openapi.link("payments_create", 201, "capture", "payments_capture_create", id="$response.body#/id")
@@ -336,12 +343,7 @@ openapi.link("payments_capture_create", 200, "refunds", "payments_refunds_list",
                 "properties": {"payment_method": _payment_method_schema()},
             }
         },
-        parameters=[
-            PAYMENT_ID,
-            openapi.idempotency_key(required=False),
-            openapi.IDEMPOTENT_REPLAYED,
-            openapi.RETRY_AFTER,
-        ],
+        parameters=ACTION_PARAMETERS,
         responses=openapi.responses({200: PAYMENT}, 402, *ACTION_ERRORS),
     ),
     capture=extend_schema(
@@ -359,12 +361,7 @@ openapi.link("payments_capture_create", 200, "refunds", "payments_refunds_list",
                 },
             }
         },
-        parameters=[
-            PAYMENT_ID,
-            openapi.idempotency_key(required=False),
-            openapi.IDEMPOTENT_REPLAYED,
-            openapi.RETRY_AFTER,
-        ],
+        parameters=ACTION_PARAMETERS,
         responses=openapi.responses({200: PAYMENT}, *ACTION_ERRORS),
     ),
     cancel=extend_schema(
@@ -375,12 +372,7 @@ openapi.link("payments_capture_create", 200, "refunds", "payments_refunds_list",
                 "properties": {"reason": {"type": "string", "enum": list(CANCELLATION_REASONS)}},
             }
         },
-        parameters=[
-            PAYMENT_ID,
-            openapi.idempotency_key(required=False),
-            openapi.IDEMPOTENT_REPLAYED,
-            openapi.RETRY_AFTER,
-        ],
+        parameters=ACTION_PARAMETERS,
         responses=openapi.responses({200: PAYMENT}, *ACTION_ERRORS),
     ),
     events=extend_schema(

@@ -1,6 +1,7 @@
 """Creating a payment: the risk check through the core's port, the insert, then the gateway intent."""
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -8,7 +9,6 @@ from django.utils import timezone
 
 from accounts.models import User
 from gateways import get_gateway
-from gateways.base import Gateway
 from payments import states
 from payments.errors import PaymentBlocked, PaymentUnexpectedState
 from payments.idempotency import KeyClaim
@@ -108,22 +108,14 @@ def _create_claimed(
     *, client: User, claim: KeyClaim[Payment], fields: dict[str, Any], confirm: bool, source: str
 ) -> Payment:
     """Claim the request's key and insert the payment in one transaction (or find what a retried request started)."""
-    gateway, assessor, prepared = _assessor_prepared(fields)
+    risk = _risk_prepared(fields)
     with transaction.atomic():
         if not claim.claim():  # a retry after a 5xx: resume its payment, if it got that far
             found = Payment.objects.filter(client=client, idempotency_key=claim.reference).first()
             if found is not None:
                 return found
         fields = {**fields, "idempotency_key": claim.reference}
-        payment, verdict = _insert_assessed(
-            client=client,
-            fields=fields,
-            confirm=confirm,
-            source=source,
-            gateway_name=gateway.name,
-            assessor=assessor,
-            prepared=prepared,
-        )
+        payment, verdict = _insert_assessed(client=client, fields=fields, confirm=confirm, source=source, risk=risk)
     _log_created(payment, verdict, source)
     return remember_as_committed(payment)
 
@@ -133,18 +125,10 @@ def _create_assessed(*, client: User, fields: dict[str, Any], confirm: bool, sou
 
     A concurrent call with the same key loses on the unique (client, key) and returns the winner's payment.
     """
-    gateway, assessor, prepared = _assessor_prepared(fields)
+    risk = _risk_prepared(fields)
     try:
         with transaction.atomic():
-            payment, verdict = _insert_assessed(
-                client=client,
-                fields=fields,
-                confirm=confirm,
-                source=source,
-                gateway_name=gateway.name,
-                assessor=assessor,
-                prepared=prepared,
-            )
+            payment, verdict = _insert_assessed(client=client, fields=fields, confirm=confirm, source=source, risk=risk)
     except IntegrityError:
         if not fields["idempotency_key"]:
             raise
@@ -153,23 +137,25 @@ def _create_assessed(*, client: User, fields: dict[str, Any], confirm: bool, sou
     return remember_as_committed(payment)
 
 
-def _assessor_prepared(fields: dict[str, Any]) -> tuple[Gateway, RiskAssessor, RiskPreparation]:
-    """The gateway, the assessor and what it prepares before any transaction (it may call the gateway)."""
+@dataclass(frozen=True)
+class _Risk:
+    """The gateway a payment is created on, the assessor, and what it prepared before the transaction."""
+
+    gateway_name: str
+    assessor: RiskAssessor
+    prepared: RiskPreparation
+
+
+def _risk_prepared(fields: dict[str, Any]) -> _Risk:
+    """Ask the assessor to prepare, before any transaction (it may call the gateway)."""
     gateway = get_gateway()
     assessor = risk_assessor()
     prepared = assessor.prepare(gateway=gateway, payment_method=fields["payment_method"], currency=fields["currency"])
-    return gateway, assessor, prepared
+    return _Risk(gateway_name=gateway.name, assessor=assessor, prepared=prepared)
 
 
 def _insert_assessed(
-    *,
-    client: User,
-    fields: dict[str, Any],
-    confirm: bool,
-    source: str,
-    gateway_name: str,
-    assessor: RiskAssessor,
-    prepared: RiskPreparation,
+    *, client: User, fields: dict[str, Any], confirm: bool, source: str, risk: _Risk
 ) -> tuple[Payment, RiskVerdict]:
     """Assess and insert, inside the caller's transaction.
 
@@ -179,6 +165,7 @@ def _insert_assessed(
     with a payment method was asked, else `create`.
     """
     initial = S.REQUIRES_CONFIRMATION if fields["payment_method"] else S.REQUIRES_PAYMENT_METHOD
+    assessor, prepared = risk.assessor, risk.prepared
     verdict = assessor.assess(
         RiskRequest(
             client=client,
@@ -197,7 +184,7 @@ def _insert_assessed(
     payment = Payment.objects.create(
         client=client,
         status=initial,
-        gateway=gateway_name,
+        gateway=risk.gateway_name,
         pending_operation="" if blocked else operation,
         pending_operation_at=None if blocked else timezone.now(),
         risk_score=verdict.score,

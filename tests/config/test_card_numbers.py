@@ -8,27 +8,22 @@ accepted. The brand table here is written from the contract, not imported from t
 
 import http.client
 import json
-import os
-import secrets
-import socket
-import subprocess
 import unicodedata
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import pytest
-from django.db import connection
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from config.security import contains_card_number, mask_sensitive
 from payments.models import Payment
 from tests.conftest import new_key
-from tests.helpers import wait_for
+from tests.live import gunicorn as live_gunicorn
 
 # docs/api.md "Conventions": (brand, IIN ranges, lengths).
 BRANDS = [
@@ -401,53 +396,12 @@ ROOT = Path(__file__).resolve().parents[2]
 ARABIC_PAN = "".join(chr(0x660 + int(d)) for d in "4111111111111111")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def _gunicorn(log_path: Path) -> Iterator[int]:
-    """gunicorn with config/gunicorn.conf.py (DEBUG=false, the access log on stdout), its output in `log_path`."""
-    db = connection.settings_dict
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DEBUG": "false",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-        "DATABASE_URL": f"postgres://{quote(db['USER'])}:{quote(db['PASSWORD'] or '')}@{db['HOST']}:{db['PORT']}/"
-        + db["NAME"],
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "WEB_CONCURRENCY": "1",
-        "GUNICORN_THREADS": "2",
-        "GUNICORN_ACCESS_LOG": "-",
-        "LOG_LEVEL": "INFO",
-    }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603
-            [str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", "config/gunicorn.conf.py"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def live() -> bool:
-        assert process.poll() is None, log_path.read_text()
-        try:
-            return _send(port, "GET", "/health/live")[0] == 200
-        except OSError:
-            return False
-
-    try:
-        wait_for(live, timeout=30, interval=0.1)
+    """gunicorn with config/gunicorn.conf.py (tests/live.py; DEBUG=false, the access log on stdout) into `log_path`."""
+    env = {"WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "2", "GUNICORN_ACCESS_LOG": "-", "LOG_LEVEL": "INFO"}
+    with live_gunicorn(log_path, env) as port:
         yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def _send(port: int, method: str, target: str, headers: dict[str, str | bytes] | None = None):

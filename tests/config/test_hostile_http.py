@@ -5,11 +5,8 @@ here is a gunicorn whose DATABASE_URL points at a port nobody listens on.
 """
 
 import json
-import os
 import secrets
-import signal
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,17 +19,12 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import ApiRole
 from tests.accounts.factories import UserFactory
-from tests.helpers import wait_for
+from tests.live import database_url, free_port
+from tests.live import gunicorn as live_gunicorn
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "whsec_hostile_http_0123456789abcdef"
 JWT_KEY = secrets.token_urlsafe(64)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def raw(base: tuple[str, int], request: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -67,62 +59,18 @@ def http(base, method: str, path: str, *, headers: dict[str, str] | None = None,
     return raw(base, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
 
 
-def _database_url() -> str:
-    from django.db import connection
-
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 @contextmanager
-def gunicorn(tmp_path: Path, database_url: str) -> Iterator[tuple[str, int]]:
-    """One gunicorn worker (config/gunicorn.conf.py, DEBUG=false, the simulator) on `database_url`."""
-    port = _free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("RATELIMIT_")}
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DEBUG="false",
-        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
-        JWT_SIGNING_KEY=JWT_KEY,
-        DATABASE_URL=database_url,
-        STRIPE_WEBHOOK_SECRET=SECRET,
-        HOST="127.0.0.1",
-        PORT=str(port),
-        WEB_CONCURRENCY="1",
-        GUNICORN_THREADS="2",
-        LOG_LEVEL="WARNING",
-        PAYMENTS_GATEWAY="simulator",
-    )
-    log_path = tmp_path / "gunicorn.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603
-            [str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", "config/gunicorn.conf.py"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = ("127.0.0.1", port)
-
-    def live() -> bool:
-        assert process.poll() is None, log_path.read_text()
-        try:
-            return http(base, "GET", "/health/live")[0] == 200
-        except OSError:
-            return False
-
-    try:
-        wait_for(live, timeout=30, interval=0.1)
-        yield base
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+def gunicorn(tmp_path: Path, db_url: str) -> Iterator[tuple[str, int]]:
+    """One gunicorn worker (tests/live.py: config/gunicorn.conf.py, DEBUG=false, the simulator) on `db_url`."""
+    env = {
+        "JWT_SIGNING_KEY": JWT_KEY,
+        "DATABASE_URL": db_url,
+        "STRIPE_WEBHOOK_SECRET": SECRET,
+        "WEB_CONCURRENCY": "1",
+        "GUNICORN_THREADS": "2",
+    }
+    with live_gunicorn(tmp_path / "gunicorn.log", env) as port:
+        yield ("127.0.0.1", port)
 
 
 def bearer(user) -> str:
@@ -143,7 +91,7 @@ def _envelope(response, status: int, code: str) -> dict:
 def server(tmp_path_factory, django_db_setup, django_db_blocker):
     """One gunicorn for the module, on the test database (each test's rows are committed: transactional_db)."""
     with django_db_blocker.unblock():
-        url = _database_url()
+        url = database_url()
     assert url.startswith("postgres://"), "gunicorn needs the PostgreSQL test database (scripts/with-services.sh)"
     with gunicorn(tmp_path_factory.mktemp("gunicorn"), url) as base:
         yield base
@@ -210,7 +158,7 @@ def test_oversized_header_fields_are_refused_by_gunicorn_before_django(server):
 # --- PostgreSQL unreachable ---------------------------------------------------------------------
 @pytest.fixture
 def server_without_database(tmp_path, db):
-    with gunicorn(tmp_path, f"postgres://postgres@127.0.0.1:{_free_port()}/payments") as base:
+    with gunicorn(tmp_path, f"postgres://postgres@127.0.0.1:{free_port()}/payments") as base:
         yield base
 
 

@@ -4,10 +4,7 @@ and at the defaults 200 concurrent creates of one client against gunicorn are ne
 """
 
 import json
-import os
 import secrets
-import socket
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +14,6 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 import redis
@@ -33,6 +29,7 @@ from config.api.ratelimit import window_end
 from payments.models import Payment
 from tests.accounts.factories import PASSWORD, UserFactory
 from tests.helpers import run_in_threads, wait_for
+from tests.live import gunicorn as live_gunicorn
 
 pytestmark = pytest.mark.django_db
 
@@ -243,58 +240,12 @@ def test_a_request_costs_one_redis_command_and_no_sql(storefront, settings):
 
 
 # --- load: 200 concurrent creates of one client against gunicorn ------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def gunicorn(tmp_path: Path, *, jwt_key: str, extra_env: dict[str, str]) -> Iterator[str]:
-    """gunicorn as the image runs it (config/gunicorn.conf.py, DEBUG=false) on the test database and Redis."""
-    db = connection.settings_dict
-    port = _free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("RATELIMIT_")}  # the defaults
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DEBUG="false",
-        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
-        JWT_SIGNING_KEY=jwt_key,
-        DATABASE_URL=f"postgres://{quote(db['USER'])}:{quote(db['PASSWORD'] or '')}@{db['HOST']}:{db['PORT']}/"
-        + db["NAME"],
-        HOST="127.0.0.1",
-        PORT=str(port),
-        WEB_CONCURRENCY="2",
-        GUNICORN_THREADS="16",
-        LOG_LEVEL="WARNING",
-        PAYMENTS_GATEWAY="simulator",
-        **extra_env,
-    )
-    log_path = tmp_path / "gunicorn.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603
-            [str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", "config/gunicorn.conf.py"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-
-    def live() -> bool:
-        assert process.poll() is None, log_path.read_text()
-        try:
-            with urllib.request.urlopen(f"{base}/health/live", timeout=2) as response:  # noqa: S310
-                return response.status == 200
-        except OSError:
-            return False
-
-    try:
-        wait_for(live, timeout=30, interval=0.1)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    """gunicorn as the image runs it (tests/live.py), 2 workers x 16 threads, on the test database and Redis."""
+    env = {"JWT_SIGNING_KEY": jwt_key, "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "16", **extra_env}
+    with live_gunicorn(tmp_path / "gunicorn.log", env) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def _create(base: str, token: str, n: int):

@@ -2,31 +2,23 @@
 
 import contextlib
 import os
-import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import threading
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 import redis
-from django.db import connection
 
 from tests.helpers import wait_for
+from tests.live import free_port
+from tests.live import gunicorn as live_gunicorn
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -74,59 +66,11 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
             process.wait(timeout=10)
 
 
-def database_url() -> str:
-    db = connection.settings_dict
-    auth = quote(db["USER"]) + (":" + quote(db["PASSWORD"]) if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 @contextmanager
 def gunicorn(tmp_path: Path, *, jwt_key: str, env: dict[str, str]) -> Iterator[str]:
-    """gunicorn as the image runs it (config/gunicorn.conf.py, DEBUG=false, the simulator) on the test database."""
-    port = free_port()
-    full_env = {key: value for key, value in os.environ.items() if not key.startswith("RATELIMIT_")}
-    full_env.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DEBUG="false",
-        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
-        JWT_SIGNING_KEY=jwt_key,
-        DATABASE_URL=database_url(),
-        HOST="127.0.0.1",
-        PORT=str(port),
-        LOG_LEVEL="WARNING",
-        PAYMENTS_GATEWAY="simulator",
-        **env,
-    )
-    log_path = tmp_path / "gunicorn.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603
-            [str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", "config/gunicorn.conf.py"],
-            cwd=ROOT,
-            env=full_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: the master and its workers, to stop together
-        )
-    base = f"http://127.0.0.1:{port}"
-
-    def live() -> bool:
-        assert process.poll() is None, log_path.read_text()
-        try:
-            with urllib.request.urlopen(f"{base}/health/live", timeout=2) as response:  # noqa: S310
-                return response.status == 200
-        except OSError:
-            return False
-
-    try:
-        wait_for(live, timeout=30, interval=0.1)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # threads stuck on a frozen socket do not let a graceful stop finish
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+    """gunicorn as the image runs it (tests/live.py) on the test database; `env` points it at the Redis to freeze."""
+    with live_gunicorn(tmp_path / "gunicorn.log", {"JWT_SIGNING_KEY": jwt_key, **env}) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 class TcpProxy:
