@@ -4,6 +4,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable
+from urllib.parse import unquote_plus
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -82,7 +83,8 @@ def _card_data_param(request: HttpRequest) -> str | None:
                 return "query"  # the parameter's name is the card number: not echoed as `param`
             if any(contains_card_number(value) for value in values):
                 return key
-        if contains_card_number(request.META["QUERY_STRING"], url=True):
+        # The whole query, decoded once (a `%2B` stays a `+`, so `?phone=%2B4433334949517` is a phone number).
+        if contains_card_number(unquote_plus(request.META["QUERY_STRING"])):
             return "query"
     for key, value in request.META.items():
         if key.startswith("HTTP_") and isinstance(value, str) and _header_has_card_data(key, value):
