@@ -3,6 +3,7 @@
 import base64
 import itertools
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from django.core.cache import cache
 from django.db import connection
+from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -23,6 +25,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         raise pytest.UsageError("The suite runs on PostgreSQL: use `make test` (or set DATABASE_URL).")
+
+
+# CI runs the property tests on hypothesis' fixed examples (HYPOTHESIS_PROFILE=ci, set by .ci/run), so a green run
+# stays green on the same code; a local `make test` explores new examples on every run.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(autouse=True)
