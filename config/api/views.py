@@ -8,7 +8,10 @@ import sys
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import csrf, defaults
-from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import extend_schema
+from rest_framework.decorators import api_view, authentication_classes, permission_classes, throttle_classes
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
 
 from config.api.errors import GENERIC_500_MESSAGE, envelope_for_exception, error_response
 
@@ -19,9 +22,17 @@ def _under_api(request: HttpRequest) -> bool:
     return request.path.startswith(API_PREFIX)
 
 
-@csrf_exempt  # an unknown URL is a 404 whatever the method: a POST without the trailing slash is no CSRF failure
-def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> JsonResponse:
-    """Unknown URLs under /api/ answer 404 in the error envelope."""
+@extend_schema(exclude=True)  # not an endpoint: what every unknown /api/ path answers
+@api_view(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+@authentication_classes([])
+@permission_classes([AllowAny])
+@throttle_classes([])
+def api_not_found(request: Request, *args: object, **kwargs: object) -> JsonResponse:
+    """Unknown URLs under /api/ answer 404 in the error envelope, whatever the method.
+
+    A DRF view like every other /api/ endpoint (token authentication, so no CSRF check): a POST without the
+    trailing slash is a 404, not a CSRF failure.
+    """
     message = "Unrecognized request URL (every path ends with /)."
     return error_response(404, "invalid_request_error", "resource_missing", message)
 

@@ -13,7 +13,6 @@ import shlex
 import signal
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -112,12 +112,11 @@ def free_port() -> int:
 
 
 def wait_until(check: Callable[[], bool], *, seconds: float, what: str, log: Callable[[], str] = str) -> None:
-    """Poll `check` until it is true; fail after `seconds` with `what` and the process log."""
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not within {seconds:.0f} s\n{log()[-4000:]}")
-        time.sleep(0.2)
+    """Poll `check` (tests.helpers.wait_for) until it is true; fail after `seconds` with `what` and the process log."""
+    try:
+        wait_for(check, timeout=seconds, interval=0.2)
+    except AssertionError:
+        pytest.fail(f"{what} not within {seconds:.0f} s\n{log()[-4000:]}")
 
 
 def get(url: str, timeout: float = 5) -> tuple[int, bytes]:

@@ -2,7 +2,6 @@
 
 import json
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +12,7 @@ from kombu.exceptions import KombuError
 
 from events.models import Event
 from events.relay import EXCHANGE
+from tests.helpers import wait_for
 
 
 @contextmanager
@@ -70,15 +70,19 @@ def rabbitmq_url_or_fail(timeout: float = 60) -> str:
             "which needs rabbitmq-server (apt-get install rabbitmq-server, or scripts/ensure-system-deps.sh).",
             pytrace=False,
         )
-    deadline = time.monotonic() + timeout  # the node boots in the background (about 4 s)
-    while True:
+
+    def answers() -> bool:
         try:
             with Connection(url, connect_timeout=2) as conn:
                 conn.ensure_connection(max_retries=1)
-            return url
-        except (KombuError, OSError) as exc:
-            if time.monotonic() > deadline:
-                log = Path(os.environ.get("RABBITMQ_LOG", "/nonexistent"))
-                tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
-                pytest.fail(f"RabbitMQ at {url} did not answer within {timeout} s ({exc!r}). Log:\n{tail}")
-            time.sleep(0.2)
+        except (KombuError, OSError):
+            return False
+        return True
+
+    try:
+        wait_for(answers, timeout=timeout, interval=0.2)  # the node boots in the background (about 4 s)
+    except AssertionError:
+        log = Path(os.environ.get("RABBITMQ_LOG", "/nonexistent"))
+        tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
+        pytest.fail(f"RabbitMQ at {url} did not answer within {timeout} s. Log:\n{tail}")
+    return url

@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts.models import ApiRole
 from tests.accounts.factories import UserFactory
 from tests.conftest import purge_broker_queues
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -90,10 +90,10 @@ class Gunicorn:
 
 
 def wait_until(condition, *, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+    try:
+        wait_for(condition, timeout=seconds, interval=0.05)
+    except AssertionError as exc:
+        raise AssertionError(f"timed out waiting for {what}") from exc
 
 
 def stale_file_from_an_earlier_run(directory: Path) -> None:
