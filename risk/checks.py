@@ -1,9 +1,10 @@
 """The database side of the rules: settings, blocklist matches and velocity counts.
 
-Whatever the history size the check costs a fixed number of statements inside the creating
-transaction: the settings with the currency's thresholds (1), the identity locks (1, PostgreSQL
-only), the blocklist (1), the velocity and decline counts (1, one aggregate over both windows), and,
-only when the amount reaches the first-seen amount, whether the customer paid before (1).
+Whatever the history size the rules cost three statements: before the creating transaction the
+settings with the currency's thresholds and whether a card fingerprint is blocklisted (1,
+`rules_snapshot`); inside it the identity locks (1, PostgreSQL only), then the blocklist and the
+velocity and decline counts together (1, `blocklist_and_velocity`); and, only when the amount reaches
+the first-seen amount, whether the customer paid before (1).
 """
 
 import ipaddress
@@ -116,16 +117,6 @@ def active_entries(now: datetime) -> Q:
     return Q(expires_at__isnull=True) | Q(expires_at__gt=now)
 
 
-def blocklist_hits(
-    *, client: User, customer_id: str, email: str, ip: str | None, card_fingerprint: str, now: datetime
-) -> tuple[engine.BlocklistHit, ...]:
-    """One indexed query: the active entries matching any of the payment's values."""
-    rows = _blocklist_matches(
-        client=client, customer_id=customer_id, email=email, ip=ip, card_fingerprint=card_fingerprint, now=now
-    ).values_list("id", "kind", "value")
-    return tuple(engine.BlocklistHit(kind=kind, value=value, entry_id=pk) for pk, kind, value in rows)
-
-
 def _blocklist_matches(
     *, client: User, customer_id: str, email: str, ip: str | None, card_fingerprint: str, now: datetime
 ) -> QuerySet[BlocklistEntry]:
@@ -139,25 +130,7 @@ def _blocklist_matches(
     return BlocklistEntry.objects.filter(match, active_entries(now)).order_by("id")
 
 
-def fingerprint_blocking_in_use(now: datetime) -> bool:
-    return BlocklistEntry.objects.filter(active_entries(now), kind=BlockKind.CARD_FINGERPRINT).exists()
-
-
 Counts = tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]
-
-
-def velocity_counts(
-    *, client: User, customer_id: str, email: str, ip: str | None, rules: engine.Rules, now: datetime
-) -> Counts:
-    """Earlier payments and declines per identity and window, in one aggregate query.
-
-    A window of W covers (now − W, now]: a payment exactly W old has left it. Declines are payments
-    created in the window that the gateway declined (our own blocks are not declines).
-    """
-    who, starts, queryset = _velocity_query(
-        client=client, customer_id=customer_id, email=email, ip=ip, rules=rules, now=now
-    )
-    return _velocity_split(queryset.get(), who, starts)
 
 
 def blocklist_and_velocity(
@@ -170,7 +143,7 @@ def blocklist_and_velocity(
     rules: engine.Rules,
     now: datetime,
 ) -> tuple[tuple[engine.BlocklistHit, ...], Counts]:
-    """`blocklist_hits` and `velocity_counts` in one statement: the aggregate row joined to the matching entries.
+    """The blocklist hits and the velocity counts in one statement: the aggregate row joined to the matching entries.
 
     `SELECT v.*, h.id, h.kind, h.value FROM (<velocity>) v LEFT JOIN (<blocklist>) h ON 1 = 1`, both
     parts compiled by the ORM: the aggregate is always one row, so there is one row per hit, or one
@@ -204,7 +177,10 @@ def blocklist_and_velocity(
 def _velocity_query(
     *, client: User, customer_id: str, email: str, ip: str | None, rules: engine.Rules, now: datetime
 ) -> tuple[dict[str, Q], dict[str, datetime], QuerySet]:
-    """The one-row aggregate of `velocity_counts` as a queryset (a constant group: no GROUP BY, always one row)."""
+    """Earlier payments and declines per identity and window as a one-row aggregate queryset (a constant group:
+    no GROUP BY, always one row). A window of W covers (now − W, now]: a payment exactly W old has left it.
+    Declines are payments created in the window that the gateway declined (our own blocks are not declines).
+    """
     starts = {
         "short": now - timedelta(minutes=rules.short_window_minutes),
         "long": now - timedelta(hours=rules.long_window_hours),

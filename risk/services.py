@@ -33,16 +33,6 @@ AUTHORIZATION_VALIDITY = timedelta(days=7)  # how long card networks hold an unc
 
 
 # --- assessing a new payment ------------------------------------------------------------------------
-def risk_card_fingerprint(*, gateway: Gateway, payment_method: str) -> str:
-    """The card's fingerprint, asked of the gateway only when a fingerprint is blocklisted (call outside a transaction).
-
-    A lookup that fails is logged and counts as no fingerprint: the other rules still run.
-    """
-    if not payment_method or not checks.fingerprint_blocking_in_use(timezone.now()):
-        return ""
-    return risk_fingerprint_lookup(gateway=gateway, payment_method=payment_method)
-
-
 def risk_rules_snapshot(currency: str) -> tuple[engine.Rules, bool]:
     """The rules for `currency` and whether any card fingerprint is blocklisted: one statement, outside transactions."""
     return checks.rules_snapshot(currency)
