@@ -23,6 +23,11 @@ accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 logger_class = "config.access_log.MaskingLogger"  # card numbers and secrets masked in the access log
 errorlog = "-"
 
+# Requests gunicorn refuses itself (bad header, oversized headers) get the API's JSON envelope too.
+from config.gunicorn_errors import install as _json_errors  # noqa: E402
+
+_json_errors()
+
 
 # --- Prometheus multi-process mode (config/metrics.py) ---------------------------------------------
 # With PROMETHEUS_MULTIPROC_DIR set, each worker writes its metrics to files there and /metrics sums

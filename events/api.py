@@ -5,12 +5,14 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
+from rest_framework.exceptions import ErrorDetail, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import User
 from config.api import schema as openapi
-from config.api.pagination import page_size_param
+from config.api.fields import unsafe_identifier
+from config.api.pagination import known_params, page_size_param
 from config.api.permissions import request_client
 from config.api.rendering import iso
 from events import selectors
@@ -36,9 +38,7 @@ EVENT = openapi.component(
     },
 )
 EVENT_PAGE = openapi.page_of(EVENT, "Events, oldest first; `next` resumes the feed with `after=`.")
-AFTER = openapi.query(
-    "after", openapi.text(blank=True), "evt_…: the events after this one (one this client cannot see is 400)"
-)
+AFTER = openapi.query("after", openapi.text(), "evt_…: the events after this one (one this client cannot see is 400)")
 
 
 def render_event_row(row: Sequence[Any]) -> dict[str, Any]:
@@ -56,9 +56,22 @@ def render_event_row(row: Sequence[Any]) -> dict[str, Any]:
 
 
 def event_page_response(
-    request: Request, *, client: User, event_type: str | None = None, subject_id: str | None = None
+    request: Request,
+    *,
+    client: User,
+    event_type: str | None = None,
+    subject_id: str | None = None,
+    filters: Sequence[str] = (),
 ) -> Response:
-    """One page of a client's feed, oldest first, with a `next` link that resumes it with `after=`."""
+    """One page of a client's feed, oldest first, with a `next` link that resumes it with `after=`.
+
+    `filters` are the query parameters the endpoint takes besides `after` and `page_size`.
+    """
+    known_params(request, [*filters, "after", "page_size"])
+    for name in ("after", *filters):
+        if unsafe_identifier(request.query_params.get(name, "")):
+            detail = ErrorDetail(f"{name}: must not contain control characters or surrounding whitespace.")
+            raise ValidationError({name: [detail]})
     page_size = page_size_param(request)
     rows = selectors.event_page(
         client=client,
@@ -87,8 +100,8 @@ class EventViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         parameters=[
-            openapi.query("type", openapi.text(blank=True), "only events of this type"),
-            openapi.query("payment", openapi.text(blank=True), "pay_…: only this payment's events"),
+            openapi.query("type", openapi.text(), "only events of this type"),
+            openapi.query("payment", openapi.text(), "pay_…: only this payment's events"),
             AFTER,
             openapi.PAGE_SIZE,
             openapi.RETRY_AFTER,
@@ -102,4 +115,5 @@ class EventViewSet(viewsets.GenericViewSet):
             client=request_client(request),
             event_type=params.get("type") or None,
             subject_id=params.get("payment") or None,
+            filters=("type", "payment"),
         )

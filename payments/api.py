@@ -1,9 +1,11 @@
 """Payments API: thin views that parse, call one service or selector, and render."""
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import django_filters
+from django import forms as django_forms
 from django.conf import settings
 from django_filters.utils import translate_validation
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -13,7 +15,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api import schema as openapi
-from config.api.fields import IdentifierField, StrictBooleanField, StrictCharField, StrictIntegerField
+from config.api.fields import (
+    IdentifierField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictIntegerField,
+    unsafe_identifier,
+)
+from config.api.pagination import PAGE_PARAMS, known_params
 from config.api.permissions import IsApiClient, IsStorefrontClient, request_client
 from config.api.serializers import StrictSerializer
 from events.api import AFTER, EVENT_PAGE, event_page_response
@@ -123,10 +132,26 @@ class PaymentCancelSerializer(StrictSerializer):
     reason = serializers.ChoiceField(choices=CANCELLATION_REASONS, required=False, default="")
 
 
+class IdentifierFilter(django_filters.CharFilter):
+    """An exact id filter that refuses what no stored id can be (control characters, surrounding whitespace)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("strip", False)
+        kwargs.setdefault("validators", [_identifier_text])
+        super().__init__(**kwargs)
+
+
+def _identifier_text(value: str) -> None:
+    if unsafe_identifier(value):
+        raise django_forms.ValidationError(
+            "must not contain control characters or surrounding whitespace.", code="parameter_invalid"
+        )
+
+
 class PaymentFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=PaymentStatus.choices)
-    customer_id = django_filters.CharFilter()
-    order_id = django_filters.CharFilter()
+    customer_id = IdentifierFilter()
+    order_id = IdentifierFilter()
     created_gte = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_lt = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
@@ -141,12 +166,26 @@ def list_filters(request: Request, filterset_class: type[django_filters.FilterSe
     :raises serializers.ValidationError: a filter's value is invalid (as DjangoFilterBackend raises it).
     """
     fields = filterset_class.base_filters
+    known_params(request, [*fields, *PAGE_PARAMS])
     if not any(name in request.query_params for name in fields):
         return {}
     filterset = filterset_class(request.query_params, queryset=filterset_class._meta.model._default_manager.none())
     if not filterset.is_valid():
         raise translate_validation(filterset.errors)
-    return dict(filterset.form.cleaned_data)
+    cleaned = dict(filterset.form.cleaned_data)
+    for name, value in cleaned.items():
+        if isinstance(value, datetime):
+            cleaned[name] = _in_utc(name, value)
+    return cleaned
+
+
+def _in_utc(name: str, value: datetime) -> datetime:
+    """A filter's time in UTC: PostgreSQL refuses offsets beyond +-15:59, which ISO 8601 allows."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        detail = serializers.ErrorDetail(f"{name}: the time is out of range.", code="parameter_invalid")
+        raise serializers.ValidationError({name: [detail]}) from exc
 
 
 def body_of(request: Request, serializer_class: type[StrictSerializer]) -> dict[str, Any]:
@@ -325,8 +364,8 @@ openapi.link("payments_capture_create", 200, "refunds", "payments_refunds_list",
     list=extend_schema(
         parameters=[
             openapi.query("status", {"type": "string", "enum": list(PaymentStatus.values)}),
-            openapi.query("customer_id", openapi.text(blank=True)),
-            openapi.query("order_id", openapi.text(blank=True)),
+            openapi.query("customer_id", openapi.text()),
+            openapi.query("order_id", openapi.text()),
             openapi.query("created_gte", openapi.ISO_DATETIME, "ISO 8601"),
             openapi.query("created_lt", openapi.ISO_DATETIME, "ISO 8601"),
             openapi.CURSOR,

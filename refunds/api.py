@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from config.api import schema as openapi
 from config.api.fields import StrictIntegerField
+from config.api.pagination import PAGE_PARAMS, known_params
 from config.api.permissions import IsApiClient, request_client
 from config.api.serializers import StrictSerializer
 from payments.api import METADATA_SCHEMA, body_of, list_filters, validate_metadata
@@ -140,6 +141,7 @@ class PaymentRefundViewSet(viewsets.GenericViewSet):
 
     def list(self, request: Request, payment_id: str) -> Response:
         client = request_client(request)
+        known_params(request, PAGE_PARAMS)
         payment_row(client=client, public_id=payment_id)  # 404 unless the client may see the payment
         return _refund_page(request, self, reads.refund_rows(client=client, filters={}, payment_id=payment_id))
 

@@ -29,6 +29,8 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.utils import datetime_from_epoch, get_md5_hash_password
 
 from accounts.models import User
+from config.api import schema as openapi
+from config.api.serializers import StrictSerializer
 from config.api.throttling import TokenRateThrottle
 
 
@@ -48,7 +50,11 @@ def _password_unchanged(token: jwt_serializers.RefreshToken, user: User) -> bool
     return isinstance(claimed, str) and hmac.compare_digest(claimed, get_md5_hash_password(user.password))
 
 
-class RotatingTokenRefreshSerializer(jwt_serializers.TokenRefreshSerializer):
+class TokenObtainSerializer(StrictSerializer, jwt_serializers.TokenObtainPairSerializer):
+    """simplejwt's username and password exchange, refusing unknown fields as every body of the API does."""
+
+
+class RotatingTokenRefreshSerializer(StrictSerializer, jwt_serializers.TokenRefreshSerializer):
     """A refresh that checks the client still may hold tokens, spends the refresh token and answers a new pair.
 
     Every refusal is `TokenError` (401 `token_invalid`): an unknown, deleted, deactivated or promoted client, a
@@ -87,13 +93,30 @@ class RotatingTokenRefreshSerializer(jwt_serializers.TokenRefreshSerializer):
         return {"access": str(refresh.access_token), "refresh": str(refresh)}
 
 
+# The bodies as the serializers take them: no field blank, no NUL (the JSON parser refuses one anywhere).
+_CREDENTIAL = {"type": "string", "minLength": 1, "pattern": openapi.NO_NUL}
+_TOKEN_REQUEST = {
+    "type": "object",
+    "required": ["username", "password"],
+    "properties": {"username": _CREDENTIAL, "password": _CREDENTIAL},
+    "additionalProperties": False,
+}
+_REFRESH_REQUEST = {
+    "type": "object",
+    "required": ["refresh"],
+    "properties": {"refresh": _CREDENTIAL},
+    "additionalProperties": False,
+}
+
+
 class TokenObtainView(jwt_views.TokenObtainPairView):
     """Exchange an API client's username and password for an access and a refresh token."""
 
+    serializer_class = TokenObtainSerializer
     throttle_classes = (TokenRateThrottle,)
     throttle_scope = "auth.token"
 
-    @extend_schema(tags=["auth"])
+    @extend_schema(tags=["auth"], request={"application/json": _TOKEN_REQUEST})
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().post(request, *args, **kwargs)
 
@@ -105,6 +128,6 @@ class TokenRefreshView(jwt_views.TokenRefreshView):
     throttle_classes = (TokenRateThrottle,)
     throttle_scope = "auth.refresh"
 
-    @extend_schema(tags=["auth"])
+    @extend_schema(tags=["auth"], request={"application/json": _REFRESH_REQUEST})
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().post(request, *args, **kwargs)

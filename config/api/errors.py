@@ -113,6 +113,7 @@ _OWN_CODE_PREFIXES = (
     "card_data_",
     "idempotency_",
     "body_",
+    "resource_missing",  # a parameter naming an object that is not there (`after=` of the feed)
 )
 
 

@@ -42,6 +42,11 @@ class StrictCharField(serializers.CharField):
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
+def unsafe_identifier(value: str) -> bool:
+    """True for text an id field refuses: a control character (C0, DEL, C1) or surrounding whitespace."""
+    return bool(_CONTROL.search(value)) or value != value.strip()
+
+
 class IdentifierField(StrictCharField):
     """An id-like string (a gateway token, a customer or order id, a currency code), taken exactly as sent.
 
@@ -60,6 +65,6 @@ class IdentifierField(StrictCharField):
 
     def to_internal_value(self, data: Any) -> str:
         value = super().to_internal_value(data)
-        if _CONTROL.search(value) or value != value.strip():
+        if unsafe_identifier(value):
             self.fail("unsafe")
         return value

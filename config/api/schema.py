@@ -124,7 +124,11 @@ def path_id(name: str, description: str) -> OpenApiParameter:
 
 
 PAGE_SIZE = query("page_size", {"type": "integer", "minimum": 1, "maximum": 100}, "1 to 100 (default 20)")
-CURSOR = query("cursor", {"type": "string"}, "the `next` or `previous` link's cursor (an unknown one is 404)")
+CURSOR = query(
+    "cursor",
+    {"type": "string", "minLength": 1, "pattern": NO_NUL},
+    "the `next` or `previous` link's cursor (an unknown one is 404)",
+)
 
 
 def responses(success: dict[int, Any], *errors: int) -> dict[int, Any]:
@@ -152,9 +156,9 @@ def page_of(item: dict[str, Any], description: str = "") -> dict[str, Any]:
 # An ISO 8601 time the filters parse (django-filter's IsoDateTimeFilter); days up to 28 so that every match exists.
 ISO_DATETIME: dict[str, Any] = {
     "type": "string",
-    "pattern": "^$|^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    "pattern": "^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
     "(\\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$",
-    "description": "ISO 8601, e.g. 2026-11-22T10:00:00Z (empty: no filter)",
+    "description": "ISO 8601, e.g. 2026-11-22T10:00:00Z",
 }
 
 COMPONENTS: dict[str, dict[str, Any]] = {"Error": ERROR_SCHEMA}

@@ -146,13 +146,26 @@ def test_payment_responses_are_no_store(server, token):
     assert headers["cache-control"] == "no-store"
 
 
-def test_oversized_header_fields_are_refused_by_gunicorn_before_django(server):
-    """gunicorn answers 431 itself (its own HTML body) for a field over limit_request_field_size (8190 bytes):
-    Django never sees the request, so no envelope and no X-Request-ID (docs/api.md, "This implementation")."""
-    status, headers, _ = http(server, "GET", "/api/v1/payments/", headers={"X-Padding": "x" * 9000})
+def test_oversized_header_fields_are_refused_by_gunicorn_in_the_envelope(server):
+    """gunicorn answers 431 itself for a field over limit_request_field_size (8190 bytes), before Django:
+    config/gunicorn_errors.py writes the envelope (no X-Request-ID: no request reached the service)."""
+    padding = "4111111111111111" + "x" * 9000
+    status, headers, body = http(server, "GET", "/api/v1/payments/", headers={"X-Padding": padding})
 
-    assert status == 431
+    error = _envelope((status, headers, body), 431, "headers_too_large")
     assert "x-request-id" not in headers
+    assert "4111" not in error["message"]
+
+
+def test_a_header_gunicorn_cannot_parse_is_a_json_400_that_echoes_nothing(server, token):
+    request = (
+        b"POST /api/v1/payments/pay_x/capture/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        b"Idempotency-Key: k\x00 4111111111111111\r\nContent-Length: 0\r\n\r\n"
+    )
+
+    error = _envelope(raw(server, request), 400, "request_malformed")
+    assert "4111" not in error["message"]
+    assert "Idempotency" not in error["message"]
 
 
 # --- PostgreSQL unreachable ---------------------------------------------------------------------

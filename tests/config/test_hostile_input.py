@@ -86,6 +86,63 @@ def test_nul_in_a_query_parameter_name_is_400(finance):
     assert "param" not in error
 
 
+# --- query parameters as the schema states them (make fuzz's findings) ---------------------------
+@pytest.mark.parametrize(
+    ("path", "param"),
+    [
+        ("/api/v1/payments/?stauts=failed", "stauts"),
+        ("/api/v1/payments/?=false", "query"),
+        ("/api/v1/refunds/?page_size=5&=null", "query"),
+        ("/api/v1/events/?payment_id=pay_x", "payment_id"),
+        ("/api/v1/payments/pay_x/refunds/?status=failed", "status"),
+    ],
+)
+def test_an_unknown_query_parameter_is_400_naming_it(finance, path, param):
+    error = _error(finance.get(path))
+
+    assert (error["param"], error["message"]) == (param, f"{param}: unknown parameter.")
+
+
+@pytest.mark.parametrize(
+    ("path", "param"),
+    [
+        ("/api/v1/payments/?status=", "status"),
+        ("/api/v1/payments/?created_lt=", "created_lt"),
+        ("/api/v1/refunds/?cursor=", "cursor"),
+        ("/api/v1/events/?after=", "after"),
+        ("/api/v1/refunds/?page_size=0", "page_size"),
+        ("/api/v1/payments/?page_size=abc", "page_size"),
+        ("/api/v1/refunds/?page_size=101", "page_size"),
+    ],
+)
+def test_an_empty_or_out_of_range_query_parameter_is_400_not_ignored(finance, path, param):
+    """As on Stripe: leaving a filter out is leaving the parameter out; DRF would take page_size=0 for 20."""
+    assert _error(finance.get(path))["param"] == param
+
+
+@pytest.mark.parametrize(
+    ("path", "param"),
+    [
+        ("/api/v1/payments/?customer_id=+", "customer_id"),
+        ("/api/v1/payments/?order_id=%09ord", "order_id"),
+        ("/api/v1/events/?payment=pay_x%20", "payment"),
+        ("/api/v1/events/?type=%20payment.captured", "type"),
+    ],
+)
+def test_an_id_filter_with_surrounding_whitespace_is_400_as_the_schema_says(finance, path, param):
+    assert _error(finance.get(path))["param"] == param
+
+
+def test_a_time_filter_takes_any_iso_offset_and_refuses_one_before_year_one(finance):
+    """PostgreSQL refuses offsets beyond +-15:59, ISO 8601 does not: the filter compares in UTC."""
+    early = PaymentFactory(client=finance.user)
+    wide = finance.get("/api/v1/payments/", {"created_gte": "1000-01-01T20:00:00-20:00"})
+    before_year_one = finance.get("/api/v1/payments/", {"created_gte": "0001-01-01T00:00:00+01:00"})
+
+    assert (wide.status_code, [row["id"] for row in wide.json()["results"]]) == (200, [early.public_id])
+    assert _error(before_year_one)["param"] == "created_gte"
+
+
 # --- JSON nested too deep -----------------------------------------------------------------------
 @pytest.mark.parametrize(
     "text",

@@ -90,7 +90,10 @@ def test_feed_filters_by_type_and_payment(storefront, create_payment):
     assert [e["payment"] for e in by_type] == [first["id"]]
     assert [e["type"] for e in by_payment] == ["payment.initiated"]
     assert unknown_after.status_code == 400
-    assert unknown_after.json()["error"]["param"] == "after"
+    assert (unknown_after.json()["error"]["param"], unknown_after.json()["error"]["code"]) == (
+        "after",
+        "resource_missing",
+    )
 
 
 @pytest.mark.django_db

@@ -76,7 +76,7 @@ def test_after_the_last_event_is_an_empty_page_and_after_an_unknown_one_a_400(st
 
     assert (empty.status_code, empty.json()["results"], empty.json()["next"]) == (200, [], None)
     assert foreign.status_code == 400
-    assert foreign.json()["error"]["param"] == "after"
+    assert (foreign.json()["error"]["param"], foreign.json()["error"]["code"]) == ("after", "resource_missing")
 
 
 @pytest.mark.parametrize("count", [1, 100])

@@ -1,0 +1,58 @@
+"""schemathesis hooks of `make fuzz` (loaded through SCHEMATHESIS_HOOKS by tests/fuzz/run.py).
+
+`positive_data_accepted` is schemathesis' experimental `positive_data_acceptance` (a request the schema
+calls valid must be accepted) made exact about the 400s: it allows only those whose error code names
+state or a rule JSON Schema cannot say, never one about the request's shape. Allowed:
+
+- any 2xx; 401/403/404 (no such object, or another client's); 402 (a decline); 409 (wrong state, key
+  in use); 422 (a key reused with another body) — the answers that depend on state;
+- 400 `amount_too_large` (more than is left to capture or refund: the payment's state), 400
+  `resource_missing` (an `after=` cursor naming no event), 400 `card_data_not_allowed` (a run of
+  digits that is a card number: a Luhn and IIN rule no schema pattern states);
+- on the Stripe webhook, 400 `signature_missing`/`signature_invalid`: the fuzzer does not hold the
+  signing secret (the signed deliveries are tested in tests/webhooks).
+
+`filter_query` drops the generated queries a query string cannot carry: a parameter whose value is null,
+a list or an object is serialized away (`?page_size=1` for `{"page_size": 1, "customer_id": []}`), so the
+service receives a valid request that schemathesis counts as a negative one it should have refused.
+"""
+
+import json
+
+import schemathesis
+
+import tests.fuzz.compat  # noqa: F401 - hypothesis-jsonschema with this hypothesis
+
+STATE_STATUSES = {401, 402, 403, 404, 409, 422}
+STATE_CODES = {"amount_too_large", "resource_missing", "card_data_not_allowed"}
+WEBHOOK_PATH = "/api/v1/webhooks/stripe/"
+WEBHOOK_CODES = {"signature_missing", "signature_invalid"}
+
+
+def _error_code(response) -> str | None:
+    try:
+        return json.loads(response.content)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+@schemathesis.check
+def positive_data_accepted(ctx, response, case) -> None:
+    method = case.data_generation_method
+    if method is None or not method.is_positive:
+        return
+    if case.meta and case.meta.description and case.meta.description.startswith("Unspecified HTTP method"):
+        return
+    status = response.status_code
+    if 200 <= status < 300 or status in STATE_STATUSES:
+        return
+    code = _error_code(response)
+    allowed = STATE_CODES | (WEBHOOK_CODES if case.operation.path == WEBHOOK_PATH else set())
+    if status == 400 and code in allowed:
+        return
+    raise AssertionError(f"A request the schema calls valid was refused: {status} {code or ''}".rstrip())
+
+
+@schemathesis.hook
+def filter_query(context, query) -> bool:
+    return not query or all(not isinstance(value, list | dict) and value is not None for value in query.values())
