@@ -270,6 +270,12 @@ ENV = {
     "REFUNDS_RETRY_MAX_SECONDS": "5",
     "WEBHOOKS_RETRY_BASE_SECONDS": "0.5",
     "WEBHOOKS_RETRY_MAX_SECONDS": "5",
+    # Retries that outlast the longest fault, as production's do (backoff capped at 600 s): with 5 s caps the
+    # default counts (6-8) give up within ~20 s, and the simulator keeps its state in Redis, so a Redis fault
+    # is a gateway outage here too. 16 retries at these caps span ~68 s.
+    "PAYMENTS_SETTLE_MAX_RETRIES": "16",
+    "REFUNDS_SUBMIT_MAX_RETRIES": "16",
+    "WEBHOOKS_PROCESS_MAX_RETRIES": "16",
     # The webhook recovery task (re-enqueues events left `received`) every 5 s, for rows older than 15 s.
     "WEBHOOKS_RECOVERY_INTERVAL_SECONDS": "5",
     "WEBHOOKS_RECOVERY_STUCK_SECONDS": "15",
@@ -883,7 +889,7 @@ def start_stack() -> None:
     REDIS.start()
     manage("migrate", "--noinput")
     manage("collectstatic", "--noinput")
-    manage("create_api_client", "chaos-shop", "--role", "storefront", "--password", PASSWORD)
+    manage("create_api_client", "chaos-shop", "--role", "storefront", f"--password={PASSWORD}")  # a password may start with "-"
     WEB.start(ENV)
     WORKER.start(ENV)
     BEAT.start(ENV)

@@ -148,6 +148,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 100
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A Redis broker through config/broker.py: kombu's transport, but a worker survives Redis going away mid-close.
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT = "config.broker:Transport"
 CELERY_BROKER_CONNECTION_TIMEOUT = 4.0  # an AMQP broker's connect and handshake (Redis: the options below)
 # socket_timeout bounds each publish and each synchronous command (above the workers' 1 s BRPOP wait; their
 # event loop has its own health check); max_retries/interval_* bound kombu's reconnects.

@@ -193,7 +193,7 @@ def main() -> int:
         for role in ROLES:
             passwords[role] = secrets.token_urlsafe(24)
             run([ENTRYPOINT, "python", "manage.py", "create_api_client", f"fuzz-{role}", "--role", role,
-                 "--password", passwords[role]], env)  # fmt: skip
+                 f"--password={passwords[role]}"], env)  # fmt: skip
         processes.append(start("web", env, logs))
         processes.append(start("worker", env, logs))
         wait_ready(url, processes[0], logs)
