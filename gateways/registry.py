@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.cache import cache
 from prometheus_client import Histogram
 
-from gateways.base import ActionRequired, Declined, Gateway, IntentResult, Retryable
+from gateways.base import ActionRequired, Declined, Gateway, IntentResult, Retryable, SetupIntentResult
 from gateways.simulator import SimulatorGateway
 from gateways.stripe import StripeGateway
 
@@ -45,6 +45,15 @@ TIMED_OPERATIONS = frozenset(
         "card_fingerprint",
         "create_refund",
         "retrieve_refund",
+        "create_customer",
+        "update_customer",
+        "retrieve_customer",
+        "delete_customer",
+        "create_setup_intent",
+        "retrieve_setup_intent",
+        "attach_payment_method",
+        "detach_payment_method",
+        "retrieve_payment_method",
     }
 )
 
@@ -52,7 +61,8 @@ TIMED_OPERATIONS = frozenset(
 def call_outcome(result: Any = None, error: BaseException | None = None) -> str:
     """The outcome label of one call: what it returned or raised."""
     if error is None:
-        return "action_required" if isinstance(result, IntentResult) and result.status == "requires_action" else "ok"
+        waiting = isinstance(result, IntentResult | SetupIntentResult) and result.status == "requires_action"
+        return "action_required" if waiting else "ok"
     if isinstance(error, Declined):
         return "declined"
     if isinstance(error, ActionRequired):

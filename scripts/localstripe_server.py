@@ -15,6 +15,15 @@ The patches below follow Stripe's documented API; each says which localstripe ga
 - Stripe's test tokens `pm_card_mastercard`, `pm_card_chargeDeclined*`, `pm_card_threeDSecure2Required`,
   `pm_card_authenticationRequired` work; declines carry `decline_code` and the `payment_intent`; confirming
   or capturing in the wrong status -> 400 `payment_intent_unexpected_state`.
+- Customers, saved payment methods and setup intents as on Stripe: Stripe's test cards keep their brand, last4,
+  funding and country US (`pm_card_amex`, `pm_card_discover`, `pm_card_visa_debit` too); attach refuses a decline
+  card with a 402 card_error and its decline_code, a detached method (never usable again) and another customer's;
+  detaching the default unsets `invoice_settings.default_payment_method`; a deleted customer's methods are
+  detached and retrieving it answers Stripe's `{"deleted": true}` stub; PaymentIntents accept
+  `setup_future_usage` (the card is saved to the customer on success), refuse another customer's or a detached
+  method, and off session a card that needs authentication is a 402 `authentication_required`; SetupIntents
+  accept `payment_method`, `confirm` and `automatic_payment_methods`, save the card to the customer on success
+  and answer a decline with a 402 card_error leaving the intent in requires_payment_method.
 Not patched: over-refunds are accepted; `latest_charge` comes back expanded; webhooks as localstripe sends them.
 """
 
@@ -31,7 +40,7 @@ from typing import Any
 from aiohttp import web
 from localstripe import resources
 from localstripe.errors import UserError
-from localstripe.resources import Charge, PaymentIntent, PaymentMethod, Refund, Store
+from localstripe.resources import Charge, Customer, PaymentIntent, PaymentMethod, Refund, SetupIntent, Store
 
 
 # --- keep the store in memory: localstripe pickles it to the fixed file /tmp/localstripe.pickle ----------
@@ -90,12 +99,28 @@ DECLINES = {
 _GENERIC_DECLINE = DECLINES["4000000000000002"]
 
 
+TEST_CARDS.update({"pm_card_amex": "371449635398431", "pm_card_discover": "6011111111111117"})
+_BRANDS = (("34", "amex"), ("37", "amex"), ("5", "mastercard"), ("6011", "discover"), ("4", "visa"))
+_DEBIT_CARDS = {"4000056655665556"}
+
+
 def _test_article(cls: type, id: str) -> Any:
+    """A new PaymentMethod for one of Stripe's test tokens, with that test card's details (as Stripe clones them)."""
     number = TEST_CARDS.get(id)
     if number is None:
         return None
-    method = PaymentMethod(type="card", card={"number": number, "exp_month": "12", "exp_year": "2034", "cvc": "123"})
-    method.card["brand"] = "mastercard" if number.startswith("5") else "visa"
+    # localstripe only takes 16 digits: make it with a placeholder, then give it the real test number.
+    method = PaymentMethod(
+        type="card", card={"number": "4242424242424242", "exp_month": "12", "exp_year": "2034", "cvc": "123"}
+    )
+    method._card_number = number
+    method.card.update(
+        brand=next(brand for prefix, brand in _BRANDS if number.startswith(prefix)),
+        last4=number[-4:],
+        fingerprint=resources.fingerprint(number),
+        funding="debit" if number in _DEBIT_CARDS else "credit",
+        country="US",
+    )
     return method
 
 
@@ -174,7 +199,8 @@ Charge._capture = _capture
 
 # --- real parameters localstripe rejects with 400 "Unexpected ..." --------------------------------------
 _EXTRA_INTENT_FIELDS = (
-    "automatic_payment_methods",  # accepted and reported, not applied: localstripe only knows cards and SEPA
+    "automatic_payment_methods",
+    "setup_future_usage",  # accepted and reported, not applied: localstripe only knows cards and SEPA
     "description",
     "receipt_email",
     "statement_descriptor",
@@ -239,8 +265,232 @@ def _api_capture(id: str, **data: Any) -> Any:
     return _capture_intent(id=id, **data)
 
 
+# --- customers, saved payment methods, setup intents -------------------------------------------------------
+_deleted_customers: set[str] = set()
+
+
+def _card_error(status: int, number: str | None, **extra: Any) -> UserError:
+    code, decline_code, message = DECLINES.get(number or "", _GENERIC_DECLINE)
+    error = UserError(status, message, {"code": code, "decline_code": decline_code})
+    error.body["error"].update(type="card_error", **extra)
+    return error
+
+
+def _saved(id: str | None) -> Any:
+    """A stored PaymentMethod (not a test token, which retrieving would clone), or None."""
+    return resources.store.get(f"payment_method:{id}") if id else None
+
+
+def _check_usable(method: Any, customer: str | None) -> None:
+    if method is None:
+        return
+    if getattr(method, "_detached", False):
+        raise UserError(
+            400,
+            f"The provided PaymentMethod {method.id} was detached from a Customer and may not be used again.",
+            {"code": "payment_method_unexpected_state"},
+        )
+    if method.customer and method.customer != customer:
+        raise UserError(
+            400,
+            f"The provided PaymentMethod {method.id} does not belong to the Customer {customer}.",
+            {"code": "payment_method_invalid_parameter", "param": "payment_method"},
+        )
+
+
+def _api_attach(id: str, customer: Any = None, **kwargs: Any) -> Any:
+    if kwargs:
+        raise UserError(400, "Unexpected " + ", ".join(kwargs))
+    if not isinstance(customer, str) or not customer.startswith("cus_"):
+        raise _invalid("customer", customer)
+    Customer._api_retrieve(customer)  # 404 when unknown (or deleted)
+    method = PaymentMethod._api_retrieve(id)  # a test token is cloned
+    if getattr(method, "_detached", False):
+        _check_usable(method, customer)
+    if method.customer and method.customer != customer:
+        raise UserError(
+            400,
+            "The payment method you provided has already been attached to a customer.",
+            {"code": "payment_method_unexpected_state"},
+        )
+    if method._attaching_is_declined():
+        raise _card_error(402, getattr(method, "_card_number", None))
+    method.customer = customer
+    return method
+
+
+def _api_detach(id: str, **kwargs: Any) -> Any:
+    if kwargs:
+        raise UserError(400, "Unexpected " + ", ".join(kwargs))
+    method = PaymentMethod._api_retrieve(id)
+    if not method.customer:
+        raise UserError(
+            400,
+            "The payment method you provided is not attached to a customer so detachment is impossible.",
+            {"code": "payment_method_unexpected_state"},
+        )
+    owner = resources.store.get(f"customer:{method.customer}")
+    if owner is not None and owner.invoice_settings.get("default_payment_method") == method.id:
+        owner.invoice_settings["default_payment_method"] = None
+    method.customer, method._detached = None, True
+    return method
+
+
+_delete_customer = Customer._api_delete
+
+
+def _api_delete_customer(cls: type, id: str) -> Any:
+    """Deleting a customer detaches its payment methods; retrieving it afterwards gives Stripe's stub."""
+    deleted = _delete_customer(id)
+    for key, method in list(resources.store.items()):
+        if key.startswith("payment_method:") and method.customer == id:
+            method.customer, method._detached = None, True
+    _deleted_customers.add(id)
+    return deleted
+
+
+Customer._api_delete = classmethod(_api_delete_customer)
+
+
+def _api_create_intent(cls: type, confirm: Any = None, off_session: Any = None, **data: Any) -> Any:
+    """Like localstripe's, but off session a card that needs authentication fails, and saved methods are checked."""
+    confirm, off_session = resources.try_convert_to_bool(confirm), resources.try_convert_to_bool(off_session)
+    if off_session is not None and confirm is not True:
+        raise UserError(400, "off_session can only be used when confirm=true.", {"param": "off_session"})
+    _check_usable(_saved(data.get("payment_method")), data.get("customer"))
+    intent = cls(**data)
+    intent._off_session = bool(off_session)
+    if confirm:
+        intent._confirm(on_failure_now=intent._report_failure)
+    return intent
+
+
+PaymentIntent._api_create = classmethod(_api_create_intent)
+_confirm_intent = PaymentIntent._confirm
+
+
+def _confirm_off_session(self: Any, on_failure_now: Any) -> None:
+    method = PaymentMethod._api_retrieve(self.payment_method)
+    if getattr(self, "_off_session", False) and method._requires_authentication():
+        message = "Your card was declined. This transaction requires authentication."
+        self._auth_error = {
+            "code": "authentication_required",
+            "decline_code": "authentication_required",
+            "message": message,
+            "type": "card_error",
+            "payment_method": {"id": method.id},
+        }
+        self.payment_method = None  # back in requires_payment_method, as on Stripe
+        error = UserError(402, message, {"code": "authentication_required", "decline_code": "authentication_required"})
+        error.body["error"].update(type="card_error", payment_intent=self._export())
+        raise error
+    _confirm_intent(self, on_failure_now)
+
+
+PaymentIntent._confirm = _confirm_off_session
+_error_with_decline_code = PaymentIntent.last_payment_error.fget
+
+
+def _last_payment_error_off_session(self: Any) -> dict[str, Any] | None:
+    if not self.payment_method and getattr(self, "_auth_error", None):
+        return self._auth_error
+    return _error_with_decline_code(self)
+
+
+PaymentIntent.last_payment_error = property(_last_payment_error_off_session)
+_on_success = PaymentIntent._on_success
+
+
+def _on_success_saving(self: Any) -> None:
+    """`setup_future_usage` with a customer: the card is saved to the customer when the payment succeeds."""
+    if getattr(self, "setup_future_usage", None) and self.customer:
+        method = PaymentMethod._api_retrieve(self.payment_method)  # a test token: the clone it becomes
+        if method.customer is None and not getattr(method, "_detached", False):
+            method.customer = self.customer
+        self.payment_method = method.id
+    _on_success(self)
+
+
+PaymentIntent._on_success = _on_success_saving
+
+
+def _api_create_setup_intent(
+    cls: type, confirm: Any = None, payment_method: Any = None, automatic_payment_methods: Any = None, **data: Any
+) -> Any:
+    method = PaymentMethod._api_retrieve(payment_method) if payment_method else None  # 404 when unknown
+    _check_usable(_saved(payment_method), data.get("customer"))
+    setup = cls(**data)
+    setup.automatic_payment_methods = automatic_payment_methods
+    if method is not None:
+        setup.payment_method, setup.status = method.id, "requires_confirmation"
+    if resources.try_convert_to_bool(confirm):
+        if method is None:
+            raise UserError(400, "You must provide a payment method to confirm this SetupIntent.")
+        setup._attach_pm(method)
+    return setup
+
+
+SetupIntent._api_create = classmethod(_api_create_setup_intent)
+
+
+def _attach_setup_method(self: Any, method: Any) -> None:
+    """Stripe's card check: a decline leaves the intent waiting for another card; success saves the card."""
+    self.payment_method = method.id
+    if method._attaching_is_declined():
+        self.status, self.payment_method, self.next_action = "requires_payment_method", None, None
+        raise _card_error(402, getattr(method, "_card_number", None), setup_intent=self._export())
+    if method._requires_authentication():
+        self.status = "requires_action"
+        self.next_action = {"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect"}}
+        return
+    if self.customer:
+        method.customer = self.customer
+    self.status, self.next_action = "succeeded", None
+
+
+SetupIntent._attach_pm = _attach_setup_method
+_confirm_setup = SetupIntent._api_confirm
+
+
+def _api_confirm_setup(id: str, payment_method: Any = None, **data: Any) -> Any:
+    setup = SetupIntent._api_retrieve(id)
+    if setup.status not in ("requires_payment_method", "requires_confirmation"):
+        raise UserError(
+            400,
+            f"You cannot confirm this SetupIntent because it has a status of {setup.status}.",
+            {"code": "setup_intent_unexpected_state"},
+        )
+    if payment_method is None and setup.payment_method:
+        payment_method = setup.payment_method
+    _check_usable(_saved(payment_method), setup.customer)
+    return _confirm_setup(id=id, payment_method=payment_method, **data)
+
+
+@web.middleware
+async def deleted_customer_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Retrieving a deleted customer answers Stripe's stub `{"id", "object": "customer", "deleted": true}`."""
+    if request.method == "DELETE" and request.path == "/_config/data":
+        _deleted_customers.clear()
+    parts = request.path.strip("/").split("/")
+    if (
+        request.method == "GET"
+        and len(parts) == 3
+        and parts[:2] == ["v1", "customers"]
+        and parts[2] in _deleted_customers
+    ):
+        return web.json_response({"id": parts[2], "object": "customer", "deleted": True})
+    return await handler(request)
+
+
 # localstripe.server registers these routes with the functions listed here, at import: swap them first.
-_REPLACEMENTS = {_confirm: _api_confirm, _cancel: _api_cancel, _capture_intent: _api_capture}
+_REPLACEMENTS = {
+    _confirm: _api_confirm,
+    _cancel: _api_cancel,
+    _capture_intent: _api_capture,
+    PaymentMethod._api_attach: _api_attach,
+    PaymentMethod._api_detach: _api_detach,
+    _confirm_setup: _api_confirm_setup,
+}
 resources.extra_apis[:] = [(method, url, _REPLACEMENTS.get(func, func)) for method, url, func in resources.extra_apis]
 
 _COMPARE = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le, "eq": operator.eq}
@@ -313,6 +563,7 @@ def main() -> None:
 
     server = importlib.import_module("localstripe.server")  # after the patches: it registers routes at import
     server.app.middlewares.insert(0, idempotency_middleware)  # outermost: sees error responses too
+    server.app.middlewares.insert(1, deleted_customer_middleware)
     access_log = logging.getLogger("aiohttp.access")
     if args.verbose:
         logging.basicConfig(level=logging.INFO)

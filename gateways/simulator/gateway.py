@@ -4,8 +4,16 @@ State lives in Redis (the cache's, so a web process and a worker see the same in
 memory when the cache is not Redis, as in `make run`): see `gateways.simulator.store`. Every call costs at
 most two round trips to Redis, one Lua script each, whatever the number of intents. It honours idempotency
 keys like Stripe: the same key returns the first outcome and moves no money twice, also when calls with one
-key race. Tests and demos can complete a 3-D Secure challenge (`complete_action`) and inject faults
-(`inject_fault`): a timeout after the work was done (the answer was lost), a timeout before it, or an outage.
+key race. Tests and demos can complete a 3-D Secure challenge (`complete_action`, for payment and setup intents),
+confirm a setup intent as Stripe.js would (`confirm_setup_intent`) and inject faults (`inject_fault`, on any
+operation): a timeout after the work was done (the answer was lost), a timeout before it, or an outage.
+
+Customers and saved payment methods behave like Stripe's: attaching a test token (`pm_card_visa`) clones it into
+a saved `pm_sim_...` with the test card's details (brand, last4, a fingerprint fixed per test card); a decline
+token is refused at attach (Stripe's card check); a detached method, or another customer's, cannot be charged;
+`setup_future_usage` with a customer saves the card once the payment succeeds; deleting a customer detaches its
+methods. `pm_card_authenticationRequired` needs 3-D Secure on every charge (off session: declined
+`authentication_required`); `pm_card_chargeCustomerFail` attaches and then every charge is declined.
 `SIMULATOR_LATENCY_MS` adds a real gateway's answer time to each call.
 """
 
@@ -24,13 +32,17 @@ from django.conf import settings
 
 from gateways.base import (
     ActionRequired,
+    CardDetails,
+    CustomerResult,
     Declined,
     GatewayError,
     GatewayTimeout,
     GatewayUnavailable,
     IntentResult,
+    PaymentMethodResult,
     Permanent,
     RefundResult,
+    SetupIntentResult,
 )
 from gateways.simulator.store import INTENT_INDEX, REFUND_INDEX, Store, get_store
 
@@ -43,7 +55,26 @@ DECLINES = {
     "pm_card_chargeDeclinedProcessingError": ("processing_error", "An error occurred while processing your card."),
 }
 THREE_D_SECURE = {"pm_card_threeDSecure2Required", "pm_card_authenticationRequired"}
-KNOWN_TOKENS = SUCCEEDING | set(DECLINES) | THREE_D_SECURE
+# Saved without trouble, then every charge is declined (Stripe's 4000000000000341).
+CHARGE_FAILS = {"pm_card_chargeCustomerFail": ("card_declined", "Your card was declined.")}
+KNOWN_TOKENS = SUCCEEDING | set(DECLINES) | THREE_D_SECURE | set(CHARGE_FAILS)
+# The test card each token stands for, as Stripe's test cards are: brand, last4, funding.
+TEST_CARDS = {
+    "pm_card_visa": ("visa", "4242", "credit"),
+    "pm_card_mastercard": ("mastercard", "4444", "credit"),
+    "pm_card_amex": ("amex", "8431", "credit"),
+    "pm_card_visa_debit": ("visa", "5556", "debit"),
+    "pm_card_discover": ("discover", "1117", "credit"),
+    "pm_card_chargeDeclined": ("visa", "0002", "credit"),
+    "pm_card_chargeDeclinedInsufficientFunds": ("visa", "9995", "credit"),
+    "pm_card_chargeDeclinedExpiredCard": ("visa", "0069", "credit"),
+    "pm_card_chargeDeclinedIncorrectCvc": ("visa", "0127", "credit"),
+    "pm_card_chargeDeclinedProcessingError": ("visa", "0119", "credit"),
+    "pm_card_threeDSecure2Required": ("visa", "3220", "credit"),
+    "pm_card_authenticationRequired": ("visa", "3184", "credit"),
+    "pm_card_chargeCustomerFail": ("visa", "0341", "credit"),
+}
+DETACHED = "-"  # pm-owner of a method detached from its customer (it can never be used again, as on Stripe)
 
 FAULT_KINDS = {"timeout", "timeout_before", "unavailable", "permanent"}
 _ATTEMPTS = 20  # compare-and-set rounds before a call on a hotly contended intent gives up (retryable)
@@ -58,10 +89,36 @@ def _dump(intent: IntentResult) -> dict[str, Any]:
     return data
 
 
+_INTENT_FIELDS = frozenset(IntentResult.__dataclass_fields__)
+
+
 def _load(data: dict[str, Any]) -> IntentResult:
-    data = dict(data)
+    data = {key: value for key, value in data.items() if key in _INTENT_FIELDS}  # not the stored extras
     data["created_at"] = datetime.fromisoformat(data["created_at"]) if data.get("created_at") else None
     return IntentResult(**data)
+
+
+def _when(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _dump_result(result: CustomerResult | PaymentMethodResult | SetupIntentResult) -> dict[str, Any]:
+    data = asdict(result)
+    data["created_at"] = result.created_at.isoformat() if result.created_at else None
+    return data
+
+
+def _load_result(kind: str, data: dict[str, Any]) -> CustomerResult | PaymentMethodResult | SetupIntentResult:
+    data = dict(data) | {"created_at": _when(data.get("created_at"))}
+    if kind == "customer":
+        return CustomerResult(**data)
+    if kind == "setup_intent":
+        return SetupIntentResult(**data)
+    card = data.pop("card", None)
+    return PaymentMethodResult(**data, card=CardDetails(**card) if card else None)
+
+
+_RESULT_KINDS = {CustomerResult: "customer", PaymentMethodResult: "payment_method", SetupIntentResult: "setup_intent"}
 
 
 def _dump_refund(refund: RefundResult) -> dict[str, Any]:
@@ -115,7 +172,7 @@ def _store_page(index: str, records: str, low: int, high: int, limit: int) -> li
 class _Outcome:
     """What a call decided: its result, or a decline (recorded like a result), and the writes that make it so."""
 
-    result: IntentResult | RefundResult | None = None
+    result: IntentResult | RefundResult | CustomerResult | PaymentMethodResult | SetupIntentResult | None = None
     declined: Declined | None = None
     write: list[list[str]] = field(default_factory=list)  # [hash, field, value]
     index: list[list[str]] = field(default_factory=list)  # [sorted set, score, member]
@@ -137,6 +194,8 @@ class _Outcome:
             stored = {"kind": "refund", "value": _dump_refund(self.result)}
         elif isinstance(self.result, IntentResult):
             stored = {"kind": "intent", "value": _dump(self.result)}
+        elif isinstance(self.result, CustomerResult | PaymentMethodResult | SetupIntentResult):
+            stored = {"kind": _RESULT_KINDS[type(self.result)], "value": _dump_result(self.result)}
         else:
             raise TypeError("an outcome to record needs a result or a decline")
         return spec | {"record": json.dumps(stored), "declined": self.declined is not None}
@@ -147,9 +206,12 @@ class _Outcome:
         return self.result
 
 
-def _put_intent(intent: IntentResult, *, created: datetime | None = None) -> _Outcome:
-    """Write the intent; a new one (`created`) also joins the index by created time."""
-    outcome = _Outcome(result=intent, write=[["intents", intent.reference, json.dumps(_dump(intent))]])
+def _put_intent(
+    intent: IntentResult, *, created: datetime | None = None, extras: dict[str, str] | None = None
+) -> _Outcome:
+    """Write the intent (with its `extras`: customer, setup_future_usage); a new one (`created`) joins the index."""
+    record = _dump(intent) | (extras or {})
+    outcome = _Outcome(result=intent, write=[["intents", intent.reference, json.dumps(record)]])
     if created is not None:
         outcome.index.append([INTENT_INDEX, str(_micros(created)), intent.reference])
     return outcome
@@ -168,7 +230,146 @@ def _replayed(stored: str) -> Any:
         raise Declined(record["message"], code=record["code"], intent=intent)
     if record["kind"] == "refund":
         return _load_refund(record["value"])
+    if record["kind"] in _RESULT_KINDS.values():
+        return _load_result(record["kind"], record["value"])
     return _load(record["value"])
+
+
+def _intent_with_extras(record: str, reference: str) -> tuple[IntentResult, dict[str, str]]:
+    intent = _intent_from(record, reference)
+    data = json.loads(record)
+    return intent, {"customer": data.get("customer") or "", "setup_future_usage": data.get("setup_future_usage") or ""}
+
+
+def _intent_reads(reference: str, payment_method: str) -> list[list[str]]:
+    """The intent, the method it is confirmed with (given, or its own) and that method's owner, its customer."""
+    method = payment_method or "@1.payment_method"
+    return [["intents", reference], ["payment_methods", method], ["pm-owner", method], ["customers", "@1.customer"]]
+
+
+def _setup_reads(reference: str, payment_method: str) -> list[list[str]]:
+    """The setup intent, its customer, the method it is confirmed with (given, or its own) and that one's owner."""
+    method = payment_method or "@1.payment_method"
+    reads = [["setup_intents", reference], ["customers", "@1.customer_reference"]]
+    return reads + [["payment_methods", method], ["pm-owner", method]]
+
+
+def _setup_from(record: str, reference: str) -> SetupIntentResult:
+    if not record:
+        raise _missing("setup_intent", reference)
+    data = json.loads(record)
+    return SetupIntentResult(**data | {"created_at": _when(data.get("created_at"))})
+
+
+def _put_setup(setup: SetupIntentResult) -> list[str]:
+    return ["setup_intents", setup.reference, json.dumps(_dump_result(setup))]
+
+
+def _missing(kind: str, reference: str) -> Permanent:
+    return Permanent(f"No such {kind}: '{reference}'", code="resource_missing")
+
+
+def _fingerprint(token: str) -> str:
+    return "fp_sim_" + hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+def _test_card(token: str) -> CardDetails:
+    """The card a test token stands for: Stripe's test card details, valid for a few more years."""
+    brand, last4, funding = TEST_CARDS[token]
+    year = datetime.now(tz=UTC).year + 3
+    return CardDetails(brand, last4, 12, year, funding=funding, country="US", fingerprint=_fingerprint(token))
+
+
+def _customer_data(record: str, reference: str, *, live: bool = True) -> dict[str, Any]:
+    """A customer's stored record; unknown (or, with `live`, deleted) raises `Permanent` as on Stripe."""
+    if not record:
+        raise _missing("customer", reference)
+    data: dict[str, Any] = json.loads(record)
+    if live and data.get("deleted"):
+        raise _missing("customer", reference)
+    return data
+
+
+def _customer_result(data: dict[str, Any]) -> CustomerResult:
+    if data.get("deleted"):
+        return CustomerResult(reference=data["reference"], deleted=True)  # Stripe's stub for a deleted customer
+    fields = {key: data[key] for key in ("reference", "email", "name", "default_payment_method", "metadata")}
+    return CustomerResult(**fields, created_at=_when(data.get("created_at")))
+
+
+def _put_customer(data: dict[str, Any]) -> list[str]:
+    return ["customers", data["reference"], json.dumps(data)]
+
+
+def _method_result(data: dict[str, Any], owner: str) -> PaymentMethodResult:
+    card = data.get("card")
+    return PaymentMethodResult(
+        reference=data["reference"],
+        type=data["type"],
+        customer_reference=owner if owner != DETACHED else "",
+        card=CardDetails(**card) if card else None,
+        created_at=_when(data.get("created_at")),
+    )
+
+
+def _new_method(token: str) -> dict[str, Any]:
+    """A saved payment method cloned from a test token (`token` says which test card it is, never shown)."""
+    result = PaymentMethodResult(
+        reference="pm_sim_" + secrets.token_hex(12),
+        type="card",
+        card=_test_card(token),
+        created_at=datetime.now(tz=UTC),
+    )
+    return _dump_result(result) | {"customer_reference": "", "token": token}
+
+
+@dataclass
+class _Method:
+    """The payment method a call uses: which test card (`token`), the saved record and its owner if any."""
+
+    token: str
+    saved: dict[str, Any] | None = None
+    owner: str = ""  # the customer it is attached to; "" never attached; DETACHED
+
+    @property
+    def reference(self) -> str:
+        return self.saved["reference"] if self.saved else self.token
+
+
+def _method(reference: str, record: str, owner: str) -> _Method:
+    """A test token, or a saved method (its record and owner as read); unknown raises `Permanent`."""
+    if reference in KNOWN_TOKENS:
+        return _Method(token=reference)
+    if not record:
+        raise _missing("PaymentMethod", reference)
+    saved = json.loads(record)
+    return _Method(token=saved["token"], saved=saved, owner=owner)
+
+
+def _chargeable(method: _Method, customer: str) -> None:
+    """Stripe refuses a detached method and one of another customer (or one attached, used without customer)."""
+    if method.owner == DETACHED:
+        raise Permanent(
+            f"The provided PaymentMethod {method.reference} was detached from a Customer and may not be used again.",
+            code="payment_method_unexpected_state",
+        )
+    if method.owner and method.owner != customer:
+        raise Permanent(
+            f"The provided PaymentMethod {method.reference} does not belong to the Customer {customer or '(none)'}.",
+            code="payment_method_invalid_parameter",
+        )
+
+
+def _attach(method: _Method, customer: dict[str, Any]) -> tuple[dict[str, Any], list[list[str]]]:
+    """Save `method` to the customer (a test token is cloned first): the saved record and the writes."""
+    saved = method.saved or _new_method(method.token)
+    writes = [["pm-owner", saved["reference"], customer["reference"]]]
+    if method.saved is None:
+        writes.append(["payment_methods", saved["reference"], json.dumps(saved)])
+    if saved["reference"] not in customer["methods"]:
+        customer["methods"].append(saved["reference"])
+        writes.append(_put_customer(customer))
+    return saved, writes
 
 
 def _fault(kind: str) -> GatewayError:
@@ -212,24 +413,68 @@ class SimulatorGateway:
         """Operations that really happened (moved state or money), idempotent replays excluded."""
         return _store_call(lambda: _store().counter("performed:" + operation))
 
-    def complete_action(self, *, reference: str, succeed: bool = True) -> IntentResult:
-        """Finish (or fail) the customer's 3-D Secure challenge, as the customer's browser would."""
+    def complete_action(self, *, reference: str, succeed: bool = True) -> IntentResult | SetupIntentResult:
+        """Finish (or fail) the customer's 3-D Secure challenge, as the customer's browser would.
+
+        For a payment intent (pi_...) or a setup intent (seti_...); a card to be saved is saved on success.
+        """
+        if reference.startswith("seti_"):
+            return self._complete_setup_action(reference, succeed)
 
         def decide(values: Sequence[str]) -> _Outcome:
-            intent = _intent_from(values[0], reference)
+            intent, extras = _intent_with_extras(values[0], reference)
             if intent.status != "requires_action":
                 raise Permanent(f"Intent {reference} is {intent.status}, not requires_action.")
             if succeed:
-                return _put_intent(self._authorize(intent))
+                method = _method(intent.payment_method, values[1], values[2])
+                return self._authorized(intent, extras, method, values[3], created=None)
             failed = replace(
                 intent,
                 status="requires_payment_method",
                 failure_code="authentication_failed",
                 failure_message="The customer failed 3-D Secure authentication.",
             )
-            return _put_intent(failed)
+            return _put_intent(failed, extras=extras)
 
-        key, reads = {"op": "complete_action"}, [["intents", reference]]
+        key, reads = {"op": "complete_action"}, _intent_reads(reference, "")
+        return self._transact(key, reads, _step(key | {"read": reads})["values"], decide, record=False)
+
+    def _complete_setup_action(self, reference: str, succeed: bool) -> SetupIntentResult:
+        def decide(values: Sequence[str]) -> _Outcome:
+            setup = _setup_from(values[0], reference)
+            if setup.status != "requires_action":
+                raise Permanent(f"SetupIntent {reference} is {setup.status}, not requires_action.")
+            if not succeed:
+                failed = replace(setup, status="requires_payment_method", payment_method="")
+                return _Outcome(result=failed, write=[_put_setup(failed)])
+            customer = _customer_data(values[1], setup.customer_reference)
+            saved, writes = _attach(_method(setup.payment_method, values[2], values[3]), customer)
+            done = replace(setup, status="succeeded", payment_method=saved["reference"])
+            return _Outcome(result=done, write=[*writes, _put_setup(done)])
+
+        key, reads = {"op": "complete_action"}, _setup_reads(reference, "")
+        return self._transact(key, reads, _step(key | {"read": reads})["values"], decide, record=False)
+
+    def confirm_setup_intent(self, *, reference: str, payment_method: str = "") -> SetupIntentResult:
+        """Confirm a setup intent with a card, as Stripe.js does with its client_secret on the customer's side.
+
+        A card that needs 3-D Secure answers `requires_action` (then `complete_action`); a decline raises `Declined`.
+        """
+
+        def decide(values: Sequence[str]) -> _Outcome:
+            setup = _setup_from(values[0], reference)
+            if setup.status not in {"requires_payment_method", "requires_confirmation"}:
+                raise Permanent(
+                    f"This SetupIntent's status is {setup.status}; it cannot be confirmed.",
+                    code="setup_intent_unexpected_state",
+                )
+            customer = _customer_data(values[1], setup.customer_reference)
+            chosen = payment_method or setup.payment_method
+            if not chosen:
+                raise Permanent("You must provide a payment method to confirm this SetupIntent.")
+            return self._setup_confirmed(setup, _method(chosen, values[2], values[3]), customer)
+
+        key, reads = {"op": "confirm_setup_intent"}, _setup_reads(reference, payment_method)
         return self._transact(key, reads, _step(key | {"read": reads})["values"], decide, record=False)
 
     # --- protocol ----------------------------------------------------------------------------
@@ -244,12 +489,34 @@ class SimulatorGateway:
         metadata: dict[str, str],
         description: str,
         idempotency_key: str,
+        customer: str = "",
+        off_session: bool = False,
+        setup_future_usage: str = "",
     ) -> IntentResult:
-        """Create an intent; with `confirm`, confirm it with `payment_method` in the same call (one round trip)."""
+        """Create an intent; with `confirm`, confirm it with `payment_method` in the same call (two round trips).
 
-        def decide(_: Sequence[str]) -> _Outcome:
-            if confirm:
+        A saved method (pm_sim_...) must be the `customer`'s; `setup_future_usage` with a customer saves the card
+        when the payment goes through; `off_session` declines a card that needs authentication.
+        """
+        saved = bool(payment_method) and payment_method not in KNOWN_TOKENS
+        reads = [["customers", customer]] if customer else []
+        if saved:
+            reads += [["payment_methods", payment_method], ["pm-owner", payment_method]]
+
+        def decide(values: Sequence[str]) -> _Outcome:
+            if off_session and not confirm:
+                raise Permanent("off_session can only be used with confirm=true.", code="parameter_invalid")
+            customer_record = ""
+            if customer:
+                customer_record = values[0]
+                _customer_data(customer_record, customer)
+            method: _Method | None = None
+            if saved:
+                method = _method(payment_method, values[-2], values[-1])
+                _chargeable(method, customer)
+            elif confirm:
                 self._check_token(payment_method)
+                method = _Method(token=payment_method)
             reference, created = "pi_sim_" + secrets.token_hex(12), datetime.now(tz=UTC)
             intent = IntentResult(
                 reference=reference,
@@ -262,24 +529,30 @@ class SimulatorGateway:
                 created_at=created,
                 metadata=dict(metadata),
             )
-            return (
-                self._confirmed(intent, payment_method, created=created)
-                if confirm
-                else _put_intent(intent, created=created)
-            )
+            extras = {"customer": customer, "setup_future_usage": setup_future_usage}
+            if confirm and method is not None:
+                return self._confirmed(
+                    intent, extras, method, customer_record, created=created, off_session=off_session
+                )
+            return _put_intent(intent, created=created, extras=extras)
 
-        return self._call("create_intent", idempotency_key, [], decide)
+        return self._call("create_intent", idempotency_key, reads, decide)
 
     def confirm_intent(self, *, reference: str, payment_method: str, idempotency_key: str) -> IntentResult:
         def decide(values: Sequence[str]) -> _Outcome:
-            intent = _intent_from(values[0], reference)
+            intent, extras = _intent_with_extras(values[0], reference)
             if intent.status not in {"requires_payment_method", "requires_confirmation"}:
                 raise Permanent(f"This PaymentIntent's status is {intent.status}; it cannot be confirmed.")
             token = payment_method or intent.payment_method
-            self._check_token(token)
-            return self._confirmed(intent, token)
+            if token in KNOWN_TOKENS or not token:
+                self._check_token(token)
+                method = _Method(token=token)
+            else:
+                method = _method(token, values[1], values[2])
+                _chargeable(method, extras.get("customer", ""))
+            return self._confirmed(intent, extras, method, values[3], created=None)
 
-        return self._call("confirm_intent", idempotency_key, [["intents", reference]], decide)
+        return self._call("confirm_intent", idempotency_key, _intent_reads(reference, payment_method), decide)
 
     def capture_intent(self, *, reference: str, amount: int | None, idempotency_key: str) -> IntentResult:
         def decide(values: Sequence[str]) -> _Outcome:
@@ -305,11 +578,14 @@ class SimulatorGateway:
         return self._call("cancel_intent", idempotency_key, [["intents", reference]], decide)
 
     def card_fingerprint(self, *, payment_method: str) -> str:
-        """Like Stripe's test cards, each known token stands for one card with a fixed fingerprint."""
-        _step({"op": "card_fingerprint", "count": True})
-        if payment_method not in KNOWN_TOKENS:
+        """Like Stripe's test cards, each known token (and each method saved from it) has a fixed fingerprint."""
+        if payment_method in KNOWN_TOKENS:
+            _step({"op": "card_fingerprint", "count": True})
+            return _fingerprint(payment_method)
+        record = _step({"op": "card_fingerprint", "count": True, "read": [["payment_methods", payment_method]]})
+        if not record["values"][0]:
             return ""
-        return "fp_sim_" + hashlib.sha256(payment_method.encode()).hexdigest()[:16]
+        return str((json.loads(record["values"][0]).get("card") or {}).get("fingerprint") or "")
 
     def retrieve_intent(self, *, reference: str) -> IntentResult:
         _network_latency()
@@ -372,7 +648,202 @@ class SimulatorGateway:
                 raise Permanent(f"No such refund: '{reference}'")
             yield _load_refund(json.loads(record))
 
+    # --- customers -------------------------------------------------------------------------------
+    def create_customer(
+        self, *, email: str, name: str, metadata: dict[str, str], idempotency_key: str
+    ) -> CustomerResult:
+        def decide(_: Sequence[str]) -> _Outcome:
+            result = CustomerResult(
+                reference="cus_sim_" + secrets.token_hex(12),
+                email=email,
+                name=name,
+                metadata=dict(metadata),
+                created_at=datetime.now(tz=UTC),
+            )
+            return _Outcome(result=result, write=[_put_customer(_dump_result(result) | {"methods": []})])
+
+        return self._call("create_customer", idempotency_key, [], decide)
+
+    def update_customer(
+        self,
+        *,
+        reference: str,
+        email: str,
+        name: str,
+        metadata: dict[str, str],
+        default_payment_method: str | None,
+        idempotency_key: str,
+    ) -> CustomerResult:
+        """Email and name are set ("" unsets); metadata keys merge as on Stripe ("" deletes one); the default
+        payment method must be one of the customer's attached methods."""
+        reads = [["customers", reference]]
+        if default_payment_method:
+            reads.append(["pm-owner", default_payment_method])
+
+        def decide(values: Sequence[str]) -> _Outcome:
+            data = _customer_data(values[0], reference)
+            if default_payment_method and values[1] != reference:
+                raise Permanent(
+                    f"The customer does not have a payment method with the ID {default_payment_method}.",
+                    code="resource_missing",
+                )
+            merged = {**data["metadata"], **metadata}
+            data |= {"email": email, "name": name, "metadata": {k: v for k, v in merged.items() if v != ""}}
+            if default_payment_method is not None:
+                data["default_payment_method"] = default_payment_method
+            return _Outcome(result=_customer_result(data), write=[_put_customer(data)])
+
+        return self._call("update_customer", idempotency_key, reads, decide)
+
+    def retrieve_customer(self, *, reference: str) -> CustomerResult:
+        """The customer (a deleted one as Stripe's stub with `deleted=True`); unknown raises `Permanent`."""
+        record = self._read("retrieve_customer", [["customers", reference]])[0]
+        return _customer_result(_customer_data(record, reference, live=False))
+
+    def delete_customer(self, *, reference: str, idempotency_key: str) -> CustomerResult:
+        """Delete the customer; its saved methods are detached (they can never be charged again)."""
+
+        def decide(values: Sequence[str]) -> _Outcome:
+            data = _customer_data(values[0], reference)
+            data |= {"deleted": True, "default_payment_method": ""}
+            detached = [["pm-owner", method, DETACHED] for method in data["methods"]]
+            return _Outcome(result=_customer_result(data), write=[*detached, _put_customer(data)])
+
+        return self._call("delete_customer", idempotency_key, [["customers", reference]], decide)
+
+    # --- setup intents ---------------------------------------------------------------------------
+    def create_setup_intent(
+        self,
+        *,
+        customer_reference: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+        payment_method: str = "",
+        confirm: bool = False,
+    ) -> SetupIntentResult:
+        reads = [["customers", customer_reference]]
+        if payment_method:
+            reads += [["payment_methods", payment_method], ["pm-owner", payment_method]]
+
+        def decide(values: Sequence[str]) -> _Outcome:
+            customer = _customer_data(values[0], customer_reference)
+            if confirm and not payment_method:
+                raise Permanent("You must provide a payment method to confirm this SetupIntent.")
+            method = _method(payment_method, values[1], values[2]) if payment_method else None
+            reference = "seti_sim_" + secrets.token_hex(12)
+            setup = SetupIntentResult(
+                reference=reference,
+                status="requires_confirmation" if payment_method else "requires_payment_method",
+                customer_reference=customer_reference,
+                client_secret=f"{reference}_secret_{secrets.token_hex(8)}",
+                payment_method=payment_method,
+                created_at=datetime.now(tz=UTC),
+            )
+            if confirm and method is not None:
+                return self._setup_confirmed(setup, method, customer)
+            return _Outcome(result=setup, write=[_put_setup(setup)])
+
+        return self._call("create_setup_intent", idempotency_key, reads, decide)
+
+    def retrieve_setup_intent(self, *, reference: str) -> SetupIntentResult:
+        return _setup_from(self._read("retrieve_setup_intent", [["setup_intents", reference]])[0], reference)
+
+    def _setup_confirmed(self, setup: SetupIntentResult, method: _Method, customer: dict[str, Any]) -> _Outcome:
+        """Stripe's card check: declined (the intent waits for another card), 3-D Secure, or saved to the customer."""
+        if method.owner and method.owner != customer["reference"]:
+            _chargeable(method, customer["reference"])
+        if method.token in DECLINES:
+            code, message = DECLINES[method.token]
+            failed = replace(setup, status="requires_payment_method", payment_method="")
+            return _Outcome(result=failed, declined=Declined(message, code=code), write=[_put_setup(failed)])
+        if method.token in THREE_D_SECURE and method.owner != customer["reference"]:
+            saved = method.saved or _new_method(method.token)  # cloned now, attached once authenticated
+            waiting = replace(setup, status="requires_action", payment_method=saved["reference"])
+            writes = [] if method.saved else [["payment_methods", saved["reference"], json.dumps(saved)]]
+            return _Outcome(result=waiting, write=[*writes, _put_setup(waiting)])
+        saved, writes = _attach(method, customer)
+        done = replace(setup, status="succeeded", payment_method=saved["reference"])
+        return _Outcome(result=done, write=[*writes, _put_setup(done)])
+
+    # --- payment methods -------------------------------------------------------------------------
+    def attach_payment_method(
+        self, *, payment_method: str, customer_reference: str, idempotency_key: str
+    ) -> PaymentMethodResult:
+        """Attach: a test token is cloned into a new saved method; a decline token is refused (`Declined`)."""
+        reads = [["customers", customer_reference], ["payment_methods", payment_method], ["pm-owner", payment_method]]
+
+        def decide(values: Sequence[str]) -> _Outcome:
+            customer = _customer_data(values[0], customer_reference)
+            method = _method(payment_method, values[1], values[2])
+            if method.token in DECLINES:
+                code, message = DECLINES[method.token]
+                return _Outcome(declined=Declined(message, code=code))
+            if method.owner == customer_reference:
+                return _Outcome(result=_method_result(method.saved or {}, customer_reference))
+            if method.owner == DETACHED:
+                _chargeable(method, customer_reference)
+            if method.owner:
+                raise Permanent(
+                    "The payment method you provided has already been attached to a customer.",
+                    code="payment_method_unexpected_state",
+                )
+            saved, writes = _attach(method, customer)
+            return _Outcome(result=_method_result(saved, customer_reference), write=writes)
+
+        return self._call("attach_payment_method", idempotency_key, reads, decide)
+
+    def detach_payment_method(self, *, payment_method: str, idempotency_key: str) -> PaymentMethodResult:
+        """Detach for good; if it was the customer's default, the customer has no default any more."""
+        reads = [["payment_methods", payment_method], ["pm-owner", payment_method], ["customers", "@2"]]
+
+        def decide(values: Sequence[str]) -> _Outcome:
+            method = _method(payment_method, values[0], values[1])
+            if method.saved is None or method.owner in ("", DETACHED):
+                raise Permanent(
+                    "The payment method you provided is not attached to a customer so detachment is impossible.",
+                    code="payment_method_unexpected_state",
+                )
+            writes = [["pm-owner", payment_method, DETACHED]]
+            customer = _customer_data(values[2], method.owner, live=False)
+            if customer.get("default_payment_method") == payment_method:
+                writes.append(_put_customer(customer | {"default_payment_method": ""}))
+            return _Outcome(result=_method_result(method.saved, ""), write=writes)
+
+        return self._call("detach_payment_method", idempotency_key, reads, decide)
+
+    def retrieve_payment_method(self, *, payment_method: str) -> PaymentMethodResult:
+        """A saved method with its customer ("" once detached); a test token describes its test card."""
+        record, owner = self._read(
+            "retrieve_payment_method", [["payment_methods", payment_method], ["pm-owner", payment_method]]
+        )
+        if not record and payment_method in KNOWN_TOKENS:
+            return PaymentMethodResult(reference=payment_method, type="card", card=_test_card(payment_method))
+        if not record:
+            raise _missing("PaymentMethod", payment_method)
+        return _method_result(json.loads(record), owner)
+
+    def list_payment_methods(self, *, customer_reference: str) -> Iterator[PaymentMethodResult]:
+        """The customer's attached methods, newest first (as Stripe lists them), a page per round trip."""
+        record = self._read("list_payment_methods", [["customers", customer_reference]])[0]
+        methods = list(reversed(_customer_data(record, customer_reference, live=False)["methods"]))
+        for start in range(0, len(methods), _PAGE_SIZE):
+            page = methods[start : start + _PAGE_SIZE]
+            reads = [[name, method] for method in page for name in ("payment_methods", "pm-owner")]
+            values = _step({"op": "list_payment_methods", "read": reads})["values"]
+            for saved, owner in zip(values[::2], values[1::2], strict=True):
+                if saved and owner == customer_reference:
+                    yield _method_result(json.loads(saved), owner)
+
     # --- internals ---------------------------------------------------------------------------
+    @staticmethod
+    def _read(operation: str, reads: list[list[str]]) -> list[str]:
+        """One read-only call: counted, faults applied, the gateway's latency; one round trip."""
+        _network_latency()
+        answer = _step({"op": operation, "count": True, "faults": True, "read": reads})
+        if "fault" in answer:
+            raise _fault(answer["fault"])
+        return list(answer["values"])
+
     def _call(
         self, operation: str, idempotency_key: str, reads: list[list[str]], decide: Callable[[Sequence[str]], _Outcome]
     ) -> Any:
@@ -447,17 +918,50 @@ class SimulatorGateway:
         if token not in KNOWN_TOKENS:
             raise Permanent(f"No such PaymentMethod: '{token}'")
 
-    def _confirmed(self, intent: IntentResult, token: str, *, created: datetime | None = None) -> _Outcome:
-        """Confirm with a known test token: authorised (or captured), declined, or waiting for 3-D Secure."""
-        intent = replace(intent, payment_method=token, failure_code="", failure_message="")
-        if token in DECLINES:
-            code, message = DECLINES[token]
+    def _confirmed(
+        self,
+        intent: IntentResult,
+        extras: dict[str, str],
+        method: _Method,
+        customer_record: str,
+        *,
+        created: datetime | None,
+        off_session: bool = False,
+    ) -> _Outcome:
+        """Confirm with a test card (or a method saved from one): authorised, declined, or waiting for 3-D Secure."""
+        intent = replace(intent, payment_method=method.reference, failure_code="", failure_message="")
+        token = method.token
+        failure = DECLINES.get(token) or CHARGE_FAILS.get(token)
+        if failure is None and off_session and token in THREE_D_SECURE:
+            failure = ("authentication_required", "Your card was declined. This transaction requires authentication.")
+        if failure is not None:
+            code, message = failure
             intent = replace(intent, status="requires_payment_method", failure_code=code, failure_message=message)
-            outcome = _put_intent(intent, created=created)
+            outcome = _put_intent(intent, created=created, extras=extras)
             outcome.declined = Declined(message, code=code, intent=intent)
             return outcome
-        intent = replace(intent, status="requires_action") if token in THREE_D_SECURE else self._authorize(intent)
-        return _put_intent(intent, created=created)
+        if token in THREE_D_SECURE:
+            return _put_intent(replace(intent, status="requires_action"), created=created, extras=extras)
+        return self._authorized(intent, extras, method, customer_record, created=created)
+
+    def _authorized(
+        self,
+        intent: IntentResult,
+        extras: dict[str, str],
+        method: _Method,
+        customer_record: str,
+        *,
+        created: datetime | None,
+    ) -> _Outcome:
+        """The charge goes through; with `setup_future_usage` and a customer, the card is saved to the customer."""
+        writes: list[list[str]] = []
+        customer = extras.get("customer", "")
+        if extras.get("setup_future_usage") and customer and method.owner != customer:
+            saved, writes = _attach(method, _customer_data(customer_record, customer))
+            intent = replace(intent, payment_method=saved["reference"])
+        outcome = _put_intent(self._authorize(intent), created=created, extras=extras)
+        outcome.write[:0] = writes
+        return outcome
 
     @staticmethod
     def _authorize(intent: IntentResult) -> IntentResult:

@@ -7,14 +7,17 @@ Every gateway call is one or two *steps*. A step is atomic and runs, in this ord
 3. `idem`: if the idempotency key has a stored outcome, replay it (and stop);
 4. `lock`: take the key's in-progress mark (30 s), or stop with `busy` when another call holds it (Stripe's 409);
 5. `expect`: compare-and-set: stop with `conflict` unless each (hash, field) still holds the value read;
-6. `read`: return the values of (hash, field) pairs ("" when absent);
+6. `read`: return the values of (hash, field) pairs ("" when absent); a field `@i` is the value at position
+   i of the same list (`@i.name`: the string `name` of that JSON value), so a step can follow a reference
+   it reads (a payment method's owner, then that customer) in the same round trip;
 7. `write` / `index` / `incr`: HSET fields, ZADD members (score: created time in microseconds), HINCRBY;
 8. `record`: store the outcome under the idempotency key (24 hours), count the operation as performed and,
    unless it was a decline (`declined`), take a queued lost-answer `timeout` (`after`, also on a replay);
 9. `unlock`: drop the key's in-progress mark (on any answer but `conflict`, where the caller reads again).
 
-State, under the `gwsim:` prefix: hashes `intents`, `refunds` (reference -> JSON) and `refunded` (intent ->
-amount refunded), sorted sets `intents-by-created` and `refunds-by-created`, one list of queued faults per
+State, under the `gwsim:` prefix: hashes `intents`, `refunds`, `customers`, `setup_intents`, `payment_methods`
+(reference -> JSON), `refunded` (intent -> amount refunded) and `pm-owner` (saved payment method -> its
+customer, "-" once detached), sorted sets `intents-by-created` and `refunds-by-created`, one list of queued faults per
 operation, `idem:<key>` and `lock:<key>` strings, `calls-key:<key>` counters and a `counts` hash. No shared
 list or blob is read and written back whole, so concurrent calls never lose each other's writes, and each
 step is one round trip whatever the number of intents.
@@ -83,11 +86,26 @@ if idem ~= "" then
     return cjson.encode({busy = true})
   end
 end
-for _, e in ipairs(spec.expect or {}) do
-  if (redis.call("HGET", P .. e[1], e[2]) or "") ~= e[3] then return cjson.encode({conflict = true}) end
+-- A field "@i" is the value read (or expected) at position i; "@i.name" is that JSON value's string `name`.
+local function field_of(f, got)
+  if string.sub(f, 1, 1) ~= "@" then return f end
+  local dot = string.find(f, ".", 2, true)
+  local v = got[tonumber(string.sub(f, 2, dot and dot - 1 or -1))] or ""
+  if not dot then return v end
+  if v == "" then return "" end
+  local ok, obj = pcall(cjson.decode, v)
+  if not ok or type(obj) ~= "table" or type(obj[string.sub(f, dot + 1)]) ~= "string" then return "" end
+  return obj[string.sub(f, dot + 1)]
+end
+local expected = {}
+for i, e in ipairs(spec.expect or {}) do
+  if (redis.call("HGET", P .. e[1], field_of(e[2], expected)) or "") ~= e[3] then
+    return cjson.encode({conflict = true})
+  end
+  expected[i] = e[3]
 end
 local values = {}
-for i, r in ipairs(spec.read or {}) do values[i] = redis.call("HGET", P .. r[1], r[2]) or "" end
+for i, r in ipairs(spec.read or {}) do values[i] = redis.call("HGET", P .. r[1], field_of(r[2], values)) or "" end
 for _, w in ipairs(spec.write or {}) do redis.call("HSET", P .. w[1], w[2], w[3]) end
 for _, z in ipairs(spec.index or {}) do redis.call("ZADD", P .. z[1], z[2], z[3]) end
 for _, n in ipairs(spec.incr or {}) do redis.call("HINCRBY", P .. n[1], n[2], n[3]) end
@@ -186,6 +204,23 @@ class RedisStore:
         self._clear_faults(args=[PREFIX])
 
 
+def _field_of(key: str, got: Sequence[str]) -> str:
+    """The step's `@i` / `@i.name` field references (see the module's docstring), as the Lua step reads them."""
+    if not key.startswith("@"):
+        return key
+    position, _, name = key[1:].partition(".")
+    index = int(position) - 1
+    value = got[index] if 0 <= index < len(got) else ""
+    if not name:
+        return value
+    try:
+        found = json.loads(value) if value else None
+    except ValueError:
+        return ""
+    item = found.get(name) if isinstance(found, dict) else None
+    return item if isinstance(item, str) else ""
+
+
 class MemoryStore:
     """The same steps on dictionaries in this process (when the cache is not Redis, as in `make run`)."""
 
@@ -234,10 +269,14 @@ class MemoryStore:
             if self._get("lock:" + idem) is not None:
                 return {"busy": True}
             self._set("lock:" + idem, 1, ttl=LOCK_TTL_MS / 1000)
+        expected: list[str] = []
         for name, key, value in spec.get("expect") or []:
-            if self._hashes.get(name, {}).get(key, "") != value:
+            if self._hashes.get(name, {}).get(_field_of(key, expected), "") != value:
                 return {"conflict": True}
-        values = [self._hashes.get(name, {}).get(key, "") for name, key in spec.get("read") or []]
+            expected.append(value)
+        values: list[str] = []
+        for name, key in spec.get("read") or []:
+            values.append(self._hashes.get(name, {}).get(_field_of(key, values), ""))
         for name, key, value in spec.get("write") or []:
             self._hashes.setdefault(name, {})[key] = value
         for name, score, member in spec.get("index") or []:

@@ -1,4 +1,7 @@
-"""The Stripe gateway: the `Gateway` protocol over the official SDK's `StripeClient` (PaymentIntents, Refunds)."""
+"""The Stripe gateway: the `Gateway` protocol over the official SDK's `StripeClient`.
+
+PaymentIntents, Refunds, Customers, SetupIntents and PaymentMethods (attach, detach, list).
+"""
 
 import math
 import re
@@ -10,6 +13,8 @@ import requests
 import stripe
 from django.conf import settings
 from stripe.params import (
+    CustomerCreateParams,
+    CustomerUpdateParams,
     EventListParams,
     PaymentIntentCancelParams,
     PaymentIntentCaptureParams,
@@ -17,20 +22,33 @@ from stripe.params import (
     PaymentIntentCreateParams,
     PaymentIntentListParams,
     PaymentIntentListParamsCreated,
+    PaymentMethodAttachParams,
+    PaymentMethodListParams,
     RefundCreateParams,
     RefundListParams,
+    SetupIntentCreateParams,
 )
 
 from gateways.base import (
+    CustomerResult,
     Declined,
     GatewayError,
     GatewayTimeout,
     GatewayUnavailable,
     IntentResult,
+    PaymentMethodResult,
     Permanent,
     RefundResult,
+    SetupIntentResult,
 )
-from gateways.stripe.parsers import parse_failure_code, parse_intent, parse_refund
+from gateways.stripe.parsers import (
+    parse_customer,
+    parse_failure_code,
+    parse_intent,
+    parse_payment_method,
+    parse_refund,
+    parse_setup_intent,
+)
 
 T = TypeVar("T")
 
@@ -73,8 +91,15 @@ class StripeGateway:
         metadata: dict[str, str],
         description: str,
         idempotency_key: str,
+        customer: str = "",
+        off_session: bool = False,
+        setup_future_usage: str = "",
     ) -> IntentResult:
-        """Create an intent; with `confirm`, confirm it in the same request (a decline raises `Declined`)."""
+        """Create an intent; with `confirm`, confirm it in the same request (a decline raises `Declined`).
+
+        `off_session` (only with `confirm`, as Stripe requires): a card that needs authentication is a 402
+        `authentication_required`, translated into `Declined(code="authentication_required")`.
+        """
         params: PaymentIntentCreateParams = {
             "amount": amount,
             "currency": currency.lower(),
@@ -90,6 +115,12 @@ class StripeGateway:
             params["metadata"] = metadata
         if description:
             params["description"] = description
+        if customer:
+            params["customer"] = customer
+        if off_session:
+            params["off_session"] = True
+        if setup_future_usage:
+            params["setup_future_usage"] = setup_future_usage
         intents = self._client.v1.payment_intents
         intent = parse_intent(self._call(lambda: intents.create(params, _options(idempotency_key))).to_dict())
         return _unless_failed(intent) if confirm else intent
@@ -159,6 +190,106 @@ class StripeGateway:
         pages = self._call(lambda: self._client.v1.refunds.list(params)).auto_paging_iter()
         for refund in self._each(pages):
             yield parse_refund(refund.to_dict())
+
+    # --- customers -----------------------------------------------------------------------------------
+    def create_customer(
+        self, *, email: str, name: str, metadata: dict[str, str], idempotency_key: str
+    ) -> CustomerResult:
+        params: CustomerCreateParams = {}
+        if email:
+            params["email"] = email
+        if name:
+            params["name"] = name
+        if metadata:
+            params["metadata"] = metadata
+        customers = self._client.v1.customers
+        return parse_customer(self._call(lambda: customers.create(params, _options(idempotency_key))).to_dict())
+
+    def update_customer(
+        self,
+        *,
+        reference: str,
+        email: str,
+        name: str,
+        metadata: dict[str, str],
+        default_payment_method: str | None,
+        idempotency_key: str,
+    ) -> CustomerResult:
+        """Email and name are set ("" unsets them); metadata keys are merged as on Stripe ("" deletes a key)."""
+        params: CustomerUpdateParams = {"email": email, "name": name}
+        if metadata:
+            params["metadata"] = metadata
+        if default_payment_method is not None:
+            params["invoice_settings"] = {"default_payment_method": default_payment_method}
+        customers = self._client.v1.customers
+        return parse_customer(
+            self._call(lambda: customers.update(reference, params, _options(idempotency_key))).to_dict()
+        )
+
+    def retrieve_customer(self, *, reference: str) -> CustomerResult:
+        return parse_customer(self._call(lambda: self._client.v1.customers.retrieve(reference)).to_dict())
+
+    def delete_customer(self, *, reference: str, idempotency_key: str) -> CustomerResult:
+        customers = self._client.v1.customers
+        deleted = self._call(lambda: customers.delete(reference, {}, _options(idempotency_key))).to_dict()
+        return parse_customer(deleted | {"deleted": True})
+
+    # --- setup intents -------------------------------------------------------------------------------
+    def create_setup_intent(
+        self,
+        *,
+        customer_reference: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+        payment_method: str = "",
+        confirm: bool = False,
+    ) -> SetupIntentResult:
+        """A setup intent for off-session card use; with `confirm`, confirmed at once (a decline raises `Declined`)."""
+        params: SetupIntentCreateParams = {
+            "customer": customer_reference,
+            "usage": "off_session",
+            # Confirmed on the server without a return_url: cards only need no redirect.
+            "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+        }
+        if metadata:
+            params["metadata"] = metadata
+        if payment_method:
+            params["payment_method"] = payment_method
+        if confirm:
+            params["confirm"] = True
+        setup_intents = self._client.v1.setup_intents
+        return parse_setup_intent(self._call(lambda: setup_intents.create(params, _options(idempotency_key))).to_dict())
+
+    def retrieve_setup_intent(self, *, reference: str) -> SetupIntentResult:
+        return parse_setup_intent(self._call(lambda: self._client.v1.setup_intents.retrieve(reference)).to_dict())
+
+    # --- payment methods -----------------------------------------------------------------------------
+    def attach_payment_method(
+        self, *, payment_method: str, customer_reference: str, idempotency_key: str
+    ) -> PaymentMethodResult:
+        """Attach (a test token is cloned: the answer's id is the saved method's); a card refused raises `Declined`."""
+        params: PaymentMethodAttachParams = {"customer": customer_reference}
+        methods = self._client.v1.payment_methods
+        return parse_payment_method(
+            self._call(lambda: methods.attach(payment_method, params, _options(idempotency_key))).to_dict()
+        )
+
+    def detach_payment_method(self, *, payment_method: str, idempotency_key: str) -> PaymentMethodResult:
+        methods = self._client.v1.payment_methods
+        return parse_payment_method(
+            self._call(lambda: methods.detach(payment_method, {}, _options(idempotency_key))).to_dict()
+        )
+
+    def retrieve_payment_method(self, *, payment_method: str) -> PaymentMethodResult:
+        methods = self._client.v1.payment_methods
+        return parse_payment_method(self._call(lambda: methods.retrieve(payment_method)).to_dict())
+
+    def list_payment_methods(self, *, customer_reference: str) -> Iterator[PaymentMethodResult]:
+        """The customer's card payment methods, a page of `page_size` per request."""
+        params: PaymentMethodListParams = {"customer": customer_reference, "type": "card", "limit": self._page_size}
+        pages = self._call(lambda: self._client.v1.payment_methods.list(params)).auto_paging_iter()
+        for method in self._each(pages):
+            yield parse_payment_method(method.to_dict())
 
     # --- events (webhook recovery) -------------------------------------------------------------------
     def list_events(self, *, created_gte: int) -> Iterator[dict[str, Any]]:

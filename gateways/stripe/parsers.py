@@ -7,7 +7,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from gateways.base import IntentResult, RefundResult
+from gateways.base import (
+    CardDetails,
+    CustomerResult,
+    IntentResult,
+    PaymentMethodResult,
+    RefundResult,
+    SetupIntentResult,
+)
 
 _CAPTURE_METHODS = {"automatic": "automatic", "automatic_async": "automatic", "manual": "manual"}
 # A refund waiting for the customer (requires_action) is still pending for us.
@@ -81,4 +88,54 @@ def parse_refund(data: Mapping[str, Any]) -> RefundResult:
         failure_reason=str(data.get("failure_reason") or ""),
         created_at=parse_created_at(data.get("created")),
         metadata=_metadata(data.get("metadata")),
+    )
+
+
+def parse_customer(data: Mapping[str, Any]) -> CustomerResult:
+    """A Customer, or the stub Stripe answers for a deleted one (`{"id", "object", "deleted": true}`)."""
+    settings = data.get("invoice_settings") or {}
+    return CustomerResult(
+        reference=str(data["id"]),
+        email=str(data.get("email") or ""),
+        name=str(data.get("name") or ""),
+        default_payment_method=_id(settings.get("default_payment_method")),
+        metadata=_metadata(data.get("metadata")),
+        deleted=bool(data.get("deleted")),
+        created_at=parse_created_at(data.get("created")),
+    )
+
+
+def parse_card(card: Mapping[str, Any] | None) -> CardDetails | None:
+    """The card's safe details (brand, last4, expiry, funding, country, fingerprint), None when not a card."""
+    if not card:
+        return None
+    return CardDetails(
+        brand=str(card.get("brand") or "unknown").lower(),
+        last4=str(card.get("last4") or ""),
+        exp_month=int(card.get("exp_month") or 0),
+        exp_year=int(card.get("exp_year") or 0),
+        funding=str(card.get("funding") or "unknown"),
+        country=str(card.get("country") or ""),
+        fingerprint=str(card.get("fingerprint") or ""),
+    )
+
+
+def parse_payment_method(data: Mapping[str, Any]) -> PaymentMethodResult:
+    return PaymentMethodResult(
+        reference=str(data["id"]),
+        type=str(data.get("type") or "card"),
+        customer_reference=_id(data.get("customer")),
+        card=parse_card(data.get("card")),
+        created_at=parse_created_at(data.get("created")),
+    )
+
+
+def parse_setup_intent(data: Mapping[str, Any]) -> SetupIntentResult:
+    return SetupIntentResult(
+        reference=str(data["id"]),
+        status=str(data["status"]),
+        customer_reference=_id(data.get("customer")),
+        client_secret=str(data.get("client_secret") or ""),
+        payment_method=_id(data.get("payment_method")),
+        created_at=parse_created_at(data.get("created")),
     )
