@@ -119,7 +119,9 @@ def celery_broker(url: str | None) -> Iterator[None]:
         yield
         return
     saved = app.conf.broker_url, app.conf.broker_heartbeat, app._pool, app.amqp._producer_pool
+    saved_transport = app.conf.broker_transport
     app.conf.broker_url = url
+    app.conf.broker_transport = None  # the URL's own (config/broker.py's is for the Redis broker only)
     # On AMQP an idle worker's event loop sleeps up to 10 s: heartbeats wake it every second, so it stops at once.
     app.conf.broker_heartbeat = 2
     app._pool, app.amqp._producer_pool = None, None  # new pools, for the new broker
@@ -132,6 +134,7 @@ def celery_broker(url: str | None) -> Iterator[None]:
         if app._pool is not None:
             app._pool.force_close_all()
         app.conf.broker_url, app.conf.broker_heartbeat, app._pool, app.amqp._producer_pool = saved
+        app.conf.broker_transport = saved_transport
 
 
 @pytest.fixture

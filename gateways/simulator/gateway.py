@@ -76,6 +76,7 @@ TEST_CARDS = {
 }
 DETACHED = "-"  # pm-owner of a method detached from its customer (it can never be used again, as on Stripe)
 
+SAVED_METHOD_PREFIX = "pm_sim_"  # the methods this simulator saved (a test token attached is cloned to one)
 FAULT_KINDS = {"timeout", "timeout_before", "unavailable", "permanent"}
 _ATTEMPTS = 20  # compare-and-set rounds before a call on a hotly contended intent gives up (retryable)
 _PAGE_SIZE = 500  # intents or refunds per round trip when listing
@@ -315,7 +316,7 @@ def _method_result(data: dict[str, Any], owner: str) -> PaymentMethodResult:
 def _new_method(token: str) -> dict[str, Any]:
     """A saved payment method cloned from a test token (`token` says which test card it is, never shown)."""
     result = PaymentMethodResult(
-        reference="pm_sim_" + secrets.token_hex(12),
+        reference=SAVED_METHOD_PREFIX + secrets.token_hex(12),
         type="card",
         card=_test_card(token),
         created_at=datetime.now(tz=UTC),
@@ -498,7 +499,8 @@ class SimulatorGateway:
         A saved method (pm_sim_...) must be the `customer`'s; `setup_future_usage` with a customer saves the card
         when the payment goes through; `off_session` declines a card that needs authentication.
         """
-        saved = bool(payment_method) and payment_method not in KNOWN_TOKENS
+        # A saved method is one of ours (pm_sim_...); any other token is checked at confirm, as it always was.
+        saved = payment_method.startswith(SAVED_METHOD_PREFIX)
         reads = [["customers", customer]] if customer else []
         if saved:
             reads += [["payment_methods", payment_method], ["pm-owner", payment_method]]

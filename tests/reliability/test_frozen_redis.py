@@ -77,7 +77,7 @@ def test_a_frozen_redis_leaves_reads_and_the_probe_answering(tmp_path):
                 # Sent behind the creates, while they hold every gunicorn thread.
                 ready = _call(base, "/health/ready")
                 read = _call(base, f"/api/v1/payments/{payment_id}/", token=token)
-                listed = _call(base, "/api/v1/payments/?limit=5", token=token)
+                listed = _call(base, "/api/v1/payments/?page_size=5", token=token)
                 created = [future.result() for future in creates]
         finally:
             server.thaw()
