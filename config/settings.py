@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "audit",
     "payments",
     "refunds",
+    "customers",
     "risk",
     "webhooks",
     "reconciliation",
@@ -188,6 +189,10 @@ PAYMENTS_RETRY_MAX_SECONDS = env.float("PAYMENTS_RETRY_MAX_SECONDS", default=300
 PAYMENTS_STUCK_AFTER_SECONDS = env.int("PAYMENTS_STUCK_AFTER_SECONDS", default=300)
 # The risk check that payment_create calls through its port (payments/ports.py); payments.ports.AllowAll turns it off.
 PAYMENTS_RISK_ASSESSOR = "risk.assessor.RulesAssessor"
+# Saved payment methods (`pmt_…`) for payments: the customers app's implementation of payments.ports.SavedMethods.
+PAYMENTS_SAVED_METHODS = "customers.charging.SavedMethodsForPayments"
+# Whether a card may be saved (customers.ports.CardScreen): the risk app refuses blocklisted cards and customers.
+CUSTOMERS_CARD_SCREEN = "risk.customers.BlocklistCardScreen"
 # The simulator's answer time per gateway call, to model a real gateway in load tests (0: at once).
 SIMULATOR_LATENCY_MS = env.int("SIMULATOR_LATENCY_MS", default=0)
 REFUNDS_STUCK_AFTER_SECONDS = env.int("REFUNDS_STUCK_AFTER_SECONDS", default=300)

@@ -13,6 +13,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("auth/token/refresh/", auth.TokenRefreshView.as_view(), name="token-refresh"),
     path("webhooks/stripe/", include("webhooks.urls")),
     path("", include("refunds.urls")),
+    path("", include("customers.urls")),
     path("", include("payments.urls")),
     path("", include("events.urls")),
 ]

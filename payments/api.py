@@ -29,12 +29,13 @@ from events.api import AFTER, EVENT_PAGE, event_page_response
 from gateways.simulator.gateway import KNOWN_TOKENS
 from payments import reads, selectors, services
 from payments.idempotency import run_idempotent, run_idempotent_service
-from payments.models import CaptureMethod, Payment, ReviewState
+from payments.models import CaptureMethod, Payment, ReviewState, SetupFutureUsage
 from payments.money import CURRENCIES, MAX_AMOUNT, format_amount, get_currency, is_supported
 from payments.rendering import render_payment, render_payment_row
 from payments.states import PaymentStatus
 
 _PAYMENT_METHOD = re.compile(r"^pm_[A-Za-z0-9_]{1,200}$")
+_SAVED_METHOD = re.compile(r"^pmt_[A-Za-z0-9]{1,40}$")  # a customer's saved method (customers app)
 EXAMPLES = ((1999, "usd"), (500, "jpy"), (1500, "kwd"))
 CANCELLATION_REASONS = ("requested_by_customer", "duplicate", "fraudulent", "abandoned")
 
@@ -94,6 +95,8 @@ class PaymentCreateSerializer(StrictSerializer):
     confirm = StrictBooleanField(required=False, default=False)
     customer_email = serializers.EmailField(required=False, default="")
     customer_ip = serializers.IPAddressField(required=False, default=None)
+    off_session = StrictBooleanField(required=False, default=False)
+    setup_future_usage = serializers.ChoiceField(choices=SetupFutureUsage.values, required=False, default="")
 
     def validate_currency(self, value: str) -> str:
         code = value.lower()
@@ -102,21 +105,34 @@ class PaymentCreateSerializer(StrictSerializer):
         return code
 
     def validate_payment_method(self, value: str) -> str:
-        if value and not _PAYMENT_METHOD.fullmatch(value):  # `$` alone would let a trailing newline through
-            raise _error("payment_method must be a gateway token such as pm_card_visa", "parameter_invalid")
+        # fullmatch: `$` alone would let a trailing newline through
+        if value and not (_PAYMENT_METHOD.fullmatch(value) or _SAVED_METHOD.fullmatch(value)):
+            raise _error(
+                "payment_method must be a gateway token such as pm_card_visa or a saved method (pmt_...)",
+                "parameter_invalid",
+            )
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         validate_amount(attrs["amount"], attrs["currency"])
         if attrs["confirm"] and not attrs["payment_method"]:
             raise _field_error("payment_method", "payment_method is required with confirm: true", "parameter_missing")
+        if attrs["off_session"] and not (attrs["confirm"] and attrs["payment_method"].startswith("pmt_")):
+            message = "off_session: true needs confirm: true and a saved payment method (pmt_...)"
+            raise _field_error("off_session", message, "parameter_invalid")
+        if attrs["setup_future_usage"] and attrs["payment_method"].startswith("pmt_"):
+            message = "setup_future_usage saves a new card; this payment method is already saved"
+            raise _field_error("setup_future_usage", message, "parameter_invalid")
         return attrs
 
 
 class PaymentConfirmSerializer(StrictSerializer):
     payment_method = IdentifierField(max_length=255, required=False, default="")
 
-    validate_payment_method = PaymentCreateSerializer.validate_payment_method
+    def validate_payment_method(self, value: str) -> str:
+        if value and not _PAYMENT_METHOD.fullmatch(value):
+            raise _error("payment_method must be a gateway token such as pm_card_visa", "parameter_invalid")
+        return value
 
 
 class PaymentCaptureSerializer(StrictSerializer):
@@ -240,6 +256,11 @@ def payment_create_schema() -> dict[str, Any]:
         "payment_method": _payment_method_schema(),
         "customer_email": {"type": "string", "format": "email", "maxLength": 254},
         "customer_ip": {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
+        "setup_future_usage": {
+            "type": "string",
+            "enum": list(SetupFutureUsage.values),
+            "description": "save the card (a gateway token, not a pmt_...) to the customer once the payment succeeds",
+        },
     }
     variants = []
     for codes, minimum, step in _amount_groups():
@@ -256,23 +277,34 @@ def payment_create_schema() -> dict[str, Any]:
             "pattern": "^(" + "|".join(_any_case(code) for code in codes) + ")$",
             "description": "any case: " + ", ".join(codes),
         }
-        for confirm in (False, True):
-            required = ["amount", "currency", "customer_id"] + (["confirm", "payment_method"] if confirm else [])
-            title = f"{', '.join(codes)}: amount {minimum}..{MAX_AMOUNT}" + (f" in steps of {step}" if step > 1 else "")
+        base = f"{', '.join(codes)}: amount {minimum}..{MAX_AMOUNT}" + (f" in steps of {step}" if step > 1 else "")
+        token, saved = _payment_method_schema(), {"type": "string", "pattern": _SAVED_METHOD.pattern}
+        for title, confirm, method, off_session in (
+            (base, False, token, False),
+            (base + " with a saved method (pmt_...)", False, saved, False),
+            (base + ", confirm: true", True, token, False),
+            (base + ", confirm: true with a saved method (pmt_...), on or off session", True, saved, True),
+        ):
+            required = ["amount", "currency", "customer_id"] + (["confirm"] if confirm else [])
+            if confirm or method is saved:  # exactly one variant matches: a pmt_ one names its method
+                required.append("payment_method")
+            properties: dict[str, Any] = {
+                "amount": amount,
+                "currency": currency,
+                **common,
+                "payment_method": method,
+                "confirm": {"type": "boolean", "enum": [confirm]},
+                "off_session": {"type": "boolean"} if off_session else {"type": "boolean", "enum": [False]},
+            }
+            if method is saved:
+                del properties["setup_future_usage"]  # a saved method is saved already
             variants.append(
                 {
                     "type": "object",
-                    "title": title + (", confirm: true" if confirm else ""),
+                    "title": title,
                     "required": required,
                     "additionalProperties": False,
-                    "properties": {
-                        "amount": amount,
-                        "currency": currency,
-                        **common,
-                        "confirm": {"type": "boolean", "enum": [True]}
-                        if confirm
-                        else {"type": "boolean", "enum": [False]},
-                    },
+                    "properties": properties,
                 }
             )
     return {"oneOf": variants, "description": "Unknown fields are 400 parameter_invalid."}

@@ -55,3 +55,13 @@ class GatewayRejected(ApplicationError):
 class AmountTooLarge(ApplicationError):
     default_code = "amount_too_large"
     default_message = "The amount is larger than allowed."
+
+
+class SavedMethodInvalid(ApplicationError):
+    """A `pmt_…` that this client's customer cannot be charged with (never sent to the gateway)."""
+
+    default_code = "parameter_invalid"
+    default_message = "payment_method is not an active saved payment method of this customer."
+
+    def __init__(self, message: str = "", *, param: str = "payment_method") -> None:
+        super().__init__(message or self.default_message, param=param)

@@ -41,6 +41,11 @@ class ReviewState(models.TextChoices):
     REJECTED = "rejected", "Rejected"
 
 
+class SetupFutureUsage(models.TextChoices):
+    OFF_SESSION = "off_session", "Off session"
+    ON_SESSION = "on_session", "On session"
+
+
 class GatewayOperation(models.TextChoices):
     CREATE = "create", "Create intent"
     CREATE_CONFIRM = "create_confirm", "Create and confirm intent"  # one gateway call (Stripe: confirm=true)
@@ -74,7 +79,37 @@ class Payment(models.Model):
     order_id = models.CharField("order", max_length=255, blank=True, default="")
     description = models.CharField(max_length=1000, blank=True, default="")
     metadata = models.JSONField(default=dict, blank=True)
-    payment_method = models.CharField(max_length=255, blank=True, default="", help_text="A gateway token (pm_...).")
+    payment_method = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        help_text="As the storefront sent it: a gateway token (pm_...) or a saved method (pmt_...).",
+    )
+    gateway_payment_method = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        editable=False,
+        help_text="The saved method charged at the gateway (pm_...), for a pmt_...",
+    )
+    gateway_customer = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        editable=False,
+        help_text="The gateway's customer (cus_...) the payment is made for.",
+    )
+    off_session = models.BooleanField(
+        default=False, editable=False, help_text="Merchant-initiated: no customer present."
+    )
+    setup_future_usage = models.CharField(
+        max_length=16,
+        choices=SetupFutureUsage.choices,
+        blank=True,
+        default="",
+        editable=False,
+        help_text="Save the card for later use once the payment succeeds.",
+    )
     gateway = models.CharField(max_length=32)
     gateway_reference = models.CharField(
         "gateway ID", max_length=255, null=True, blank=True, unique=True, help_text="Stripe's PaymentIntent id."

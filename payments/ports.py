@@ -98,3 +98,67 @@ def _assessor(path: str) -> RiskAssessor:
 def risk_assessor() -> RiskAssessor:
     """The configured assessor (`PAYMENTS_RISK_ASSESSOR`)."""
     return _assessor(settings.PAYMENTS_RISK_ASSESSOR)
+
+
+# --- saved payment methods (the customers app plugs in; the core never imports it) --------------------
+@dataclass(frozen=True)
+class SavedMethod:
+    """A customer's saved method as a charge needs it: the gateway's customer and payment method."""
+
+    customer_reference: str  # the gateway's customer (Stripe: cus_...)
+    payment_method_reference: str  # the gateway's saved method (Stripe: pm_...)
+    card_fingerprint: str = ""
+
+
+class SavedMethodRefused(Exception):
+    """The `pmt_…` is not an active saved method of this client's customer (400; the gateway is never called)."""
+
+    def __init__(self, message: str = "payment_method is not an active saved payment method of this customer.") -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class SavedMethods(Protocol):
+    """What payments need from saved methods. Every method is called outside any transaction (it may call the
+    gateway); `PAYMENTS_SAVED_METHODS` names the implementation."""
+
+    def method_for_charge(self, *, client: User, customer_id: str, payment_method: str) -> SavedMethod:
+        """The active saved method `payment_method` (a `pmt_…`) of this client's customer `customer_id`.
+
+        :raises SavedMethodRefused: unknown, another customer's or client's, or detached.
+        """
+        ...
+
+    def customer_for_saving(self, *, client: User, customer_id: str) -> str:
+        """The gateway customer of this client's `customer_id`, created here and at the gateway when needed (for a
+        payment with `setup_future_usage`)."""
+        ...
+
+    def saved_after_payment(self, *, client: User, customer_id: str, payment_method_reference: str) -> None:
+        """A payment with `setup_future_usage` succeeded and the gateway attached its card: record it (idempotent;
+        the `payment_method.attached` webhook may record it first)."""
+        ...
+
+
+class NoSavedMethods:
+    """A core without the customers app: no `pmt_…` can be charged and nothing is saved."""
+
+    def method_for_charge(self, *, client: User, customer_id: str, payment_method: str) -> SavedMethod:
+        raise SavedMethodRefused("Saved payment methods are not available.")
+
+    def customer_for_saving(self, *, client: User, customer_id: str) -> str:
+        raise SavedMethodRefused("Saved payment methods are not available.")
+
+    def saved_after_payment(self, *, client: User, customer_id: str, payment_method_reference: str) -> None:
+        return None
+
+
+@cache
+def _saved_methods(path: str) -> SavedMethods:
+    methods: SavedMethods = import_string(path)()
+    return methods
+
+
+def saved_methods() -> SavedMethods:
+    """The configured implementation (`PAYMENTS_SAVED_METHODS`)."""
+    return _saved_methods(settings.PAYMENTS_SAVED_METHODS)

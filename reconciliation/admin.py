@@ -1,4 +1,6 @@
-"""Admin for reconciliation: runs with counts (read-only), discrepancies to resolve or accept with a reason."""
+"""Admin for reconciliation: runs with counts (read-only), discrepancies to resolve or accept with a reason.
+
+A discrepancy is about a payment, or about a customer's saved payment method (linked to the customer's page)."""
 
 from typing import Any
 
@@ -39,6 +41,7 @@ class ReconciliationRunAdmin(admin.ModelAdmin):
     list_display = (
         "id",
         "gateway",
+        "scope",
         "window_start",
         "window_end",
         "status",
@@ -46,13 +49,17 @@ class ReconciliationRunAdmin(admin.ModelAdmin):
         "gateway_records",
         "our_records",
         "matched",
+        "customers_compared",
+        "gateway_payment_methods",
+        "our_payment_methods",
+        "payment_methods_matched",
         "discrepancies_found",
         "discrepancies_fixed",
         "open_discrepancies",
         "duration_seconds",
         "started_at",
     )
-    list_filter = ("status", "gateway")
+    list_filter = ("status", "scope", "gateway")
     date_hierarchy = None
     show_full_result_count = False
 
@@ -90,6 +97,7 @@ class DiscrepancyAdmin(admin.ModelAdmin):
         "kind",
         "state",
         "payment_link",
+        "payment_method_link",
         "gateway_reference",
         "ours_display",
         "theirs_display",
@@ -99,9 +107,11 @@ class DiscrepancyAdmin(admin.ModelAdmin):
         "created_at",
     )
     list_filter = ("kind", "state")
-    list_select_related = ("payment", "resolved_by")
-    search_fields = ("=gateway_reference", "=payment__public_id")
-    search_help_text = "Exact gateway reference (pi_…) or payment id (pay_…)."
+    list_select_related = ("payment", "customer", "payment_method", "resolved_by")
+    search_fields = ("=gateway_reference", "=payment__public_id", "=payment_method__public_id", "=customer__public_id")
+    search_help_text = (
+        "Exact gateway reference (pi_…, pm_…), payment id (pay_…), saved method id (pmt_…) or customer id (cu_…)."
+    )
     show_full_result_count = False
     action_form = ReasonActionForm
     actions = ("resolve", "mark_accepted")
@@ -124,6 +134,17 @@ class DiscrepancyAdmin(admin.ModelAdmin):
             return "—"
         url = reverse("admin:payments_payment_change", args=[discrepancy.payment_id])
         return format_html('<a href="{}">{}</a>', url, discrepancy.payment.public_id)
+
+    @admin.display(description="customer / saved method")
+    def payment_method_link(self, discrepancy: Discrepancy) -> str:
+        if discrepancy.customer is None:
+            return "—"
+        url = reverse("admin:customers_customer_change", args=[discrepancy.customer_id])
+        if discrepancy.payment_method is None:
+            return format_html('<a href="{}">{}</a>', url, discrepancy.customer.public_id)
+        return format_html(
+            '<a href="{}">{}</a> / {}', url, discrepancy.customer.public_id, discrepancy.payment_method.public_id
+        )
 
     @admin.display(description="ours")
     def ours_display(self, discrepancy: Discrepancy) -> str:

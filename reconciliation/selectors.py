@@ -2,17 +2,17 @@
 
 from django.db.models import Count
 
-from reconciliation.models import DiscrepancyKind, DiscrepancyState, ReconciliationRun
+from reconciliation.models import DiscrepancyState, ReconciliationRun, kinds_of
 
 
 def run_summary(run: ReconciliationRun) -> list[tuple[str, int, int, int]]:
-    """(kind label, found, fixed, open) per kind, for the command's table — one aggregate query."""
+    """(kind label, found, fixed, open) per kind the run's scope covers, for the command's table — one query."""
     counts: dict[tuple[str, str], int] = {
         (row["kind"], row["state"]): row["n"]
         for row in run.discrepancies.order_by().values("kind", "state").annotate(n=Count("id"))
     }
     summary = []
-    for kind in DiscrepancyKind:
+    for kind in kinds_of(run.scope):
         found = sum(n for (k, _state), n in counts.items() if k == kind)
         fixed = counts.get((kind, DiscrepancyState.FIXED), 0)
         still_open = counts.get((kind, DiscrepancyState.OPEN), 0)

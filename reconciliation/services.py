@@ -4,6 +4,7 @@ The gateway's intents are streamed in batches; each batch is matched against our
 query. Our payments the gateway never listed are found at the end by streaming ours once against a
 bitmap of the payment ids that were matched (one bit per id in the window's id range), so memory
 stays small at millions of rows. Only safe corrections are applied, through the payments services.
+Customers' saved payment methods are a second pass of the same run (`reconciliation.payment_methods`).
 """
 
 import sys
@@ -26,7 +27,15 @@ from payments import states
 from payments.models import ChangeSource, Payment
 from reconciliation.errors import DiscrepancyNotOpen, ReasonRequired
 from reconciliation.locks import lock_discrepancy
-from reconciliation.models import Discrepancy, DiscrepancyKind, DiscrepancyState, ReconciliationRun, RunStatus
+from reconciliation.models import (
+    Discrepancy,
+    DiscrepancyKind,
+    DiscrepancyState,
+    ReconciliationRun,
+    RunScope,
+    RunStatus,
+)
+from reconciliation.payment_methods import CUSTOMER_BATCH_SIZE, PaymentMethodReconciler
 
 K = DiscrepancyKind
 
@@ -247,20 +256,36 @@ def reconcile(
     gateway: Gateway | None = None,
     progress: Progress | None = None,
     batch_size: int = BATCH_SIZE,
+    scope: str = RunScope.ALL,
+    methods_progress: Progress | None = None,
+    customer_batch_size: int = CUSTOMER_BATCH_SIZE,
 ) -> ReconciliationRun:
-    """Compare the gateway's intents created in [since, until) with our payments and record a run.
+    """Compare the gateway's intents created in [since, until) with our payments, and every gateway customer's
+    attached card methods with our saved methods (as they are now, whatever the window); record one run.
 
+    `scope` runs both passes (`all`), or only `payments` or `payment_methods`.
     With `fix`, a payment we still show waiting (processing, requires_action, requires_capture) that
-    the gateway shows further on is moved forward through `payment_apply_intent`; every other
-    difference stays open for staff. `progress(done, expected)` is called after each batch.
+    the gateway shows further on is moved forward through `payment_apply_intent`; a method attached at the
+    gateway is saved here, and an active method the gateway shows attached to nobody is detached here
+    (both through the customers services); every other difference stays open for staff.
+    `progress(done, expected)` is called after each batch of intents, `methods_progress` after each batch of
+    customers.
 
     :raises GatewayError: the gateway could not be listed (the run is stored as failed).
     """
     gateway = gateway or get_gateway()
-    run = ReconciliationRun.objects.create(gateway=gateway.name, window_start=since, window_end=until, fix=fix)
+    covered = RunScope(scope)
+    run = ReconciliationRun.objects.create(
+        gateway=gateway.name, window_start=since, window_end=until, fix=fix, scope=covered
+    )
     started = time.monotonic()
     try:
-        _Reconciler(run, gateway, fix=fix, progress=progress, batch_size=batch_size).execute()
+        if covered.covers_payments:
+            _Reconciler(run, gateway, fix=fix, progress=progress, batch_size=batch_size).execute()
+        if covered.covers_payment_methods:
+            PaymentMethodReconciler(
+                run, gateway, fix=fix, progress=methods_progress, batch_size=customer_batch_size
+            ).execute()
         still_open = run.discrepancies_found - run.discrepancies_fixed
         run.status = RunStatus.CLEAN if still_open == 0 else RunStatus.UNRESOLVED
     finally:

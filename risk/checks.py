@@ -117,7 +117,7 @@ def active_entries(now: datetime) -> Q:
     return Q(expires_at__isnull=True) | Q(expires_at__gt=now)
 
 
-def _blocklist_matches(
+def blocklist_matches(
     *, client: User, customer_id: str, email: str, ip: str | None, card_fingerprint: str, now: datetime
 ) -> QuerySet[BlocklistEntry]:
     match = Q(kind=BlockKind.CUSTOMER, value=customer_id) & (Q(client__isnull=True) | Q(client=client))
@@ -153,7 +153,7 @@ def blocklist_and_velocity(
     who, starts, velocity = _velocity_query(
         client=client, customer_id=customer_id, email=email, ip=ip, rules=rules, now=now
     )
-    hits = _blocklist_matches(
+    hits = blocklist_matches(
         client=client, customer_id=customer_id, email=email, ip=ip, card_fingerprint=card_fingerprint, now=now
     ).values("id", "kind", "value")
     velocity_sql, velocity_params = velocity.query.sql_with_params()

@@ -1,4 +1,4 @@
-"""What each Stripe event type means for our payments and refunds.
+"""What each Stripe event type means for our payments, refunds, customers and saved payment methods.
 
 Handlers run inside the transaction of `webhooks.services.webhook_event_process`, read the event's
 own object (no re-fetch from Stripe) and call the payments and refunds services, which own every
@@ -11,8 +11,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from config.tasks import enqueue_on_commit
+from customers.models import PaymentMethod, PaymentMethodStatus
+from customers.selectors import customer_token_by_reference
+from customers.services import (
+    SYNC_CUSTOMER_TASK,
+    SYNC_PAYMENT_METHOD_TASK,
+    customer_gateway_deleted,
+    payment_method_detach_local,
+)
 from gateways.base import IntentResult, RefundResult
 from gateways.stripe import parse_intent, parse_refund
+from gateways.stripe.parsers import parse_customer, parse_payment_method, parse_setup_intent
 from payments.locks import lock_payment
 from payments.models import ChangeSource, Payment
 from payments.services import payment_apply_intent, payment_flag_dispute
@@ -180,6 +190,71 @@ def on_dispute_created(dispute: dict[str, Any]) -> Outcome:
     return _processed(payment=payment) if flagged else _ignored(IgnoredReason.STALE, payment=payment)
 
 
+# --- customers and saved payment methods ----------------------------------------------------------
+# Stripe's customer events carry no version to compare, and a `payment_method.attached` cannot tell that a
+# `detached` came after it: so an event that would save or change something only asks for the gateway's
+# state now (a task, after commit: no gateway call inside this transaction), which a late event cannot undo.
+# Detaching and deleting are for good at Stripe (a detached method is never attached again): applied at once.
+# Objects are found by the gateway's id alone, as payments are (the ids of different gateways never meet).
+def _known_method(reference: str) -> PaymentMethod | None:
+    return PaymentMethod.objects.filter(gateway_reference=reference).first()
+
+
+def _sync_method(reference: str, customer_reference: str) -> Outcome:
+    token = customer_token_by_reference(reference=customer_reference)
+    if token is None:
+        return _ignored(IgnoredReason.UNKNOWN_OBJECT)
+    if _known_method(reference) is not None:
+        return _ignored(IgnoredReason.STALE)  # saved already (by our API call, or an earlier event)
+    enqueue_on_commit(SYNC_PAYMENT_METHOD_TASK, gateway=token.gateway, reference=reference)
+    return _processed()
+
+
+def on_setup_intent_succeeded(setup_intent: dict[str, Any]) -> Outcome:
+    """setup_intent.succeeded: Stripe.js saved a card for the customer; save it here (read at the gateway)."""
+    result = parse_setup_intent(setup_intent)
+    if result.status != "succeeded" or not result.payment_method or not result.customer_reference:
+        return _ignored(IgnoredReason.STALE)
+    return _sync_method(result.payment_method, result.customer_reference)
+
+
+def on_payment_method_attached(payment_method: dict[str, Any]) -> Outcome:
+    """payment_method.attached: a card saved outside our API (the Dashboard, a payment's setup_future_usage)."""
+    result = parse_payment_method(payment_method)
+    if not result.customer_reference:
+        return _ignored(IgnoredReason.STALE)
+    return _sync_method(result.reference, result.customer_reference)
+
+
+def on_payment_method_detached(payment_method: dict[str, Any]) -> Outcome:
+    """payment_method.detached: it can no longer be charged (for good): detach it here, once."""
+    method = _known_method(parse_payment_method(payment_method).reference)
+    if method is None:
+        return _ignored(IgnoredReason.UNKNOWN_OBJECT)
+    if method.status != PaymentMethodStatus.ACTIVE:
+        return _ignored(IgnoredReason.STALE)
+    moved = payment_method_detach_local(method_id=method.pk, source=SOURCE)
+    return _processed() if moved else _ignored(IgnoredReason.STALE)
+
+
+def on_customer_updated(customer: dict[str, Any]) -> Outcome:
+    """customer.updated: e-mail, name or default changed at Stripe; apply what Stripe holds now."""
+    token = customer_token_by_reference(reference=parse_customer(customer).reference)
+    if token is None:
+        return _ignored(IgnoredReason.UNKNOWN_OBJECT)
+    enqueue_on_commit(SYNC_CUSTOMER_TASK, gateway=token.gateway, reference=token.reference)
+    return _processed()
+
+
+def on_customer_deleted(customer: dict[str, Any]) -> Outcome:
+    """customer.deleted: Stripe detached its methods; so do we, and the customer is gone until made again."""
+    token = customer_token_by_reference(reference=parse_customer(customer).reference)
+    if token is None:
+        return _ignored(IgnoredReason.UNKNOWN_OBJECT)
+    moved = customer_gateway_deleted(customer=token.customer, gateway=token.gateway, reference=token.reference)
+    return _processed() if moved else _ignored(IgnoredReason.STALE)
+
+
 HANDLERS: dict[str, Callable[[dict[str, Any]], Outcome]] = {
     "payment_intent.succeeded": on_payment_intent,
     "payment_intent.payment_failed": on_payment_intent,
@@ -194,6 +269,11 @@ HANDLERS: dict[str, Callable[[dict[str, Any]], Outcome]] = {
     "refund.updated": on_refund,
     "refund.failed": on_refund,
     "charge.dispute.created": on_dispute_created,
+    "setup_intent.succeeded": on_setup_intent_succeeded,
+    "payment_method.attached": on_payment_method_attached,
+    "payment_method.detached": on_payment_method_detached,
+    "customer.updated": on_customer_updated,
+    "customer.deleted": on_customer_deleted,
 }
 HANDLED_TYPES = frozenset(HANDLERS)
 

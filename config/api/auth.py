@@ -94,7 +94,8 @@ class RotatingTokenRefreshSerializer(StrictSerializer, jwt_serializers.TokenRefr
 
 
 # The bodies as the serializers take them: no field blank, no NUL (the JSON parser refuses one anywhere).
-_CREDENTIAL = {"type": "string", "minLength": 1, "pattern": openapi.NO_NUL}
+# Not blank once DRF trims it (whitespace alone is "may not be blank"), and no NUL.
+_CREDENTIAL = {"type": "string", "minLength": 1, "pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"}
 _TOKEN_REQUEST = {
     "type": "object",
     "required": ["username", "password"],

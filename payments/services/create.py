@@ -9,12 +9,22 @@ from django.utils import timezone
 
 from accounts.models import User
 from gateways import get_gateway
+from gateways.base import Retryable
 from payments import states
-from payments.errors import PaymentBlocked, PaymentUnexpectedState
+from payments.errors import GatewayUnavailableError, PaymentBlocked, PaymentUnexpectedState, SavedMethodInvalid
 from payments.idempotency import KeyClaim
 from payments.models import CaptureMethod, ChangeSource, GatewayOperation, Payment, ReviewState
 from payments.money import format_amount
-from payments.ports import Decision, RiskAssessor, RiskPreparation, RiskRequest, RiskVerdict, risk_assessor
+from payments.ports import (
+    Decision,
+    RiskAssessor,
+    RiskPreparation,
+    RiskRequest,
+    RiskVerdict,
+    SavedMethodRefused,
+    risk_assessor,
+    saved_methods,
+)
 from payments.saving import remember_as_committed
 from payments.services.operations import call_for_api, payment_confirm
 from payments.services.status import payment_status_change, payment_status_initial
@@ -22,6 +32,7 @@ from payments.states import PaymentStatus
 
 logger = logging.getLogger(__name__)
 S = PaymentStatus
+SAVED_METHOD_PREFIX = "pmt_"
 
 
 def normalize_email(email: str) -> str:
@@ -44,6 +55,8 @@ def payment_create(
     confirm: bool = False,
     customer_email: str = "",
     customer_ip: str | None = None,
+    off_session: bool = False,
+    setup_future_usage: str = "",
     source: str = ChangeSource.API,
 ) -> Payment:
     """Create a payment and its gateway intent (and confirm it when asked, in the same gateway call).
@@ -54,6 +67,12 @@ def payment_create(
     response stored in the one that applies the gateway's answer (`payments.idempotency.KeyClaim`), so
     create + confirm costs two commits.
 
+    A `payment_method` that is a saved method (`pmt_…`) is resolved first, through the port
+    `payments.ports.SavedMethods`, to the gateway's customer and method: one that is not an active saved
+    method of this client's customer is refused before anything is stored or sent to the gateway.
+    `setup_future_usage` makes sure the customer exists at the gateway, so the card can be saved to it.
+
+    :raises SavedMethodInvalid: the `pmt_…` is not this customer's, is another client's, or is detached.
     :raises PaymentBlocked: the risk check blocked it (the payment is `failed`, `failure_code: blocked`).
     :raises CardDeclined: when `confirm` is set and the card is declined (the payment is `failed`).
     :raises GatewayTimeoutError, GatewayUnavailableError: the gateway did not answer; a worker finishes.
@@ -71,6 +90,11 @@ def payment_create(
         "payment_method": payment_method,
         "customer_email": normalize_email(customer_email),
         "customer_ip": customer_ip,
+        "off_session": off_session,
+        "setup_future_usage": setup_future_usage,
+        **_charge_target(
+            client=client, customer_id=customer_id, payment_method=payment_method, setup_future_usage=setup_future_usage
+        ),
     }
     if claim is not None:
         payment = _create_claimed(client=client, claim=claim, fields=fields, confirm=confirm, source=source)
@@ -102,6 +126,25 @@ def payment_create(
             if payment.status in states.CONFIRMABLE:
                 raise
     return payment
+
+
+def _charge_target(*, client: User, customer_id: str, payment_method: str, setup_future_usage: str) -> dict[str, str]:
+    """The gateway customer and method a payment charges; a saved `pmt_…` resolved before any transaction."""
+    methods = saved_methods()
+    if payment_method.startswith(SAVED_METHOD_PREFIX):
+        try:
+            saved = methods.method_for_charge(client=client, customer_id=customer_id, payment_method=payment_method)
+        except SavedMethodRefused as exc:
+            raise SavedMethodInvalid(exc.message) from exc
+        return {"gateway_payment_method": saved.payment_method_reference, "gateway_customer": saved.customer_reference}
+    if setup_future_usage:
+        try:
+            return {"gateway_customer": methods.customer_for_saving(client=client, customer_id=customer_id)}
+        except SavedMethodRefused as exc:
+            raise SavedMethodInvalid(exc.message, param="setup_future_usage") from exc
+        except Retryable as exc:
+            raise GatewayUnavailableError() from exc
+    return {}
 
 
 def _create_claimed(
@@ -150,7 +193,8 @@ def _risk_prepared(fields: dict[str, Any]) -> _Risk:
     """Ask the assessor to prepare, before any transaction (it may call the gateway)."""
     gateway = get_gateway()
     assessor = risk_assessor()
-    prepared = assessor.prepare(gateway=gateway, payment_method=fields["payment_method"], currency=fields["currency"])
+    method = fields.get("gateway_payment_method") or fields["payment_method"]
+    prepared = assessor.prepare(gateway=gateway, payment_method=method, currency=fields["currency"])
     return _Risk(gateway_name=gateway.name, assessor=assessor, prepared=prepared)
 
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 from accounts.models import User
 from config.tasks import enqueue_on_commit
 from gateways import get_gateway
-from gateways.base import ActionRequired, Declined, GatewayTimeout, IntentResult, Permanent, Retryable
+from gateways.base import ActionRequired, Declined, GatewayError, GatewayTimeout, IntentResult, Permanent, Retryable
 from payments import states
 from payments.errors import (
     AmountTooLarge,
@@ -32,6 +32,7 @@ from payments.errors import (
 )
 from payments.locks import lock_payment
 from payments.models import ChangeSource, GatewayOperation, Payment, ReviewState
+from payments.ports import saved_methods
 from payments.saving import PaymentChanged, is_committed_copy, payment_update
 from payments.services.status import payment_status_change
 from payments.states import PaymentStatus
@@ -297,23 +298,28 @@ def _run_operation(
     gateway = get_gateway(payment.gateway)
     key = f"{payment.public_id}:{operation}"
 
+    method = payment.gateway_payment_method or payment.payment_method  # a saved pmt_... is charged by its pm_...
+
     def create(*, confirm: bool) -> IntentResult:
         return gateway.create_intent(
             amount=payment.amount,
             currency=payment.currency,
             capture_method=payment.capture_method,
-            payment_method=payment.payment_method,
+            payment_method=method,
             confirm=confirm,
             metadata={"payment_id": payment.public_id, **({"order_id": payment.order_id} if payment.order_id else {})},
             description=payment.description,
             idempotency_key=key,
+            customer=payment.gateway_customer,
+            off_session=payment.off_session and confirm,
+            setup_future_usage=payment.setup_future_usage,
         )
 
     calls: dict[str, Callable[[], IntentResult]] = {
         GatewayOperation.CREATE: lambda: create(confirm=False),
         GatewayOperation.CREATE_CONFIRM: lambda: create(confirm=True),
         GatewayOperation.CONFIRM: lambda: gateway.confirm_intent(
-            reference=payment.gateway_reference or "", payment_method=payment.payment_method, idempotency_key=key
+            reference=payment.gateway_reference or "", payment_method=method, idempotency_key=key
         ),
         GatewayOperation.CAPTURE: lambda: gateway.capture_intent(
             reference=payment.gateway_reference or "", amount=payment.pending_operation_amount, idempotency_key=key
@@ -327,6 +333,8 @@ def _run_operation(
     except Declined as exc:
         _apply_decline(payment.pk, exc, source=source)
         raise
+    if payment.setup_future_usage and intent.payment_method and intent.status in SAVES_CARD:
+        _record_saved_card(payment, intent.payment_method)
     known = payment if is_committed_copy(payment) else None
     if operation == GatewayOperation.CREATE:
         then_confirm = then == GatewayOperation.CONFIRM
@@ -334,6 +342,26 @@ def _run_operation(
     return payment_apply_intent(
         payment_id=payment.pk, intent=intent, source=source, clear_operation=operation, known=known, answer=answer
     )
+
+
+# An intent in these statuses has its card attached to the customer when `setup_future_usage` was asked.
+SAVES_CARD = frozenset({"succeeded", "requires_capture", "processing"})
+
+
+def _record_saved_card(payment: Payment, reference: str) -> None:
+    """Record the card the gateway saved for the customer (outside any transaction; the port may call the gateway).
+
+    A failure here never fails the payment: the gateway's `payment_method.attached` webhook records it too.
+    """
+    try:
+        saved_methods().saved_after_payment(
+            client=payment.client, customer_id=payment.customer_id, payment_method_reference=reference
+        )
+    except GatewayError as exc:
+        logger.warning(
+            "The saved card could not be recorded now; the payment_method.attached webhook will",
+            extra={"payment": payment.public_id, "error": type(exc).__name__},
+        )
 
 
 def _apply_created(

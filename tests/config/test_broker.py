@@ -1,4 +1,4 @@
-"""The workers' Redis transport (config/broker.py) on a real Redis: a lost connection closes without killing the worker."""
+"""The workers' Redis transport (config/broker.py) on a real Redis: closing a lost connection never kills a worker."""
 
 import os
 
@@ -22,7 +22,8 @@ def test_closing_a_lost_connection_with_unacked_messages_is_a_broker_error_not_a
     producer = connection.Producer()
     producer.publish({"n": 1}, exchange=queue.exchange, routing_key="t", declare=[queue])
     message = queue(connection.default_channel).get(no_ack=False)
-    assert message is not None and message.payload == {"n": 1}
+    assert message is not None
+    assert message.payload == {"n": 1}
 
     channel = connection.default_channel
     channel._disconnect_pools()  # what a lost connection leaves behind: no pool,

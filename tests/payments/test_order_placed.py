@@ -171,7 +171,8 @@ _CARD_REFUSED = "Card numbers must never be sent to this API; use a gateway paym
         ),
         pytest.param(
             order(payment_method="card"),
-            "payment_method: payment_method must be a gateway token such as pm_card_visa (parameter_invalid)",
+            "payment_method: payment_method must be a gateway token such as pm_card_visa"
+            " or a saved method (pmt_...) (parameter_invalid)",
             id="payment-method",
         ),
         pytest.param(order(confirm=True), "confirm: Unknown parameter: confirm (parameter_invalid)", id="confirm"),

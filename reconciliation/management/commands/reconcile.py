@@ -1,4 +1,5 @@
-"""`manage.py reconcile [--since DATE] [--until DATE] [--fix] [--quiet]`: compare the gateway's records with ours."""
+"""`manage.py reconcile [--since DATE] [--until DATE] [--only PASS] [--fix] [--quiet]`: compare the gateway's records
+with ours: the payments of a window, then every gateway customer's saved payment methods."""
 
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -7,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from gateways.base import GatewayError
+from reconciliation.models import RunScope
 from reconciliation.selectors import run_summary
 from reconciliation.services import reconcile
 
@@ -21,12 +23,18 @@ def _day(value: str) -> date:
 class Command(BaseCommand):
     help = (
         "Reconcile the gateway's payment intents created between --since and --until (whole UTC days, both "
-        "included; default yesterday) with ours. Exits 1 when discrepancies are left open."
+        "included; default yesterday) with ours, then every gateway customer's attached cards with our saved "
+        "payment methods. Exits 1 when discrepancies are left open."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--since", type=_day, help="first UTC day (YYYY-MM-DD); default yesterday")
         parser.add_argument("--until", type=_day, help="last UTC day, included (YYYY-MM-DD); default --since")
+        parser.add_argument(
+            "--only",
+            choices=[RunScope.PAYMENTS.value, RunScope.PAYMENT_METHODS.value],
+            help="run one pass: the window's payments, or the customers' saved payment methods (default both)",
+        )
         parser.add_argument("--fix", action="store_true", help="apply the safe corrections through the services")
         parser.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -38,42 +46,42 @@ class Command(BaseCommand):
             raise CommandError("--until is before --since.")
         since = datetime(first.year, first.month, first.day, tzinfo=UTC)
         until = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
-        progress = None if options["quiet"] else self._progress()
+        bars = None if options["quiet"] else _Bars(self)
         try:
-            run = reconcile(since=since, until=until, fix=options["fix"], progress=progress)
+            run = reconcile(
+                since=since,
+                until=until,
+                fix=options["fix"],
+                scope=options["only"] or RunScope.ALL,
+                progress=bars.show("gateway records") if bars else None,
+                methods_progress=bars.show("customers") if bars else None,
+            )
         except GatewayError as exc:
             raise CommandError(f"The gateway could not be listed: {exc.message}") from exc
-        if progress:
-            self.stdout.write("")
+        finally:
+            if bars:
+                bars.end()
         self._summary(run)
         still_open = run.discrepancies_found - run.discrepancies_fixed
         if still_open:
             raise CommandError(f"Run {run.pk}: {still_open} discrepancies left open.", returncode=1)
         self.stdout.write(self.style.SUCCESS(f"Run {run.pk}: {run.status}."))
 
-    def _progress(self) -> Any:
-        """A bar redrawn in place on a terminal; otherwise a line every 10 seconds."""
-        is_tty = self.stdout.isatty()
-        last_line = [0.0]
-
-        def show(done: int, expected: int) -> None:
-            if is_tty:
-                share = min(done / expected, 1.0) if expected else 1.0
-                bar = "#" * int(share * 30)
-                self.stdout.write(f"\r[{bar:<30}] {done:,} / ~{expected:,} gateway records", ending="")
-                self.stdout.flush()
-            elif time.monotonic() - last_line[0] >= 10:
-                last_line[0] = time.monotonic()
-                self.stdout.write(f"{done:,} gateway records compared (of about {expected:,})")
-
-        return show
-
     def _summary(self, run: Any) -> None:
-        self.stdout.write(
-            f"Run {run.pk} ({run.gateway}) {run.window_start:%Y-%m-%d %H:%M} … {run.window_end:%Y-%m-%d %H:%M} UTC: "
-            f"{run.gateway_records} gateway records, {run.our_records} ours, {run.matched} matched, "
-            f"{run.duration_seconds:.1f} s"
-        )
+        scope = RunScope(run.scope)
+        if scope.covers_payments:
+            self.stdout.write(
+                f"Run {run.pk} ({run.gateway}) {run.window_start:%Y-%m-%d %H:%M} … {run.window_end:%Y-%m-%d %H:%M} "
+                f"UTC: {run.gateway_records} gateway records, {run.our_records} ours, {run.matched} matched, "
+                f"{run.duration_seconds:.1f} s"
+            )
+        if scope.covers_payment_methods:
+            self.stdout.write(
+                f"Run {run.pk} ({run.gateway}) saved payment methods: {run.customers_compared} customers, "
+                f"{run.gateway_payment_methods} at the gateway, {run.our_payment_methods} ours, "
+                f"{run.payment_methods_matched} matched"
+                + ("" if scope.covers_payments else f", {run.duration_seconds:.1f} s")
+            )
         self.stdout.write(f"{'kind':<26}{'found':>8}{'fixed':>8}{'open':>8}")
         for label, found, fixed, still_open in run_summary(run):
             self.stdout.write(f"{label:<26}{found:>8}{fixed:>8}{still_open:>8}")
@@ -81,3 +89,35 @@ class Command(BaseCommand):
             f"{'total':<26}{run.discrepancies_found:>8}{run.discrepancies_fixed:>8}"
             f"{run.discrepancies_found - run.discrepancies_fixed:>8}"
         )
+
+
+class _Bars:
+    """One progress display per pass: a bar redrawn in place on a terminal; otherwise a line every 10 seconds."""
+
+    def __init__(self, command: BaseCommand) -> None:
+        self.stdout = command.stdout
+        self.is_tty = self.stdout.isatty()
+        self.drawn = ""  # the unit of the bar on the current terminal line, if any
+
+    def show(self, unit: str) -> Any:
+        last_line = [0.0]
+
+        def show(done: int, expected: int) -> None:
+            if self.is_tty:
+                if self.drawn and self.drawn != unit:
+                    self.stdout.write("")  # the previous pass's bar stays on its line
+                self.drawn = unit
+                share = min(done / expected, 1.0) if expected else 1.0
+                bar = "#" * int(share * 30)
+                self.stdout.write(f"\r[{bar:<30}] {done:,} / ~{expected:,} {unit}", ending="")
+                self.stdout.flush()
+            elif time.monotonic() - last_line[0] >= 10:
+                last_line[0] = time.monotonic()
+                self.stdout.write(f"{done:,} {unit} compared (of about {expected:,})")
+
+        return show
+
+    def end(self) -> None:
+        if self.drawn:
+            self.stdout.write("")
+            self.drawn = ""
