@@ -889,7 +889,8 @@ def start_stack() -> None:
     REDIS.start()
     manage("migrate", "--noinput")
     manage("collectstatic", "--noinput")
-    manage("create_api_client", "chaos-shop", "--role", "storefront", f"--password={PASSWORD}")  # a password may start with "-"
+    # --password=: a generated password may start with "-"
+    manage("create_api_client", "chaos-shop", "--role", "storefront", f"--password={PASSWORD}")
     WEB.start(ENV)
     WORKER.start(ENV)
     BEAT.start(ENV)

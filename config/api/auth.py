@@ -29,7 +29,6 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.utils import datetime_from_epoch, get_md5_hash_password
 
 from accounts.models import User
-from config.api import schema as openapi
 from config.api.serializers import StrictSerializer
 from config.api.throttling import TokenRateThrottle
 
