@@ -103,7 +103,8 @@ class CustomerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context=context)
 
     def page_context(self, request: HttpRequest, customer: Customer) -> dict[str, Any]:
-        """The saved methods (safe details only), the newest payments of this client's customer_id, their refunds."""
+        """The saved methods (safe details only), the newest payments of this client's customer_id with their risk
+        score, level and review (the customer's risk history), and their refunds."""
         methods: list[dict[str, Any]] = [
             {**row, "is_default": row["pk"] == customer.default_payment_method_id}
             for row in PaymentMethod.objects.filter(customer=customer)
@@ -115,7 +116,17 @@ class CustomerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         )
         payment_rows = [
             {**row, "amount_display": format_amount(row["amount"], row["currency"])}
-            for row in payments.values("pk", "public_id", "status", "amount", "currency", "created_at")[:PAGE_ROWS]
+            for row in payments.values(
+                "pk",
+                "public_id",
+                "status",
+                "amount",
+                "currency",
+                "risk_score",
+                "risk_level",
+                "review_state",
+                "created_at",
+            )[:PAGE_ROWS]
         ]
         # The refunds through the payments' reverse relation (the refunds app sits beside this one, not below).
         refunds = (

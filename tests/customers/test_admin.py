@@ -98,6 +98,7 @@ def test_the_customer_page_shows_safe_card_details_payments_and_refunds(agent, s
     assert f"{method['card']['exp_month']:02d}/{method['card']['exp_year']}" in page
     assert payment["id"] in page
     assert "$25.00" in page
+    assert f'<td class="field-risk">{payment["risk"]["score"]} ({payment["risk"]["level"]})</td>' in page
     assert refund["id"] in page
     assert method["card"]["fingerprint"] not in page
     assert "Detach" in page
