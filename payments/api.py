@@ -354,6 +354,7 @@ PAYMENT_SCHEMA: dict[str, Any] = {
                 },
             }
         ),
+        "invoice": _nullable({"type": "string", "pattern": "^in_", "description": "the invoice this payment charges"}),
         "created": TIMESTAMP,
         "updated": TIMESTAMP,
     },

@@ -102,6 +102,14 @@ class Payment(models.Model):
     off_session = models.BooleanField(
         default=False, editable=False, help_text="Merchant-initiated: no customer present."
     )
+    invoice = models.CharField(
+        max_length=40,
+        blank=True,
+        default="",
+        editable=False,
+        db_index=True,
+        help_text="The invoice (in_...) this payment charges: made by the gateway's billing engine.",
+    )
     setup_future_usage = models.CharField(
         max_length=16,
         choices=SetupFutureUsage.choices,

@@ -36,6 +36,7 @@ PAYMENT_FIELDS = (
     "risk_level",
     "review_state",
     "review_reasons",
+    "invoice",
     "created_at",
     "updated_at",
 )
@@ -72,6 +73,7 @@ def render_payment_row(row: Sequence[Any]) -> dict[str, Any]:
         risk_level,
         review_state,
         review_reasons,
+        invoice,
         created_at,
         updated_at,
     ) = row
@@ -100,6 +102,7 @@ def render_payment_row(row: Sequence[Any]) -> dict[str, Any]:
         # what the risk check said (payments created before the checks existed have nothing)
         "risk": None if risk_score is None else {"score": risk_score, "level": risk_level},
         "review": {"state": review_state, "reasons": review_reasons} if review_state else None,
+        "invoice": invoice or None,  # the in_... this payment charges (subscriptions), else null
         "created": iso(created_at),
         "updated": iso(updated_at),
     }

@@ -4,6 +4,7 @@ Callers import from here: `from payments.services import payment_create`.
 """
 
 from payments.services.create import normalize_email, payment_create
+from payments.services.invoices import payment_record_for_invoice
 from payments.services.operations import (
     SETTLE_TASK,
     payment_apply_intent,
@@ -46,6 +47,7 @@ __all__ = [
     "payment_mark_needs_attention",
     "payment_override_request",
     "payment_override_status",
+    "payment_record_for_invoice",
     "payment_retry_stuck",
     "payment_review_close",
     "payment_settle",

@@ -17,6 +17,8 @@ state or a rule JSON Schema cannot say, never one about the request's shape. All
 `filter_query` drops the generated queries a query string cannot carry: a parameter whose value is null,
 a list or an object is serialized away (`?page_size=1` for `{"page_size": 1, "customer_id": []}`), so the
 service receives a valid request that schemathesis counts as a negative one it should have refused.
+`filter_path_parameters` does the same for path segments, which have no type: the "negative" integer 0
+arrives as the valid id "0" (`GET /api/v1/customers/0/` then finds the customer a PUT made as "0").
 """
 
 import json
@@ -71,3 +73,8 @@ def positive_data_accepted(ctx, response, case) -> None:
 @schemathesis.hook
 def filter_query(context, query) -> bool:
     return not query or all(not isinstance(value, list | dict) and value is not None for value in query.values())
+
+
+@schemathesis.hook
+def filter_path_parameters(context, path_parameters) -> bool:
+    return not path_parameters or all(isinstance(value, str) for value in path_parameters.values())

@@ -107,6 +107,7 @@ def test_a_payment_renders_every_field_in_the_contracts_formats(storefront):
         "customer_email": "a@example.com",
         "risk": {"score": 60, "level": "elevated"},
         "review": {"state": ReviewState.PENDING, "reasons": ["first_seen_large_amount"]},
+        "invoice": None,
         "created": "2026-11-22T10:00:00Z",
         "updated": "2026-11-22T10:00:00.123Z",
     }
