@@ -293,7 +293,9 @@ def test_200_concurrent_creates_of_one_client_within_a_second(tmp_path, extra_en
     statuses = Counter(r[1] for r in results)
     retry_afters = [int(r[2]) for r in results if r[1] == 429]
     print(f"200 creates: {dict(statuses)} in {elapsed:.2f}s, sent within {max(sent) - min(sent):.3f}s")  # noqa: T201
-    assert max(sent) - min(sent) < 1.0
+    # A burst (0.05 s on a quiet machine; a loaded CI machine starts 200 threads more slowly): well inside both
+    # windows under test (a minute, a day), so the counts below do not depend on how fast the threads started.
+    assert max(sent) - min(sent) < 5.0
     assert statuses == Counter({201: served, 429: refused} if refused else {201: served})
     assert all(1 <= seconds <= 86400 for seconds in retry_afters)
     assert Payment.objects.filter(client=shop).count() == served
