@@ -8,7 +8,6 @@ from typing import Any, cast
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -25,6 +24,7 @@ from payments.money import format_amount
 
 DETACH_PERMISSION = "customers.detach_paymentmethod"
 PAGE_ROWS = 50  # the newest payments and refunds shown on a customer's page
+MAX_MATCHES = 1000  # an exact search matches a few customers; a shared e-mail at most this many
 
 
 class DetachForm(forms.Form):
@@ -71,9 +71,22 @@ class CustomerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        tokens = CustomerGatewayToken.objects.filter(reference=term).values("customer_id")
-        condition = Q(public_id=term) | Q(customer_id=term) | Q(email=term) | Q(email=term.lower()) | Q(pk__in=tokens)
-        return queryset.filter(condition), False
+        # One UNION of index lookups, read first: an OR across the columns (and the tokens' subquery) made
+        # PostgreSQL scan the table, 270 ms a search at 1 M customers (bench/customer_admin_bench.py).
+        by_column = [
+            Customer.objects.filter(public_id=term),
+            Customer.objects.filter(customer_id=term),
+            Customer.objects.filter(email__in={term, term.lower()}),
+        ]
+        matches = (
+            by_column[0]
+            .values_list("pk", flat=True)
+            .union(
+                *(rows.values_list("pk", flat=True) for rows in by_column[1:]),
+                CustomerGatewayToken.objects.filter(reference=term).values_list("customer_id", flat=True),
+            )
+        )
+        return queryset.filter(pk__in=list(matches[:MAX_MATCHES])), False
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_active and request.user.is_staff and super().has_view_permission(request, obj)

@@ -87,6 +87,8 @@ class CustomerGatewayToken(models.Model):
             models.UniqueConstraint(fields=["customer", "gateway"], name="customer_token_unique_customer_gateway"),
             models.UniqueConstraint(fields=["gateway", "reference"], name="customer_token_unique_reference"),
         ]
+        # the back office finds a customer by the gateway's id alone, whatever the gateway
+        indexes = [models.Index(fields=["reference"], name="customer_token_reference_idx")]
 
     def __str__(self) -> str:
         return f"{self.gateway}:{self.reference}"
