@@ -12,8 +12,10 @@ api_v1: list[URLPattern | URLResolver] = [
     path("auth/token/", auth.TokenObtainView.as_view(), name="token-obtain"),
     path("auth/token/refresh/", auth.TokenRefreshView.as_view(), name="token-refresh"),
     path("webhooks/stripe/", include("webhooks.urls")),
+    path("test_helpers/", include("webhooks.test_helpers")),
     path("", include("refunds.urls")),
     path("", include("customers.urls")),
+    path("", include("subscriptions.urls")),
     path("", include("payments.urls")),
     path("", include("events.urls")),
 ]

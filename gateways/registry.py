@@ -54,6 +54,16 @@ TIMED_OPERATIONS = frozenset(
         "attach_payment_method",
         "detach_payment_method",
         "retrieve_payment_method",
+        "create_price",
+        "create_subscription",
+        "update_subscription",
+        "cancel_subscription",
+        "retrieve_subscription",
+        "retrieve_invoice",
+        "pay_invoice",
+        "mark_invoice_uncollectible",
+        "void_invoice",
+        "advance_clock",
     }
 )
 

@@ -24,7 +24,25 @@ The patches below follow Stripe's documented API; each says which localstripe ga
   method, and off session a card that needs authentication is a 402 `authentication_required`; SetupIntents
   accept `payment_method`, `confirm` and `automatic_payment_methods`, save the card to the customer on success
   and answer a decline with a 402 card_error leaving the intent in requires_payment_method.
-Not patched: over-refunds are accepted; `latest_charge` comes back expanded; webhooks as localstripe sends them.
+- Prices (`/v1/prices`: create with `product` or `product_data`, `recurring[interval|interval_count|
+  trial_period_days]`; retrieve; update `active`/`nickname`/`metadata`; list newest first with `active`, `product`,
+  `type`, `currency`, paging; `product` an id or expanded), each recurring price being the Plan (same id) that
+  localstripe bills; subscription items and invoice lines carry `price`.
+- Subscriptions as Stripe creates them: `items[i][price]` (inactive or one-off refused), `default_payment_method`
+  (must be the customer's; it pays the invoices), `off_session`, `trial_period_days`, `trial_from_plan` (the price's
+  trial) and `trial_end` (a trial: `trialing`, trial_start/trial_end, the period is the trial, a $0 first invoice paid
+  at once); without one the first invoice is finalized and charged now: paid -> `active`, declined -> `incomplete`
+  with the invoice open (its PaymentIntent holds the decline), off session a card needing authentication too
+  (`authentication_required`). Periods span `interval_count` intervals. Updates accept `items[i][price]`,
+  `proration_behavior`, `payment_behavior`, `default_payment_method`; `cancel_at_period_end` sets `cancel_at` and
+  `canceled_at`; `DELETE` cancels now (canceled_at, ended_at, `expand[]` honoured). Lists take `created`.
+- Invoices: `attempt_count`/`attempted` as Stripe counts them, `amount_remaining`, `billing_reason`; `pay` accepts
+  `off_session` and `payment_method` and answers a decline with a 402 card_error (the invoice stays open);
+  `mark_uncollectible`; `invoice.finalized`, `invoice.paid` (beside `invoice.payment_succeeded`), `price.created`
+  and `customer.subscription.updated` are sent.
+Not patched: over-refunds are accepted; `latest_charge` comes back expanded; webhooks as localstripe sends them;
+no clock (no renewals, trial ends, retries or expiry), proration credits every earlier invoice in full, pre-2025 object
+shapes (`invoice.payment_intent`, `invoice.subscription`, `subscription.current_period_*`).
 """
 
 import argparse
@@ -35,12 +53,14 @@ import logging
 import operator
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+from dateutil.relativedelta import relativedelta
 from localstripe import resources
 from localstripe.errors import UserError
-from localstripe.resources import Charge, Customer, PaymentIntent, PaymentMethod, Refund, SetupIntent, Store
+from localstripe.resources import Charge, Customer, Event, PaymentIntent, PaymentMethod, Refund, SetupIntent, Store
 
 
 # --- keep the store in memory: localstripe pickles it to the fixed file /tmp/localstripe.pickle ----------
@@ -516,6 +536,525 @@ def _with_created_filter(list_all: Callable[..., Any]) -> classmethod:
 PaymentIntent._api_list_all = _with_created_filter(PaymentIntent._api_list_all)
 Refund._api_list_all = _with_created_filter(Refund._api_list_all)
 
+# --- billing: Prices over localstripe's Plans, subscriptions and invoices as Stripe answers them -----------
+INTERVALS = ("day", "week", "month", "year")
+_MAX_INTERVAL = {"day": 1095, "week": 156, "month": 36, "year": 3}  # Stripe: at most three years
+
+
+def _missing(kind: str, id: Any, param: str) -> UserError:
+    return UserError(400, f"No such {kind}: {id!r}", {"code": "resource_missing", "param": param})
+
+
+class Price(resources.StripeObject):
+    """Stripe's Price; a recurring one is also the Plan (same id) localstripe's subscriptions bill, as on Stripe."""
+
+    object = "price"
+    _id_prefix = "price_"
+
+    def __init__(
+        self,
+        currency: Any = None,
+        unit_amount: Any = None,
+        product: Any = None,
+        product_data: Any = None,
+        recurring: Any = None,
+        active: Any = True,
+        nickname: Any = None,
+        metadata: Any = None,
+        lookup_key: Any = None,
+        tax_behavior: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if kwargs:
+            raise UserError(400, "Received unknown parameter: " + ", ".join(kwargs))
+        unit_amount, active = resources.try_convert_to_int(unit_amount), resources.try_convert_to_bool(active)
+        if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha():
+            raise _invalid("currency", currency)
+        if type(unit_amount) is not int or unit_amount < 0:
+            raise _invalid("unit_amount", unit_amount)
+        if type(active) is not bool:
+            raise _invalid("active", active)
+        if (product is None) == (product_data is None):
+            raise UserError(400, "You must specify exactly one of product or product_data.", {"param": "product"})
+        if product_data is not None and (not isinstance(product_data, dict) or not product_data.get("name")):
+            raise UserError(400, "Missing required param: product_data[name].", {"param": "product_data[name]"})
+        if tax_behavior not in (None, "exclusive", "inclusive", "unspecified"):
+            raise _invalid("tax_behavior", tax_behavior)
+        plan_args = None
+        if recurring is not None:
+            if not isinstance(recurring, dict) or recurring.get("interval") not in INTERVALS:
+                raise _invalid(
+                    "recurring[interval]",
+                    (recurring or {}).get("interval") if isinstance(recurring, dict) else recurring,
+                )
+            count = resources.try_convert_to_int(recurring.get("interval_count", 1))
+            if type(count) is not int or not 1 <= count <= _MAX_INTERVAL[recurring["interval"]]:
+                raise _invalid("recurring[interval_count]", count)
+            trial = recurring.get("trial_period_days")
+            trial = None if trial in (None, "") else resources.try_convert_to_int(trial)
+            if trial is not None and (type(trial) is not int or not 0 <= trial <= 730):
+                raise _invalid("recurring[trial_period_days]", trial)
+            if recurring.get("usage_type", "licensed") != "licensed":
+                raise _invalid("recurring[usage_type]", recurring.get("usage_type"))
+            plan_args = {"interval": recurring["interval"], "interval_count": count, "trial_period_days": trial}
+        if product is not None:
+            if not isinstance(product, str) or resources.store.get(f"product:{product}") is None:
+                raise _missing("product", product, "product")
+        else:
+            product = resources.Product(name=product_data["name"], metadata=product_data.get("metadata")).id
+        id = self._id_prefix + resources.random_id(24)
+        if plan_args is not None:  # localstripe bills Plans: the price's twin under the same id
+            resources.Plan(
+                id=id,
+                amount=unit_amount,
+                currency=currency.lower(),
+                product=product,
+                active=active,
+                nickname=nickname,
+                **plan_args,
+            )
+        super().__init__(id)
+        self.active, self.currency, self.unit_amount = active, currency.lower(), unit_amount
+        self.unit_amount_decimal = str(unit_amount)
+        self.product, self.nickname, self.lookup_key, self.metadata = product, nickname, lookup_key, metadata or {}
+        self.type = "recurring" if plan_args else "one_time"
+        self.recurring = None
+        if plan_args:
+            self.recurring = {**plan_args, "usage_type": "licensed", "aggregate_usage": None, "meter": None}
+        self.billing_scheme, self.tax_behavior = "per_unit", tax_behavior or "unspecified"
+        self.tiers_mode = self.transform_quantity = self.custom_unit_amount = None
+        resources.schedule_webhook(Event("price.created", self))
+
+    @classmethod
+    def _api_update(cls, id: str, **data: Any) -> Any:
+        """Stripe lets a price change only these; `active` stops new subscriptions to it."""
+        price = cls._api_retrieve(id)
+        unknown = set(data) - {"active", "nickname", "metadata", "lookup_key"}
+        if unknown:
+            raise UserError(400, "Received unknown parameter: " + ", ".join(sorted(unknown)))
+        if "active" in data:
+            data["active"] = resources.try_convert_to_bool(data["active"])
+            if type(data["active"]) is not bool:
+                raise _invalid("active", data["active"])
+            plan = resources.store.get(f"plan:{id}")
+            if plan is not None:
+                plan.active = data["active"]
+        price._update(**data)
+        resources.schedule_webhook(Event("price.updated", price))
+        return price
+
+    @classmethod
+    def _api_delete(cls, id: str) -> Any:
+        raise UserError(405, "Prices cannot be deleted; set active=false instead.")
+
+    @classmethod
+    def _api_list_all(
+        cls,
+        url: str,
+        active: Any = None,
+        product: Any = None,
+        type: Any = None,
+        currency: Any = None,
+        limit: Any = None,
+        starting_after: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        if kwargs:
+            raise UserError(400, "Received unknown parameter: " + ", ".join(kwargs))
+        active = resources.try_convert_to_bool(active)
+        if active is not None and not isinstance(active, bool):
+            raise _invalid("active", active)
+        if type not in (None, "one_time", "recurring"):
+            raise _invalid("type", type)
+        page = super()._api_list_all(url, limit=limit, starting_after=starting_after)
+        checks = {"active": active, "product": product, "type": type, "currency": currency and currency.lower()}
+        items = [p for p in reversed(page._list) if all(v is None or getattr(p, k) == v for k, v in checks.items())]
+        page._list = sorted(items, key=lambda p: p.created, reverse=True)  # newest first, as on Stripe
+        return page
+
+
+def _price_of(plan: Any) -> Any:
+    return resources.store.get(f"price:{plan.id}") if plan is not None else None
+
+
+resources.SubscriptionItem.price = property(lambda self: _price_of(self.plan))
+resources.InvoiceLineItem.price = property(lambda self: _price_of(self.plan))
+
+
+def _add_interval(start: int, interval: str, count: int) -> int:
+    moment = datetime.fromtimestamp(start, UTC)
+    step = {"day": timedelta(days=count), "week": timedelta(weeks=count)}.get(interval)
+    moment += step if step is not None else relativedelta(**{f"{interval}s": count})
+    return int(moment.timestamp())
+
+
+def _item_period(self: Any) -> dict[str, int]:
+    """The trial while it lasts, then periods of `interval_count` intervals from the trial's end (or the start)."""
+    sub = resources.store.get(f"subscription:{self._subscription}") if self._subscription else None
+    if sub is not None and getattr(sub, "_trial", False):
+        if time.time() < sub.trial_end:
+            return {"start": sub.trial_start, "end": sub.trial_end}
+        start = sub.trial_end
+    else:
+        start = sub.start_date if sub is not None else int(time.time())
+    return {"start": start, "end": _add_interval(start, self.plan.interval, self.plan.interval_count or 1)}
+
+
+resources.SubscriptionItem._current_period = _item_period
+resources.SubscriptionItem.current_period_start = property(lambda self: self._current_period()["start"])
+resources.SubscriptionItem.current_period_end = property(lambda self: self._current_period()["end"])
+
+# Invoices: attempts counted as Stripe counts them, amount_remaining, invoice.finalized and invoice.paid sent.
+resources.Invoice.amount_remaining = property(lambda self: self.amount_due - self.amount_paid)
+_invoice_status = resources.Invoice.status.fget
+
+
+def _status_with_uncollectible(self: Any) -> str:
+    status = _invoice_status(self)
+    return "uncollectible" if status == "open" and getattr(self, "_uncollectible", False) else status
+
+
+resources.Invoice.status = property(_status_with_uncollectible)
+resources.Invoice.next_payment_attempt = property(lambda self: getattr(self, "_next_attempt", None))
+_finalize = resources.Invoice._finalize
+
+
+def _finalize_sending(self: Any) -> None:
+    _finalize(self)
+    resources.schedule_webhook(Event("invoice.finalized", self))
+
+
+resources.Invoice._finalize = _finalize_sending
+_invoice_paid = resources.Invoice._on_payment_success
+
+
+def _invoice_paid_sending(self: Any) -> None:
+    """Stripe sends `invoice.paid` beside localstripe's `invoice.payment_succeeded`; a trial stays trialing."""
+    self.status_transitions["paid_at"] = int(time.time())
+    self._next_attempt = None
+    resources.schedule_webhook(Event("invoice.paid", self))
+    _invoice_paid(self)
+
+
+resources.Invoice._on_payment_success = _invoice_paid_sending
+_initial_success = resources.Subscription._on_initial_payment_success
+resources.Subscription._on_initial_payment_success = lambda self, invoice: (
+    None if self.status in ("trialing", "active", "canceled") else _initial_success(self, invoice)
+)
+
+
+def _payment_method_for(invoice: Any, payment_method: str | None) -> Any:
+    if payment_method:
+        return PaymentMethod._api_retrieve(payment_method)
+    sub = resources.store.get(f"subscription:{invoice.subscription}") if invoice.subscription else None
+    if sub is not None and getattr(sub, "default_payment_method", None):
+        return PaymentMethod._api_retrieve(sub.default_payment_method)
+    return Customer._api_retrieve(invoice.customer)._get_default_payment_method_or_source()
+
+
+def _attempt(invoice: Any, *, payment_method: str | None = None, off_session: bool = True) -> UserError | None:
+    """Charge an open invoice through its PaymentIntent (made on the first attempt); the decline, if any."""
+    invoice._draft, invoice.attempted = False, True
+    if invoice.total <= 0:
+        invoice._on_payment_success()
+        return None
+    method = _payment_method_for(invoice, payment_method)
+    intent = resources.store.get(f"payment_intent:{invoice.payment_intent}") if invoice.payment_intent else None
+    if intent is None:
+        intent = PaymentIntent(amount=invoice.total, currency=invoice.currency, customer=invoice.customer)
+        intent.invoice, intent.description = invoice.id, "Subscription creation" if invoice.subscription else None
+        invoice.payment_intent = intent.id
+    if method is None:
+        return UserError(400, "This customer has no attached payment source or default payment method.")
+    intent.payment_method, intent.latest_charge, intent._off_session = method.id, None, off_session
+    invoice.attempt_count += 1
+    failure: list[UserError] = []
+
+    def on_failure_now() -> None:
+        resources.schedule_webhook(Event("payment_intent.payment_failed", intent))
+        charge = intent.latest_charge
+        failure.append(_card_error(402, getattr(method, "_card_number", None), charge=charge.id))
+        invoice._on_payment_failure_now()
+
+    try:
+        intent._confirm(on_failure_now=on_failure_now)
+    except UserError as error:  # off session, a card that needs authentication (our _confirm_off_session)
+        invoice._on_payment_failure_now()
+        return error
+    if intent.status == "requires_action":  # on session: the customer must authenticate
+        return None
+    if failure:
+        failure[0].body["error"].update(payment_intent=intent._export())
+        return failure[0]
+    return None
+
+
+_in_trial: list[bool] = []  # set while a trial's first invoice is made: its subscription lines are $0
+_calculate_amount = resources.SubscriptionItem._calculate_amount
+resources.SubscriptionItem._calculate_amount = lambda self: 0 if _in_trial else _calculate_amount(self)
+
+
+def _create_subscription_invoice(self: Any) -> None:
+    """The first invoice as Stripe makes it: $0 and paid during a trial, otherwise charged at once."""
+    first = self.latest_invoice is None
+    _in_trial[:] = [True] if getattr(self, "_trial", False) else []
+    try:  # localstripe adds the customer's pending invoice items itself
+        invoice = resources.Invoice(
+            customer=self.customer,
+            subscription=self.id,
+            items=list(self.items._list),
+            tax_percent=self.tax_percent,
+            default_tax_rates=[rate.id for rate in (self.default_tax_rates or [])],
+        )
+    finally:
+        _in_trial.clear()
+    invoice.billing_reason = "subscription_create" if first else "subscription_update"
+    invoice.attempt_count, invoice.attempted = 0, False
+    for line in invoice.lines._list:
+        if line.type == "subscription":
+            name = resources.Product._api_retrieve(line.plan.product).name
+            if getattr(self, "_trial", False):
+                line.description = f"Trial period for {name}"
+            else:
+                line.description = f"{line.quantity} × {name}"
+    invoice.period_start = invoice.period_end = invoice.created  # a first invoice's own period, as on Stripe
+    invoice._finalize()
+    _attempt(invoice, off_session=getattr(self, "_off_session", False))
+    if invoice.status == "paid" and self.status == "incomplete":
+        self.status = "trialing" if getattr(self, "_trial", False) else "active"
+
+
+_new_subscription: dict[str, Any] = {}  # what the create call gave that localstripe's constructor cannot take
+
+
+def _apply_new_subscription(self: Any) -> None:
+    asked = _new_subscription.pop("pending", None)
+    if asked is None:
+        return
+    self.default_payment_method, self._off_session = asked["default_payment_method"], asked["off_session"]
+    self.collection_method, self.description = "charge_automatically", asked["description"]
+    self.trial_end, self.trial_start, self._trial = asked["trial_end"], None, asked["trial_end"] is not None
+    if self._trial:
+        self.trial_start, self.status = self.start_date, "trialing"
+    self.billing_cycle_anchor = self.billing_cycle_anchor or self.trial_end or self.start_date
+    self.cancellation_details = {"comment": None, "feedback": None, "reason": None}
+
+
+_localstripe_create_invoice = resources.Subscription._create_invoice
+
+
+def _create_invoice_as_stripe(self: Any) -> None:
+    _apply_new_subscription(self)
+    _create_subscription_invoice(self)
+
+
+resources.Subscription._create_invoice = _create_invoice_as_stripe
+
+
+def _items_on_prices(items: Any, param: str = "items") -> Any:
+    """`items[i][price]` -> the Plan localstripe bills (the same id); an inactive or one-off price is refused."""
+    if not isinstance(items, list):
+        return items
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or "price" not in item:
+            continue
+        reference = item.pop("price")
+        price = resources.store.get(f"price:{reference}") if isinstance(reference, str) else None
+        if price is None:
+            raise _missing("price", reference, f"{param}[{index}][price]")
+        if price.type != "recurring":
+            raise UserError(
+                400,
+                "The price specified is set to `type=one_time` but this field only accepts prices with "
+                "`type=recurring`.",
+                {"code": "parameter_invalid", "param": f"{param}[{index}][price]"},
+            )
+        if not price.active:
+            raise UserError(
+                400,
+                "The price specified is inactive. This field only accepts active prices.",
+                {"code": "parameter_invalid", "param": f"{param}[{index}][price]"},
+            )
+        item["plan"] = price.id
+    return items
+
+
+def _customer_method(customer: Any, payment_method: Any) -> str | None:
+    if payment_method in (None, ""):
+        return None
+    method = _saved(payment_method)
+    if method is None or method.customer != customer or getattr(method, "_detached", False):
+        raise UserError(
+            400,
+            f"The customer does not have a payment method with the ID {payment_method}. "
+            "The payment method must be attached to the customer.",
+            {"code": "resource_missing", "param": "default_payment_method"},
+        )
+    return method.id
+
+
+def _api_create_subscription(
+    cls: type,
+    items: Any = None,
+    default_payment_method: Any = None,
+    off_session: Any = None,
+    trial_period_days: Any = None,
+    trial_from_plan: Any = None,
+    trial_end: Any = None,
+    collection_method: Any = None,
+    description: Any = None,
+    **data: Any,
+) -> Any:
+    off_session, trial_from_plan = (resources.try_convert_to_bool(v) for v in (off_session, trial_from_plan))
+    if collection_method not in (None, "charge_automatically"):
+        raise UserError(500, "Not implemented: collection_method=send_invoice")
+    if data.get("payment_behavior") not in (None, "allow_incomplete", "error_if_incomplete"):
+        raise UserError(500, f"Not implemented: payment_behavior={data['payment_behavior']}")
+    items = _items_on_prices(items)
+    Customer._api_retrieve(data.get("customer") or "")  # 404 when unknown
+    method = _customer_method(data.get("customer"), default_payment_method)
+    days = resources.try_convert_to_int(trial_period_days) if trial_period_days not in (None, "") else None
+    if days is not None and (type(days) is not int or not 0 <= days <= 730):
+        raise _invalid("trial_period_days", trial_period_days)
+    if trial_from_plan and (days is not None or trial_end is not None):
+        raise UserError(400, "You cannot set trial_from_plan together with trial_end or trial_period_days.")
+    if trial_from_plan and isinstance(items, list) and items and isinstance(items[0], dict):
+        plan = resources.store.get(f"plan:{items[0].get('plan')}")
+        days = plan.trial_period_days if plan is not None else None
+    now = int(time.time())
+    end = now + days * 86400 if days else None
+    if trial_end is not None and trial_end != "now":  # "now": no trial
+        end = resources.try_convert_to_int(trial_end)
+        if type(end) is not int or end <= now:
+            raise _invalid("trial_end", trial_end)
+    _new_subscription["pending"] = {
+        "default_payment_method": method,
+        "off_session": bool(off_session),
+        "trial_end": end,
+        "description": description,
+    }
+    try:
+        return cls(items=items, **data)  # without trial arguments: localstripe then always makes the first invoice
+    finally:
+        _new_subscription.clear()
+
+
+resources.Subscription._api_create = classmethod(_api_create_subscription)
+_update_subscription = resources.Subscription._api_update
+
+
+def _api_update_subscription(
+    cls: type,
+    id: str,
+    items: Any = None,
+    proration_behavior: Any = None,
+    payment_behavior: Any = None,
+    default_payment_method: Any = None,
+    off_session: Any = None,
+    cancellation_details: Any = None,
+    **data: Any,
+) -> Any:
+    sub = cls._api_retrieve(id)
+    if sub.status in ("canceled", "incomplete_expired") and (set(data) - {"metadata"} or items is not None):
+        raise UserError(400, "A canceled subscription can only update its cancellation_details and metadata.")
+    if proration_behavior not in (None, "create_prorations", "none", "always_invoice"):
+        raise _invalid("proration_behavior", proration_behavior)
+    if payment_behavior not in (None, "allow_incomplete", "error_if_incomplete", "pending_if_incomplete"):
+        raise _invalid("payment_behavior", payment_behavior)
+    items = _items_on_prices(items)
+    method = _customer_method(sub.customer, default_payment_method)
+    if items is not None:
+        data["items"] = items
+    if data:
+        sub._update(**data)
+    if default_payment_method is not None:
+        sub.default_payment_method = method
+    if isinstance(cancellation_details, dict):
+        sub.cancellation_details = {**getattr(sub, "cancellation_details", {}), **cancellation_details}
+    if "cancel_at_period_end" in data:  # Stripe: cancel_at is the period's end and canceled_at the request's time
+        ending = bool(sub.cancel_at_period_end)
+        sub.cancel_at = sub.current_period_end if ending else None
+        sub.canceled_at = int(time.time()) if ending else None
+    resources.schedule_webhook(Event("customer.subscription.updated", sub))
+    return sub
+
+
+resources.Subscription._api_update = classmethod(_api_update_subscription)
+
+
+def _api_cancel_subscription(
+    id: str, invoice_now: Any = None, prorate: Any = None, cancellation_details: Any = None, **kwargs: Any
+) -> Any:
+    """DELETE /v1/subscriptions/{id} as on Stripe: canceled now, canceled_at and ended_at set, `expand[]` honoured."""
+    if kwargs:
+        raise UserError(400, "Received unknown parameter: " + ", ".join(kwargs))
+    sub = resources.Subscription._api_retrieve(id)
+    if sub.status in ("canceled", "incomplete_expired"):
+        raise UserError(400, f"The subscription {id} has already been canceled.")
+    now = int(time.time())
+    resources.Subscription._api_delete(id)  # status canceled, ended_at, customer.subscription.deleted
+    sub.canceled_at = sub.ended_at = now
+    sub.cancel_at_period_end = False
+    if isinstance(cancellation_details, dict):
+        sub.cancellation_details = {**getattr(sub, "cancellation_details", {}), **cancellation_details}
+    return sub
+
+
+resources.extra_apis.append(("DELETE", "/v1/subscriptions/{id}", _api_cancel_subscription))
+resources.Subscription._api_list_all = _with_created_filter(resources.Subscription._api_list_all)
+_pay_invoice = resources.Invoice._api_pay_invoice
+
+
+def _api_pay_invoice(
+    id: str, off_session: Any = None, payment_method: Any = None, paid_out_of_band: Any = None, **kwargs: Any
+) -> Any:
+    """Pay an open invoice now: a decline is a 402 card_error (the invoice stays open, its intent carries it)."""
+    if kwargs:
+        raise UserError(400, "Received unknown parameter: " + ", ".join(kwargs))
+    invoice = resources.Invoice._api_retrieve(id)
+    if invoice.status == "paid":
+        raise UserError(400, "Invoice is already paid", {"code": "invoice_already_paid"})  # Stripe: same message
+    if invoice.status not in ("draft", "open", "uncollectible"):
+        raise UserError(400, f"You cannot pay this invoice because it has a status of {invoice.status}.")
+    if invoice._draft:
+        invoice._finalize()
+    if resources.try_convert_to_bool(paid_out_of_band):
+        raise UserError(500, "Not implemented: paid_out_of_band")
+    error = _attempt(
+        invoice, payment_method=payment_method, off_session=bool(resources.try_convert_to_bool(off_session))
+    )
+    if error is not None:
+        raise error
+    return invoice
+
+
+def _api_mark_uncollectible(id: str, **kwargs: Any) -> Any:
+    if kwargs:
+        raise UserError(400, "Received unknown parameter: " + ", ".join(kwargs))
+    invoice = resources.Invoice._api_retrieve(id)
+    if invoice.status != "open":
+        raise UserError(400, f"You can only mark an open invoice uncollectible; this one is {invoice.status}.")
+    invoice._uncollectible, invoice._next_attempt = True, None
+    invoice.status_transitions["marked_uncollectible_at"] = int(time.time())
+    resources.schedule_webhook(Event("invoice.marked_uncollectible", invoice))
+    return invoice
+
+
+resources.extra_apis.append(("POST", "/v1/invoices/{id}/mark_uncollectible", _api_mark_uncollectible))
+resources.extra_apis[:] = [(m, u, _api_pay_invoice if f == _pay_invoice else f) for m, u, f in resources.extra_apis]
+
+
+def add_price_routes(server: Any) -> None:
+    """localstripe.server routes its own classes at import; Prices get the same five handlers here."""
+    url = "/v1/prices"
+    router = server.app.router
+    router.add_route("POST", url, server.api_create(Price, url))
+    router.add_route("GET", url, server.api_list_all(Price, url))
+    router.add_route("GET", url + "/{id}", server.api_retrieve(Price, url))
+    router.add_route("POST", url + "/{id}", server.api_update(Price, url))
+    router.add_route("DELETE", url + "/{id}", server.api_delete(Price, url))
+
+
 # --- Idempotency-Key --------------------------------------------------------------------------------------
 _replays: dict[str, tuple[tuple[str, str], int, bytes]] = {}  # key -> ((path, body digest), status, body)
 _locks: dict[str, asyncio.Lock] = {}
@@ -564,6 +1103,7 @@ def main() -> None:
     server = importlib.import_module("localstripe.server")  # after the patches: it registers routes at import
     server.app.middlewares.insert(0, idempotency_middleware)  # outermost: sees error responses too
     server.app.middlewares.insert(1, deleted_customer_middleware)
+    add_price_routes(server)
     access_log = logging.getLogger("aiohttp.access")
     if args.verbose:
         logging.basicConfig(level=logging.INFO)

@@ -1,4 +1,4 @@
-"""What each Stripe event type means for our payments, refunds, customers and saved payment methods.
+"""What each Stripe event type means for our payments, refunds, customers, saved methods, subscriptions and invoices.
 
 Handlers run inside the transaction of `webhooks.services.webhook_event_process`, read the event's
 own object (no re-fetch from Stripe) and call the payments and refunds services, which own every
@@ -29,6 +29,7 @@ from payments.services import payment_apply_intent, payment_flag_dispute
 from refunds.locks import lock_refund
 from refunds.models import Refund
 from refunds.services import refund_apply_gateway_refund, refund_record_external
+from subscriptions import inbox as billing
 from webhooks.models import IgnoredReason, WebhookStatus
 
 SOURCE = ChangeSource.WEBHOOK
@@ -255,6 +256,32 @@ def on_customer_deleted(customer: dict[str, Any]) -> Outcome:
     return _processed() if moved else _ignored(IgnoredReason.STALE)
 
 
+# --- subscriptions and invoices (the gateway's billing engine) ---------------------------------------------
+def _billing(moved: bool | None) -> Outcome:
+    if moved is None:
+        return _ignored(IgnoredReason.UNKNOWN_OBJECT)
+    return _processed() if moved else _ignored(IgnoredReason.STALE)
+
+
+def on_subscription(subscription: dict[str, Any]) -> Outcome:
+    """customer.subscription.created|updated|deleted: applied when it is news (see `subscriptions.inbox`)."""
+    return _billing(billing.subscription_news(subscription))
+
+
+def on_subscription_trial_will_end(subscription: dict[str, Any]) -> Outcome:
+    return _billing(billing.subscription_trial_will_end(subscription))
+
+
+def on_invoice(invoice: dict[str, Any]) -> Outcome:
+    """invoice.created|finalized|voided|marked_uncollectible: the invoice, forward only."""
+    return _billing(billing.invoice_news(invoice, charged=False))
+
+
+def on_invoice_charged(invoice: dict[str, Any]) -> Outcome:
+    """invoice.paid|payment_failed: the invoice, and its charge recorded as its payment (once per intent)."""
+    return _billing(billing.invoice_news(invoice, charged=True))
+
+
 HANDLERS: dict[str, Callable[[dict[str, Any]], Outcome]] = {
     "payment_intent.succeeded": on_payment_intent,
     "payment_intent.payment_failed": on_payment_intent,
@@ -274,6 +301,16 @@ HANDLERS: dict[str, Callable[[dict[str, Any]], Outcome]] = {
     "payment_method.detached": on_payment_method_detached,
     "customer.updated": on_customer_updated,
     "customer.deleted": on_customer_deleted,
+    "customer.subscription.created": on_subscription,
+    "customer.subscription.updated": on_subscription,
+    "customer.subscription.deleted": on_subscription,
+    "customer.subscription.trial_will_end": on_subscription_trial_will_end,
+    "invoice.created": on_invoice,
+    "invoice.finalized": on_invoice,
+    "invoice.voided": on_invoice,
+    "invoice.marked_uncollectible": on_invoice,
+    "invoice.paid": on_invoice_charged,
+    "invoice.payment_failed": on_invoice_charged,
 }
 HANDLED_TYPES = frozenset(HANDLERS)
 

@@ -286,6 +286,8 @@ def postprocess(result: dict[str, Any], generator: Any, request: Any, public: bo
                 if media_type != "application/json":  # JSON only: anything else is 415
                     del body["content"][media_type]
             schema = body["content"].get("application/json", {}).get("schema", {})
+            if "$ref" in schema:  # a serializer's component: its own `required` says
+                schema = result["components"]["schemas"].get(schema["$ref"].rsplit("/", 1)[-1], {})
             # an object with no required property may be left out: an empty body counts as {}
             body["required"] = bool(schema.get("required") or schema.get("oneOf") or schema.get("$ref"))
     for (operation_id, status), links in LINKS.items():

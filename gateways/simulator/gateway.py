@@ -44,6 +44,8 @@ from gateways.base import (
     RefundResult,
     SetupIntentResult,
 )
+from gateways.billing import InvoiceResult, PriceResult, SubscriptionResult
+from gateways.simulator import billing
 from gateways.simulator.store import INTENT_INDEX, REFUND_INDEX, Store, get_store
 
 SUCCEEDING = {"pm_card_visa", "pm_card_mastercard", "pm_card_amex", "pm_card_visa_debit", "pm_card_discover"}
@@ -80,6 +82,7 @@ SAVED_METHOD_PREFIX = "pm_sim_"  # the methods this simulator saved (a test toke
 FAULT_KINDS = {"timeout", "timeout_before", "unavailable", "permanent"}
 _ATTEMPTS = 20  # compare-and-set rounds before a call on a hotly contended intent gives up (retryable)
 _PAGE_SIZE = 500  # intents or refunds per round trip when listing
+_END = datetime(9999, 1, 1, tzinfo=UTC)  # the end of every listing window
 
 T = TypeVar("T")
 
@@ -173,7 +176,18 @@ def _store_page(index: str, records: str, low: int, high: int, limit: int) -> li
 class _Outcome:
     """What a call decided: its result, or a decline (recorded like a result), and the writes that make it so."""
 
-    result: IntentResult | RefundResult | CustomerResult | PaymentMethodResult | SetupIntentResult | None = None
+    result: (
+        IntentResult
+        | RefundResult
+        | CustomerResult
+        | PaymentMethodResult
+        | SetupIntentResult
+        | SubscriptionResult
+        | InvoiceResult
+        | PriceResult
+        | None
+    ) = None
+    stored: dict[str, Any] | None = None  # billing: the records the result is made of, replayed from them
     declined: Declined | None = None
     write: list[list[str]] = field(default_factory=list)  # [hash, field, value]
     index: list[list[str]] = field(default_factory=list)  # [sorted set, score, member]
@@ -191,6 +205,8 @@ class _Outcome:
                 "code": self.declined.code,
                 "intent": _dump(intent) if intent else None,
             }
+        elif self.stored is not None:
+            stored = self.stored
         elif isinstance(self.result, RefundResult):
             stored = {"kind": "refund", "value": _dump_refund(self.result)}
         elif isinstance(self.result, IntentResult):
@@ -231,6 +247,12 @@ def _replayed(stored: str) -> Any:
         raise Declined(record["message"], code=record["code"], intent=intent)
     if record["kind"] == "refund":
         return _load_refund(record["value"])
+    if record["kind"] == "subscription":
+        return billing.subscription_result(record["value"], record["invoice"])
+    if record["kind"] == "invoice":
+        return billing.invoice_result(record["value"])
+    if record["kind"] == "price":
+        return billing.price_result(record["value"])
     if record["kind"] in _RESULT_KINDS.values():
         return _load_result(record["kind"], record["value"])
     return _load(record["value"])
@@ -379,6 +401,99 @@ def _fault(kind: str) -> GatewayError:
     if kind == "permanent":
         return Permanent("The simulated gateway refused the request.")
     return GatewayTimeout("The simulated gateway did not answer in time.")
+
+
+# --- billing helpers -------------------------------------------------------------------------------------
+_DEFAULT_CLOCK = "default"  # the clock of subscriptions created without one
+_AUTHENTICATION = ("authentication_required", "Your card was declined. This transaction requires authentication.")
+_UNATTACHED = ("payment_method_unexpected_state", "The payment method is not attached to the customer.")
+
+
+def _clock_name(clock: str) -> str:
+    return clock or _DEFAULT_CLOCK
+
+
+def _clock_now(value: str) -> int:
+    """The clock's time in Unix seconds: as stored, or real now the first time the clock is seen."""
+    return int(value) if value else int(time.time())
+
+
+def _charge_failure(token: str) -> tuple[str, str] | None:
+    """How an off-session charge of the test card ends: None when it goes through."""
+    failure = DECLINES.get(token) or CHARGE_FAILS.get(token)
+    if failure is None and token in THREE_D_SECURE:
+        return _AUTHENTICATION
+    return failure
+
+
+def _payer_reads(customer: str, method: str, base: int) -> list[list[str]]:
+    """Five reads at positions base+1..base+5: the customer, its default method and owner, `method` and owner."""
+    default = f"@{base + 1}.default_payment_method"
+    return [
+        ["customers", customer],
+        ["payment_methods", default],
+        ["pm-owner", default],
+        ["payment_methods", method],
+        ["pm-owner", method],
+    ]
+
+
+def _payer(customer: str, method: str, values: Sequence[str]) -> billing.Payer:
+    """Who pays (the five values of `_payer_reads`): `method`, else the customer's default payment method."""
+    record, owner = values[3], values[4]
+    if not method:
+        data = json.loads(values[0]) if values[0] else {}
+        method, record, owner = data.get("default_payment_method") or "", values[1], values[2]
+    if not method:
+        return billing.NO_PAYER
+    if method in KNOWN_TOKENS:
+        return billing.Payer(method, _charge_failure(method))
+    if not record or owner != customer:
+        return billing.Payer(method, _UNATTACHED)
+    return billing.Payer(method, _charge_failure(json.loads(record)["token"]))
+
+
+def _check_method(method: str, customer: str, record: str, owner: str) -> None:
+    """A default payment method must be a test token or one of the customer's saved methods (as on Stripe)."""
+    if method and method not in KNOWN_TOKENS:
+        _chargeable(_method(method, record, owner), customer)
+        if owner != customer:
+            raise Permanent(
+                f"The customer does not have a payment method with the ID {method}.", code="resource_missing"
+            )
+
+
+def _final_status() -> str:
+    status = getattr(settings, "SIMULATOR_DUNNING_FINAL_STATUS", "canceled")
+    if status not in ("canceled", "unpaid"):
+        raise Permanent("SIMULATOR_DUNNING_FINAL_STATUS must be 'canceled' or 'unpaid'.")
+    return str(status)
+
+
+def _record(value: str, kind: str, reference: str) -> dict[str, Any]:
+    if not value:
+        raise _missing(kind, reference)
+    data: dict[str, Any] = json.loads(value)
+    return data
+
+
+def _run_outcome(
+    run: billing.Run, *, now: int, stored: dict[str, Any], result: Any, extra: list[list[str]] | None = None
+) -> _Outcome:
+    """The writes of a billing call: its records, and its events kept for the clock's next `advance_clock`."""
+    writes, index = run.writes()
+    base = time.time_ns() // 1000
+    for position, item in enumerate(run.events):
+        writes.append(["events", item["id"], json.dumps(item)])
+        index.append(["events:" + run.clock, str(base + position), item["id"]])
+    return _Outcome(result=result, stored=stored, write=[*writes, *(extra or [])], index=index)
+
+
+def _subscription_outcome(run: billing.Run, sub: dict[str, Any], latest: dict[str, Any] | None, now: int) -> _Outcome:
+    result = billing.subscription_result(sub, latest)
+    stored = {"kind": "subscription", "value": sub, "invoice": latest}
+    run.subscriptions[sub["id"]] = sub
+    return _run_outcome(run, now=now, stored=stored, result=result)
 
 
 class SimulatorGateway:
@@ -835,6 +950,312 @@ class SimulatorGateway:
             for saved, owner in zip(values[::2], values[1::2], strict=True):
                 if saved and owner == customer_reference:
                     yield _method_result(json.loads(saved), owner)
+
+    # --- billing (gateways.billing.BillingGateway) ----------------------------------------------------------
+    def list_prices(self) -> Iterator[PriceResult]:
+        """The shipped catalog, then the prices created here, oldest first."""
+        _step({"op": "list_prices", "count": True})
+        for shipped in billing.CATALOG.values():
+            yield billing.price_result(shipped)
+        for reference, record in self._scan(billing.PRICE_INDEX, "prices", datetime(1970, 1, 1, tzinfo=UTC), _END):
+            yield billing.price_result(_record(record, "price", reference))
+
+    def retrieve_price(self, *, reference: str) -> PriceResult:
+        record = billing.price_record(reference, self._read("retrieve_price", [["prices", reference]])[0])
+        if record is None:
+            raise _missing("price", reference)
+        return billing.price_result(record)
+
+    def create_price(
+        self,
+        *,
+        product_name: str,
+        unit_amount: int,
+        currency: str,
+        interval: str,
+        interval_count: int,
+        trial_period_days: int | None,
+        idempotency_key: str,
+    ) -> PriceResult:
+        def decide(_: Sequence[str]) -> _Outcome:
+            if unit_amount < 0 or interval not in ("day", "week", "month", "year") or interval_count < 1:
+                raise Permanent("Invalid price: unit_amount, interval or interval_count.", code="parameter_invalid")
+            created = int(time.time())
+            record: dict[str, Any] = {
+                "id": billing.new_id("price"),
+                "product": billing.new_id("prod"),
+                "product_name": product_name,
+                "unit_amount": unit_amount,
+                "currency": currency.lower(),
+                "interval": interval,
+                "interval_count": interval_count,
+                "trial_period_days": trial_period_days,
+                "active": True,
+                "created": created,
+            }
+            return _Outcome(
+                result=billing.price_result(record),
+                stored={"kind": "price", "value": record},
+                write=[["prices", record["id"], json.dumps(record)]],
+                index=[[billing.PRICE_INDEX, str(created * 1_000_000), record["id"]]],
+            )
+
+        return self._call("create_price", idempotency_key, [], decide)
+
+    def create_subscription(
+        self,
+        *,
+        customer_reference: str,
+        price_reference: str,
+        quantity: int,
+        default_payment_method: str,
+        trial_days: int | None,
+        metadata: dict[str, str],
+        idempotency_key: str,
+        test_clock: str = "",
+    ) -> SubscriptionResult:
+        """Without a trial, the first invoice is charged at once (a decline: `incomplete`, nothing raised)."""
+        clock = _clock_name(test_clock)
+        reads = [["prices", price_reference], ["clocks", clock]]
+        reads += _payer_reads(customer_reference, default_payment_method, base=2)
+
+        def decide(values: Sequence[str]) -> _Outcome:
+            price = billing.usable_price(price_reference, values[0])
+            _customer_data(values[2], customer_reference)
+            if not 1 <= quantity <= 10_000:
+                raise Permanent("quantity must be between 1 and 10000.", code="parameter_invalid")
+            if trial_days is not None and not 0 <= trial_days <= 730:
+                raise Permanent("trial_period_days must be between 0 and 730.", code="parameter_invalid")
+            _check_method(default_payment_method, customer_reference, values[5], values[6])
+            now = _clock_now(values[1])
+            days = trial_days if trial_days is not None else price["trial_period_days"]
+            sub = billing.new_subscription(
+                reference=billing.new_id("sub"),
+                customer=customer_reference,
+                price=price,
+                quantity=quantity,
+                default_payment_method=default_payment_method,
+                trial_days=days,
+                metadata=metadata,
+                clock=clock,
+                now=now,
+            )
+            run = billing.Run(clock=clock, final_status=_final_status())
+            billing.start(run, sub, _payer(customer_reference, default_payment_method, values[2:7]), now)
+            outcome = _subscription_outcome(run, sub, run.invoices.get(sub["latest_invoice"] or ""), now)
+            outcome.write.append(["clocks", clock, str(now)])
+            outcome.index.append([billing.SUBSCRIPTION_INDEX, str(now * 1_000_000), sub["id"]])
+            return outcome
+
+        return self._call("create_subscription", idempotency_key, reads, decide)
+
+    def update_subscription(
+        self,
+        *,
+        reference: str,
+        price_reference: str | None,
+        quantity: int | None,
+        default_payment_method: str | None,
+        metadata: dict[str, str] | None,
+        idempotency_key: str,
+    ) -> SubscriptionResult:
+        """Change what is given; a price or quantity change is prorated onto the next invoice."""
+        method = default_payment_method or "@1.default_payment_method"
+        reads = [["subscriptions", reference], ["clocks", "@1.clock"], ["invoices", "@1.latest_invoice"]]
+        reads += [["prices", price_reference or ""], *_payer_reads("@1.customer", method, base=4)]
+
+        def decide(values: Sequence[str]) -> _Outcome:
+            sub = _record(values[0], "subscription", reference)
+            latest = json.loads(values[2]) if values[2] else None
+            price = billing.usable_price(price_reference, values[3]) if price_reference else None
+            if quantity is not None and not 1 <= quantity <= 10_000:
+                raise Permanent("quantity must be between 1 and 10000.", code="parameter_invalid")
+            if default_payment_method:
+                _check_method(default_payment_method, sub["customer"], values[7], values[8])
+            now = _clock_now(values[1])
+            run = billing.Run(clock=sub["clock"], final_status=_final_status())
+            if latest is not None:
+                run.invoices[latest["id"]] = latest
+            before = dict(sub)
+            if default_payment_method is not None:
+                sub["default_payment_method"] = default_payment_method
+            if metadata is not None:
+                merged = {**sub["metadata"], **metadata}
+                sub["metadata"] = {key: value for key, value in merged.items() if value != ""}
+            payer = partial(_payer, sub["customer"], sub["default_payment_method"], values[4:9])
+            billing.change(run, sub, price, quantity, payer, now)
+            if sub != before and not any(e["type"] == "customer.subscription.updated" for e in run.events):
+                run.emit_subscription("customer.subscription.updated", sub, now)
+            return _subscription_outcome(run, sub, run.invoices.get(sub["latest_invoice"] or ""), now)
+
+        return self._call("update_subscription", idempotency_key, reads, decide)
+
+    def cancel_subscription(self, *, reference: str, at_period_end: bool, idempotency_key: str) -> SubscriptionResult:
+        reads = [["subscriptions", reference], ["clocks", "@1.clock"], ["invoices", "@1.latest_invoice"]]
+
+        def decide(values: Sequence[str]) -> _Outcome:
+            sub = _record(values[0], "subscription", reference)
+            now = _clock_now(values[1])
+            run = billing.Run(clock=sub["clock"])
+            billing.cancel(run, sub, at_period_end, now)
+            return _subscription_outcome(run, sub, json.loads(values[2]) if values[2] else None, now)
+
+        return self._call("cancel_subscription", idempotency_key, reads, decide)
+
+    def retrieve_subscription(self, *, reference: str) -> SubscriptionResult:
+        record, latest = self._read(
+            "retrieve_subscription", [["subscriptions", reference], ["invoices", "@1.latest_invoice"]]
+        )
+        return billing.subscription_result(
+            _record(record, "subscription", reference), json.loads(latest) if latest else None
+        )
+
+    def list_subscriptions(self, *, created_gte: datetime, created_lt: datetime) -> Iterator[SubscriptionResult]:
+        """Every subscription created in the window (its clock's time), oldest first, a page per round trip."""
+        page: list[dict[str, Any]] = []
+        for reference, record in self._scan(billing.SUBSCRIPTION_INDEX, "subscriptions", created_gte, created_lt):
+            page.append(_record(record, "subscription", reference))
+            if len(page) == _PAGE_SIZE:
+                yield from self._with_latest(page)
+                page = []
+        yield from self._with_latest(page)
+
+    @staticmethod
+    def _with_latest(subs: list[dict[str, Any]]) -> Iterator[SubscriptionResult]:
+        if not subs:
+            return
+        reads = [["invoices", sub["latest_invoice"] or ""] for sub in subs]
+        values = _step({"op": "list_subscriptions", "read": reads})["values"]
+        for sub, latest in zip(subs, values, strict=True):
+            yield billing.subscription_result(sub, json.loads(latest) if latest else None)
+
+    def retrieve_invoice(self, *, reference: str) -> InvoiceResult:
+        record = self._read("retrieve_invoice", [["invoices", reference]])[0]
+        return billing.invoice_result(_record(record, "invoice", reference))
+
+    def list_invoices(self, *, subscription_reference: str) -> Iterator[InvoiceResult]:
+        """The subscription's invoices, newest first."""
+        _step({"op": "list_invoices", "count": True})
+        index, start = "invoices-of:" + subscription_reference, datetime(1970, 1, 1, tzinfo=UTC)
+        found = list(self._scan(index, "invoices", start, _END))
+        for reference, record in reversed(found):
+            yield billing.invoice_result(_record(record, "invoice", reference))
+
+    def pay_invoice(self, *, reference: str, idempotency_key: str) -> InvoiceResult:
+        """Attempt an open invoice now; a decline leaves it open with `failure_code` (nothing raised)."""
+        reads = [["invoices", reference], ["subscriptions", "@1.subscription"], ["clocks", "@2.clock"]]
+        reads += [["intents", "@1.payment_intent"], *_payer_reads("@1.customer", "@2.default_payment_method", 4)]
+
+        def decide(values: Sequence[str]) -> _Outcome:
+            inv = _record(values[0], "invoice", reference)
+            sub = json.loads(values[1]) if values[1] else None
+            now = _clock_now(values[2])
+            run = billing.Run(clock=sub["clock"] if sub else _DEFAULT_CLOCK, final_status=_final_status())
+            run.invoices[inv["id"]] = inv
+            if values[3]:
+                run.intents[inv["payment_intent"]] = json.loads(values[3])
+            method = sub["default_payment_method"] if sub else ""
+            billing.pay(run, sub, inv, _payer(inv["customer"], method, values[4:9]), now)
+            return self._invoice_outcome(run, sub, inv, now)
+
+        return self._call("pay_invoice", idempotency_key, reads, decide)
+
+    def mark_invoice_uncollectible(self, *, reference: str, idempotency_key: str) -> InvoiceResult:
+        return self._close_invoice("mark_invoice_uncollectible", reference, "uncollectible", idempotency_key)
+
+    def void_invoice(self, *, reference: str, idempotency_key: str) -> InvoiceResult:
+        return self._close_invoice("void_invoice", reference, "void", idempotency_key)
+
+    def _close_invoice(self, operation: str, reference: str, status: str, idempotency_key: str) -> InvoiceResult:
+        reads = [["invoices", reference], ["subscriptions", "@1.subscription"], ["clocks", "@2.clock"]]
+
+        def decide(values: Sequence[str]) -> _Outcome:
+            inv = _record(values[0], "invoice", reference)
+            sub = json.loads(values[1]) if values[1] else None
+            now = _clock_now(values[2])
+            run = billing.Run(clock=sub["clock"] if sub else _DEFAULT_CLOCK)
+            run.invoices[inv["id"]] = inv
+            billing.close(run, sub, inv, status, now)
+            return self._invoice_outcome(run, sub, inv, now)
+
+        return self._call(operation, idempotency_key, reads, decide)
+
+    @staticmethod
+    def _invoice_outcome(run: billing.Run, sub: dict[str, Any] | None, inv: dict[str, Any], now: int) -> _Outcome:
+        if sub is not None:
+            run.subscriptions[sub["id"]] = sub
+        stored = {"kind": "invoice", "value": inv}
+        return _run_outcome(run, now=now, stored=stored, result=billing.invoice_result(inv))
+
+    def clock_now(self, *, clock: str) -> datetime:
+        """The clock's simulated time (real now for a clock not seen yet)."""
+        value = _step({"op": "clock_now", "read": [["clocks", _clock_name(clock)]]})["values"][0]
+        return datetime.fromtimestamp(_clock_now(value), tz=UTC)
+
+    def advance_clock(self, *, clock: str, seconds: int) -> tuple[datetime, list[dict[str, Any]]]:
+        """Move the clock forward by `seconds` and do, in time order, everything that falls due meanwhile.
+
+        Returns the clock's new time and the events Stripe would send, oldest first: first those of the
+        calls made on the clock since the last advance (customer.subscription.created, ...), then those of
+        what fell due. A few round trips whatever the number of subscriptions: only the due ones are read.
+        """
+        if seconds < 0:
+            raise Permanent("A clock only moves forward.", code="parameter_invalid")
+        name = _clock_name(clock)
+        for _ in range(_ATTEMPTS):
+            done = self._advance_once(name, seconds)
+            if done is not None:
+                return done
+        raise GatewayUnavailable("The simulated clock is busy; try again.")
+
+    def _advance_once(self, clock: str, seconds: int) -> tuple[datetime, list[dict[str, Any]]] | None:
+        """One attempt (None: a concurrent call changed what it read; try again)."""
+        head = [["clocks", clock], ["clocks", "events-seen:" + clock]]
+        values = _step({"op": "advance_clock", "count": True, "read": head})["values"]
+        now, seen = _clock_now(values[0]), int(values[1] or 0)
+        until = now + seconds
+        pending = _store_call(partial(_store_page, "events:" + clock, "events", seen, billing.NEVER * 4096, 1000))
+        due = _store_call(partial(_store_page, "due:" + clock, "subscriptions", 0, until + 1, _PAGE_SIZE))
+        subs = [json.loads(record) for _, _, record in due if record]
+        reads: list[list[str]] = []
+        for position, sub in enumerate(subs):
+            base = position * 7
+            reads += _payer_reads(sub["customer"], sub["default_payment_method"], base)
+            reads += [
+                ["invoices", sub["dunning_invoice"] or sub["latest_invoice"] or ""],
+                ["intents", f"@{base + 6}.payment_intent"],
+            ]
+        found = _step({"op": "advance_clock", "read": reads})["values"] if reads else []
+        run = billing.Run(clock=clock, final_status=_final_status())
+        payers = {}
+        for position, sub in enumerate(subs):
+            got = found[position * 7 : position * 7 + 7]
+            payers[sub["id"]] = _payer(sub["customer"], sub["default_payment_method"], got[:5])
+            if got[5]:
+                invoice = json.loads(got[5])
+                run.invoices[invoice["id"]] = invoice
+                if got[6]:
+                    run.intents[invoice["payment_intent"]] = json.loads(got[6])
+        # Only the page's subscriptions are advanced: with more due than a page, the clock stops where they
+        # stand and the next attempt (same call) takes the next page.
+        full = len(due) == _PAGE_SIZE
+        target = min(billing.next_due(sub) for sub in subs) if full else until
+        billing.advance(run, subs, payers, target)
+        writes, index = run.writes()
+        expect = [["clocks", clock, values[0]], ["clocks", "events-seen:" + clock, values[1]]]
+        expect += [["subscriptions", ref, record] for ref, _, record in due]
+        last_seen = pending[-1][1] + 1 if pending else seen
+        writes += [["clocks", clock, str(target)], ["clocks", "events-seen:" + clock, str(last_seen)]]
+        answer = _step({"op": "advance_clock", "expect": expect, "write": writes, "index": index})
+        if answer.get("conflict"):
+            return None
+        events = [json.loads(record) for _, _, record in pending if record] + run.events
+        if full and target < until:
+            later_at, later = self._advance_once(clock, until - target) or (None, [])
+            if later_at is None:
+                return None
+            return later_at, events + later
+        return datetime.fromtimestamp(target, tz=UTC), events
 
     # --- internals ---------------------------------------------------------------------------
     @staticmethod

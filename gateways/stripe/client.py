@@ -7,7 +7,7 @@ import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import requests
 import stripe
@@ -41,13 +41,17 @@ from gateways.base import (
     RefundResult,
     SetupIntentResult,
 )
+from gateways.billing import InvoiceResult, PriceResult, SubscriptionResult
 from gateways.stripe.parsers import (
     parse_customer,
     parse_failure_code,
     parse_intent,
+    parse_invoice,
     parse_payment_method,
+    parse_price,
     parse_refund,
     parse_setup_intent,
+    parse_subscription,
 )
 
 T = TypeVar("T")
@@ -290,6 +294,172 @@ class StripeGateway:
         pages = self._call(lambda: self._client.v1.payment_methods.list(params)).auto_paging_iter()
         for method in self._each(pages):
             yield parse_payment_method(method.to_dict())
+
+    # --- billing (gateways.billing.BillingGateway) ---------------------------------------------------------
+    def list_prices(self) -> Iterator[PriceResult]:
+        """Every recurring price, active or not, with its product expanded (for its name)."""
+        params = cast(Any, {"type": "recurring", "limit": self._page_size, "expand": ["data.product"]})
+        pages = self._call(lambda: self._client.v1.prices.list(params)).auto_paging_iter()
+        for price in self._each(pages):
+            yield parse_price(price.to_dict())
+
+    def create_price(
+        self,
+        *,
+        product_name: str,
+        unit_amount: int,
+        currency: str,
+        interval: str,
+        interval_count: int,
+        trial_period_days: int | None,
+        idempotency_key: str,
+    ) -> PriceResult:
+        """A product, then its recurring price (two requests, each with its own key derived from the caller's)."""
+        products = self._client.v1.products
+        product = self._call(
+            lambda: products.create({"name": product_name}, _options(idempotency_key + ":product"))
+        ).to_dict()
+        recurring: dict[str, Any] = {"interval": interval, "interval_count": interval_count}
+        if trial_period_days is not None:
+            recurring["trial_period_days"] = trial_period_days
+        params = cast(
+            Any,
+            {
+                "product": product["id"],
+                "unit_amount": unit_amount,
+                "currency": currency.lower(),
+                "recurring": recurring,
+                "expand": ["product"],
+            },
+        )
+        prices = self._client.v1.prices
+        return parse_price(self._call(lambda: prices.create(params, _options(idempotency_key))).to_dict())
+
+    def create_subscription(
+        self,
+        *,
+        customer_reference: str,
+        price_reference: str,
+        quantity: int,
+        default_payment_method: str,
+        trial_days: int | None,
+        metadata: dict[str, str],
+        idempotency_key: str,
+        test_clock: str = "",
+    ) -> SubscriptionResult:
+        """`allow_incomplete`: a decline answers the subscription `incomplete` (its invoice open), not an error."""
+        params: dict[str, Any] = {
+            "customer": customer_reference,
+            "items": [{"price": price_reference, "quantity": quantity}],
+            "payment_behavior": "allow_incomplete",
+            "off_session": True,
+            "expand": ["latest_invoice.payment_intent"],
+        }
+        if default_payment_method:
+            params["default_payment_method"] = default_payment_method
+        if trial_days is not None:
+            params["trial_period_days"] = trial_days
+        else:
+            params["trial_from_plan"] = True
+        if metadata:
+            params["metadata"] = metadata
+        subscriptions = self._client.v1.subscriptions
+        created = self._call(lambda: subscriptions.create(cast(Any, params), _options(idempotency_key)))
+        return parse_subscription(created.to_dict())
+
+    def update_subscription(
+        self,
+        *,
+        reference: str,
+        price_reference: str | None,
+        quantity: int | None,
+        default_payment_method: str | None,
+        metadata: dict[str, str] | None,
+        idempotency_key: str,
+    ) -> SubscriptionResult:
+        """Change what is given with `create_prorations` (the proration goes on the next invoice)."""
+        params: dict[str, Any] = {
+            "proration_behavior": "create_prorations",
+            "payment_behavior": "allow_incomplete",
+            "expand": ["latest_invoice.payment_intent"],
+        }
+        if price_reference is not None or quantity is not None:
+            current = self._call(lambda: self._client.v1.subscriptions.retrieve(reference)).to_dict()
+            item = current["items"]["data"][0]
+            change: dict[str, Any] = {"id": item["id"]}
+            change["price"] = price_reference or parse_subscription(current).price_reference
+            change["quantity"] = quantity if quantity is not None else int(item.get("quantity") or 1)
+            params["items"] = [change]
+        if default_payment_method is not None:
+            params["default_payment_method"] = default_payment_method
+        if metadata is not None:
+            params["metadata"] = metadata
+        subscriptions = self._client.v1.subscriptions
+        updated = self._call(lambda: subscriptions.update(reference, cast(Any, params), _options(idempotency_key)))
+        return parse_subscription(updated.to_dict())
+
+    def cancel_subscription(self, *, reference: str, at_period_end: bool, idempotency_key: str) -> SubscriptionResult:
+        subscriptions = self._client.v1.subscriptions
+        expand = cast(Any, {"expand": ["latest_invoice.payment_intent"]})
+        if at_period_end:
+            params = cast(Any, {"cancel_at_period_end": True, "expand": ["latest_invoice.payment_intent"]})
+            updated = self._call(lambda: subscriptions.update(reference, params, _options(idempotency_key)))
+            return parse_subscription(updated.to_dict())
+        canceled = self._call(lambda: subscriptions.cancel(reference, expand, _options(idempotency_key)))
+        return parse_subscription(canceled.to_dict())
+
+    def retrieve_subscription(self, *, reference: str) -> SubscriptionResult:
+        params = cast(Any, {"expand": ["latest_invoice.payment_intent"]})
+        return parse_subscription(
+            self._call(lambda: self._client.v1.subscriptions.retrieve(reference, params)).to_dict()
+        )
+
+    def list_subscriptions(self, *, created_gte: datetime, created_lt: datetime) -> Iterator[SubscriptionResult]:
+        """Every subscription created in the window, any status (`status=all`), a page per request."""
+        params = cast(
+            Any,
+            {
+                "created": _window(created_gte, created_lt),
+                "status": "all",
+                "limit": self._page_size,
+                "expand": ["data.latest_invoice"],
+            },
+        )
+        pages = self._call(lambda: self._client.v1.subscriptions.list(params)).auto_paging_iter()
+        for subscription in self._each(pages):
+            yield parse_subscription(subscription.to_dict())
+
+    def retrieve_invoice(self, *, reference: str) -> InvoiceResult:
+        params = cast(Any, {"expand": ["payment_intent"]})
+        return parse_invoice(self._call(lambda: self._client.v1.invoices.retrieve(reference, params)).to_dict())
+
+    def list_invoices(self, *, subscription_reference: str) -> Iterator[InvoiceResult]:
+        params = cast(Any, {"subscription": subscription_reference, "limit": self._page_size})
+        pages = self._call(lambda: self._client.v1.invoices.list(params)).auto_paging_iter()
+        for invoice in self._each(pages):
+            yield parse_invoice(invoice.to_dict())
+
+    def pay_invoice(self, *, reference: str, idempotency_key: str) -> InvoiceResult:
+        """Attempt it now, off session; a decline (402) leaves it open: the invoice is read back with its error."""
+        invoices = self._client.v1.invoices
+        params = cast(Any, {"off_session": True, "expand": ["payment_intent"]})
+        try:
+            paid = self._call(lambda: invoices.pay(reference, params, _options(idempotency_key)))
+        except Declined:
+            return self.retrieve_invoice(reference=reference)
+        return parse_invoice(paid.to_dict())
+
+    def mark_invoice_uncollectible(self, *, reference: str, idempotency_key: str) -> InvoiceResult:
+        invoices = self._client.v1.invoices
+        return parse_invoice(
+            self._call(lambda: invoices.mark_uncollectible(reference, {}, _options(idempotency_key))).to_dict()
+        )
+
+    def void_invoice(self, *, reference: str, idempotency_key: str) -> InvoiceResult:
+        invoices = self._client.v1.invoices
+        return parse_invoice(
+            self._call(lambda: invoices.void_invoice(reference, {}, _options(idempotency_key))).to_dict()
+        )
 
     # --- events (webhook recovery) -------------------------------------------------------------------
     def list_events(self, *, created_gte: int) -> Iterator[dict[str, Any]]:

@@ -15,6 +15,7 @@ from gateways.base import (
     RefundResult,
     SetupIntentResult,
 )
+from gateways.billing import InvoiceLineResult, InvoiceResult, PriceResult, SubscriptionResult
 
 _CAPTURE_METHODS = {"automatic": "automatic", "automatic_async": "automatic", "manual": "manual"}
 # A refund waiting for the customer (requires_action) is still pending for us.
@@ -137,5 +138,97 @@ def parse_setup_intent(data: Mapping[str, Any]) -> SetupIntentResult:
         customer_reference=_id(data.get("customer")),
         client_secret=str(data.get("client_secret") or ""),
         payment_method=_id(data.get("payment_method")),
+        created_at=parse_created_at(data.get("created")),
+    )
+
+
+# --- billing (gateways.billing) -------------------------------------------------------------------------
+def _when(value: Any) -> datetime | None:
+    return datetime.fromtimestamp(int(value), tz=UTC) if value else None
+
+
+def parse_price(data: Mapping[str, Any]) -> PriceResult:
+    """A Price; its product an id, or the Product when expanded (then its name is known)."""
+    product = data.get("product")
+    recurring = data.get("recurring") or {}
+    return PriceResult(
+        reference=str(data["id"]),
+        product_reference=_id(product),
+        product_name=str(product.get("name") or "")
+        if isinstance(product, Mapping)
+        else str(data.get("nickname") or ""),
+        unit_amount=int(data.get("unit_amount") or 0),
+        currency=str(data["currency"]).lower(),
+        interval=str(recurring.get("interval") or "month"),
+        interval_count=int(recurring.get("interval_count") or 1),
+        trial_period_days=recurring.get("trial_period_days"),
+        active=bool(data.get("active", True)),
+    )
+
+
+def parse_invoice(data: Mapping[str, Any]) -> InvoiceResult:
+    """An Invoice; `payment_intent` an id or expanded (then its last error gives `failure_code`)."""
+    intent = data.get("payment_intent")
+    error = (intent.get("last_payment_error") if isinstance(intent, Mapping) else None) or {}
+    lines = []
+    for line in (data.get("lines") or {}).get("data") or []:
+        period = line.get("period") or {}
+        price = line.get("price") or line.get("plan") or {}
+        lines.append(
+            InvoiceLineResult(
+                description=str(line.get("description") or ""),
+                amount=int(line.get("amount") or 0),
+                quantity=int(line.get("quantity") or 0),
+                price_reference=_id(price),
+                period_start=_when(period.get("start")) or datetime.fromtimestamp(0, tz=UTC),
+                period_end=_when(period.get("end")) or datetime.fromtimestamp(0, tz=UTC),
+            )
+        )
+    amount_due = int(data.get("amount_due") or 0)
+    amount_paid = int(data.get("amount_paid") or 0)
+    remaining = data.get("amount_remaining")
+    return InvoiceResult(
+        reference=str(data["id"]),
+        customer_reference=_id(data.get("customer")),
+        subscription_reference=_id(data.get("subscription")),
+        status=str(data.get("status") or "draft"),
+        currency=str(data.get("currency") or "").lower(),
+        amount_due=amount_due,
+        amount_paid=amount_paid,
+        amount_remaining=int(remaining if remaining is not None else amount_due - amount_paid),
+        attempt_count=int(data.get("attempt_count") or 0),
+        next_payment_attempt=_when(data.get("next_payment_attempt")),
+        period_start=_when(data.get("period_start")),
+        period_end=_when(data.get("period_end")),
+        lines=tuple(lines),
+        payment_intent_reference=_id(intent),
+        failure_code=parse_failure_code(error.get("decline_code"), error.get("code")) if error else "",
+        hosted_invoice_url=str(data.get("hosted_invoice_url") or ""),
+        created_at=parse_created_at(data.get("created")),
+    )
+
+
+def parse_subscription(data: Mapping[str, Any]) -> SubscriptionResult:
+    """A Subscription (`latest_invoice` an id or expanded); the period read from the item on newer API versions."""
+    item = ((data.get("items") or {}).get("data") or [{}])[0]
+    price = item.get("price") or item.get("plan") or {}
+    latest = data.get("latest_invoice")
+    start = data.get("current_period_start") or item.get("current_period_start")
+    end = data.get("current_period_end") or item.get("current_period_end")
+    return SubscriptionResult(
+        reference=str(data["id"]),
+        customer_reference=_id(data.get("customer")),
+        price_reference=_id(price),
+        quantity=int(item.get("quantity") or data.get("quantity") or 1),
+        status=str(data["status"]),
+        current_period_start=_when(start) or datetime.fromtimestamp(0, tz=UTC),
+        current_period_end=_when(end) or datetime.fromtimestamp(0, tz=UTC),
+        trial_start=_when(data.get("trial_start")),
+        trial_end=_when(data.get("trial_end")),
+        cancel_at_period_end=bool(data.get("cancel_at_period_end")),
+        canceled_at=_when(data.get("canceled_at")),
+        default_payment_method=_id(data.get("default_payment_method")),
+        latest_invoice=parse_invoice(latest) if isinstance(latest, Mapping) and latest.get("id") else None,
+        metadata=_metadata(data.get("metadata")),
         created_at=parse_created_at(data.get("created")),
     )

@@ -12,7 +12,11 @@ from django.test import Client
 from payments.money import CURRENCIES, MAX_AMOUNT
 from tests.config.test_openapi_contract import API_DOC
 
-POSTS_WITH_REQUIRED_KEY = {("post", "/api/v1/payments/"), ("post", "/api/v1/payments/{payment_id}/refunds/")}
+POSTS_WITH_REQUIRED_KEY = {
+    ("post", "/api/v1/payments/"),
+    ("post", "/api/v1/payments/{payment_id}/refunds/"),
+    ("post", "/api/v1/subscriptions/"),
+}
 WEBHOOK = "/api/v1/webhooks/stripe/"
 TOKEN_PATHS = {"/api/v1/auth/token/", "/api/v1/auth/token/refresh/"}
 

@@ -132,7 +132,7 @@ def stub_stripe() -> Iterator[StubStripe]:
             self.end_headers()
             self.wfile.write(payload)
 
-        do_GET = do_POST = _answer
+        do_GET = do_POST = do_DELETE = _answer
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet
             return None

@@ -58,14 +58,23 @@ def test_a_paid_invoice_has_one_succeeded_payment_that_says_its_invoice(storefro
     assert Event.objects.filter(subject_id=first.public_id, type="payment.initiated").count() == 1
 
 
-def test_a_failed_invoice_charge_is_a_failed_payment_with_the_decline_code(storefront, simulator):
+def test_a_declined_attempt_keeps_the_payment_open_for_the_retry_and_a_final_one_fails_it(storefront, simulator):
+    """Dunning retries an invoice with the same intent: only the last attempt (final) fails the payment."""
     intent = _charged(simulator, "pm_card_chargeDeclined")
 
-    payment = payment_record_for_invoice(
+    attempted = payment_record_for_invoice(
+        client=storefront.user, customer_id="cus_sub", intent=intent, invoice_id="in_failed"
+    )
+    again = payment_record_for_invoice(
         client=storefront.user, customer_id="cus_sub", intent=intent, invoice_id="in_failed"
     )
 
-    assert (payment.status, payment.failure_code) == ("failed", "card_declined")
+    assert attempted.pk == again.pk
+    assert (again.status, again.failure_code) == ("requires_confirmation", "card_declined")
+    final = payment_record_for_invoice(
+        client=storefront.user, customer_id="cus_sub", intent=intent, invoice_id="in_failed", final=True
+    )
+    assert (final.pk, final.status, final.failure_code) == (attempted.pk, "failed", "card_declined")
 
 
 @pytest.mark.django_db(transaction=True)
