@@ -38,7 +38,7 @@ fuzz: install
 	scripts/with-services.sh $(BIN)/python tests/fuzz/run.py
 
 bench: install
-	scripts/with-services.sh sh -c '$(BIN)/python bench/api_bench.py && $(BIN)/python bench/relay_bench.py && $(BIN)/python bench/reconcile_bench.py && $(BIN)/python bench/admin_bench.py && $(BIN)/python bench/customer_admin_bench.py && $(BIN)/python bench/read_bench.py'
+	scripts/with-services.sh sh -c '$(BIN)/python bench/api_bench.py && $(BIN)/python bench/relay_bench.py && $(BIN)/python bench/reconcile_bench.py && $(BIN)/python bench/admin_bench.py && $(BIN)/python bench/customer_admin_bench.py && $(BIN)/python bench/subscription_admin_bench.py && $(BIN)/python bench/read_bench.py'
 
 # Faults under load (kill -9 the worker and a gunicorn worker, restart PostgreSQL, stop and freeze Redis),
 # then the money invariants; starts its own PostgreSQL, Redis, gunicorn, worker and beat (bench/chaos.py).
