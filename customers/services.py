@@ -11,13 +11,11 @@ checked under the customer's lock). Events never carry personal data (`customers
 import hashlib
 import json
 import logging
-import random
 import secrets
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
@@ -34,7 +32,6 @@ from gateways.base import (
     Declined,
     Gateway,
     GatewayTimeout,
-    GatewayUnavailable,
     PaymentMethodResult,
     Permanent,
     Retryable,
@@ -54,19 +51,18 @@ ACTIVE, DETACHED = PaymentMethodStatus.ACTIVE, PaymentMethodStatus.DETACHED
 KEEP: Any = object()  # "leave the default payment method as it is"
 SYNC_CUSTOMER_TASK = "customers.tasks.sync_customer"
 SYNC_PAYMENT_METHOD_TASK = "customers.tasks.sync_payment_method"
-BUSY_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8)  # seconds before each repeat of a call the gateway found busy
 
 
 # --- gateway calls ----------------------------------------------------------------------------------
-def _call(request: Callable[[], T]) -> T:
-    """Make one gateway call and turn its failures into API errors (a decline is 402 with the gateway's code).
+def _call(request: Callable[[], T], *, key: str) -> T:
+    """Make one gateway call (idempotency key `key`) and turn its failures into API errors (a decline is 402).
 
     :raises CardDeclined: the gateway declined (402 card_error).
     :raises GatewayTimeoutError, GatewayUnavailableError: no answer (502); repeating with the same key is safe.
     :raises GatewayRejected: the gateway refused the request (400).
     """
     try:
-        return _busy_retried(request)
+        return _one_call_per_key(request, key=key)
     except Declined as exc:
         raise CardDeclined(exc.message, code=exc.code or CardDeclined.default_code) from exc
     except GatewayTimeout as exc:
@@ -77,18 +73,25 @@ def _call(request: Callable[[], T]) -> T:
         raise GatewayRejected(exc.message) from exc
 
 
-def _busy_retried(request: Callable[[], T]) -> T:
-    """Repeat a call the gateway refused as busy (a concurrent call with the same key, Stripe's 409), briefly.
+def _one_call_per_key(request: Callable[[], T], *, key: str) -> T:
+    """Make the call while no other process makes one with the same gateway key: the others wait, then get its answer.
 
     Concurrent requests about one customer share their gateway keys by design (`cu_X:create`,
-    `cu_X:attach:<token>`): the ones that come second wait for the first's answer, as Stripe's own SDK does.
+    `cu_X:attach:<token>`); the gateway refuses a second call with a key still in flight (Stripe's 409). A
+    PostgreSQL advisory lock on the key, taken outside any transaction (never one open across the gateway call),
+    queues them: the next caller repeats the call with the same key once the first is answered, and the gateway
+    replays that answer. Inside a transaction (or without PostgreSQL) the call is made as it is.
     """
-    for delay in BUSY_RETRY_DELAYS:
-        try:
-            return request()
-        except GatewayUnavailable:
-            time.sleep(delay * (1 + random.random()))  # noqa: S311 - jitter, not cryptography
-    return request()
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return request()
+    lock = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [lock])
+    try:
+        return request()
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [lock])
 
 
 def _token_key(token: str) -> str:
@@ -169,7 +172,8 @@ def customer_gateway_reference(*, customer: Customer) -> str:
     result = _call(
         lambda: gateway.create_customer(
             email=customer.email, name=customer.name, metadata=_gateway_metadata(customer), idempotency_key=key
-        )
+        ),
+        key=key,
     )
     try:
         with transaction.atomic():
@@ -237,6 +241,7 @@ def customer_change(
         pm = None if not default_changed else (default.gateway_reference if default else "")
         version = int(customer.updated_at.timestamp() * 1_000_000)  # the same change again later is a new call
         digest = hashlib.sha256(json.dumps([target, pm], sort_keys=True).encode()).hexdigest()[:16]
+        update_key = f"{customer.public_id}:update:{version}:{digest}"
         _call(
             lambda: gateway.update_customer(
                 reference=reference,
@@ -244,8 +249,9 @@ def customer_change(
                 name=target["name"],
                 metadata=_gateway_metadata(customer),
                 default_payment_method=pm,
-                idempotency_key=f"{customer.public_id}:update:{version}:{digest}",
-            )
+                idempotency_key=update_key,
+            ),
+            key=update_key,
         )
     return _customer_apply(customer_pk=customer.pk, fields=changed, default_id=default_id)
 
@@ -339,7 +345,8 @@ def setup_intent_create(*, client: User, customer_id: str, request_reference: st
     result = _call(
         lambda: gateway.create_setup_intent(
             customer_reference=reference, metadata={"customer_id": customer.public_id}, idempotency_key=key
-        )
+        ),
+        key=key,
     )
     if result.status == "succeeded" and result.payment_method:
         payment_method_save(customer=customer, gateway=gateway, reference=result.payment_method)
@@ -368,14 +375,19 @@ def payment_method_attach(
         result = _call(
             lambda: gateway.attach_payment_method(
                 payment_method=payment_method, customer_reference=reference, idempotency_key=key
-            )
+            ),
+            key=key,
         )
     except GatewayRejected as exc:
         raise PaymentMethodInvalid(
             "payment_method is not a payment method token the gateway knows.", param="payment_method"
         ) from exc
     if _refused(customer, result):
-        _call(lambda: gateway.detach_payment_method(payment_method=result.reference, idempotency_key=f"{key}:refused"))
+        refused_key = f"{key}:refused"
+        _call(
+            lambda: gateway.detach_payment_method(payment_method=result.reference, idempotency_key=refused_key),
+            key=refused_key,
+        )
         raise PaymentBlocked("The card was refused by our risk rules.")
     method, _ = payment_method_record(customer=customer, gateway_name=gateway.name, result=result)
     if method.status != ACTIVE:
@@ -489,10 +501,12 @@ def payment_method_detach(
     if method.status == ACTIVE:
         gateway = get_gateway(method.gateway)
         try:
-            _busy_retried(
+            detach_key = f"{method.public_id}:detach"
+            _one_call_per_key(
                 lambda: gateway.detach_payment_method(
-                    payment_method=method.gateway_reference, idempotency_key=f"{method.public_id}:detach"
-                )
+                    payment_method=method.gateway_reference, idempotency_key=detach_key
+                ),
+                key=detach_key,
             )
         except Permanent:  # not attached there any more (detached in the Dashboard): detach it here too
             logger.warning("Payment method already detached at the gateway", extra={"payment_method": method.public_id})
