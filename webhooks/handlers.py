@@ -29,6 +29,7 @@ from payments.services import payment_apply_intent, payment_flag_dispute
 from refunds.locks import lock_refund
 from refunds.models import Refund
 from refunds.services import refund_apply_gateway_refund, refund_record_external
+from subscriptions import catalog
 from subscriptions import inbox as billing
 from webhooks.models import IgnoredReason, WebhookStatus
 
@@ -282,6 +283,24 @@ def on_invoice_charged(invoice: dict[str, Any]) -> Outcome:
     return _billing(billing.invoice_news(invoice, charged=True))
 
 
+def on_product(product: dict[str, Any]) -> Outcome:
+    """product.created|updated: the mirrored product's name (see `subscriptions.catalog`)."""
+    return _billing(catalog.product_news(product))
+
+
+def on_product_deleted(product: dict[str, Any]) -> Outcome:
+    return _billing(catalog.product_news(product, deleted=True))
+
+
+def on_price(price: dict[str, Any]) -> Outcome:
+    """price.created|updated: a recurring price mirrored (one-off prices are not ours)."""
+    return _billing(catalog.price_news(price))
+
+
+def on_price_deleted(price: dict[str, Any]) -> Outcome:
+    return _billing(catalog.price_news(price, deleted=True))
+
+
 HANDLERS: dict[str, Callable[[dict[str, Any]], Outcome]] = {
     "payment_intent.succeeded": on_payment_intent,
     "payment_intent.payment_failed": on_payment_intent,
@@ -311,6 +330,12 @@ HANDLERS: dict[str, Callable[[dict[str, Any]], Outcome]] = {
     "invoice.marked_uncollectible": on_invoice,
     "invoice.paid": on_invoice_charged,
     "invoice.payment_failed": on_invoice_charged,
+    "product.created": on_product,
+    "product.updated": on_product,
+    "product.deleted": on_product_deleted,
+    "price.created": on_price,
+    "price.updated": on_price,
+    "price.deleted": on_price_deleted,
 }
 HANDLED_TYPES = frozenset(HANDLERS)
 
