@@ -18,12 +18,15 @@ What happens, as on Stripe (with `payment_behavior=allow_incomplete`, `proration
 - a price or quantity change: the unused time is credited and the remaining time charged, to the second, as
   proration lines on the next invoice (a change of interval resets the cycle and invoices at once).
 One payment intent per invoice (retries confirm it again), with metadata `invoice` and `subscription`.
+An invoice paid with `pm_card_createDispute` (or `...Inquiry`) is disputed as it is paid, on the wall clock
+(`gateways.simulator.disputes`; its events wait for `pending_dispute_events`, not for `advance_clock`).
 """
 
 import calendar
 import heapq
 import json
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +40,7 @@ from gateways.billing import (
     SubscriptionResult,
     event,
 )
+from gateways.simulator import disputes
 
 DAY = 86_400
 INCOMPLETE_EXPIRY = 23 * 3600
@@ -270,6 +274,7 @@ class Payer:
 
     reference: str  # the pm_... charged ("" when the subscription and its customer have none)
     failure: tuple[str, str] | None  # (code, message) of every charge, None when it goes through
+    token: str = ""  # the test card it stands for (a dispute test card's paid charge is disputed)
 
 
 NO_PAYER = Payer("", ("payment_method_missing", "The customer has no payment method to charge."))
@@ -287,6 +292,7 @@ class Run:
     new_invoices: list[str] = field(default_factory=list)
     new_intents: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    disputes: list[tuple[dict[str, Any], list[dict[str, Any]]]] = field(default_factory=list)  # new, with events
 
     def emit(self, event_type: str, created: int, obj: dict[str, Any]) -> None:
         self.events.append(event(new_id("evt"), event_type, created, json.loads(json.dumps(obj))))
@@ -312,7 +318,15 @@ class Run:
             intent = self.intents[ref]
             created = datetime.fromisoformat(intent["created_at"])
             index.append(["intents-by-created", str(int(created.timestamp()) * 1_000_000), ref])
+        for dispute, events in self.disputes:
+            dispute_writes, dispute_index, _ = disputes.writes(dispute, events, new=True)
+            writes += dispute_writes
+            index += dispute_index
         return writes, index
+
+    def pushes(self) -> list[list[str]]:
+        """The RPUSHes that queue the new disputes' events for `pending_dispute_events`."""
+        return [push for dispute, events in self.disputes for push in disputes.writes(dispute, events)[2]]
 
 
 def next_due(sub: dict[str, Any]) -> int:
@@ -467,6 +481,16 @@ def charge(run: Run, sub: dict[str, Any], inv: dict[str, Any], payer: Payer, now
         if payer.failure is None:
             intent |= {"status": "succeeded", "amount_received": intent["amount"], "failure_code": ""}
             intent["failure_message"] = ""
+            if disputes.is_disputed(payer.token):
+                run.disputes.append(
+                    disputes.new_dispute(
+                        intent_reference=intent["reference"],
+                        amount=intent["amount_received"],
+                        currency=intent["currency"],
+                        token=payer.token,
+                        now=int(time.time()),  # disputes run on the wall clock, not the test clock
+                    )
+                )
         else:
             code, message = payer.failure
             intent |= {"status": "requires_payment_method", "failure_code": code, "failure_message": message}

@@ -15,13 +15,19 @@ token is refused at attach (Stripe's card check); a detached method, or another 
 methods. `pm_card_authenticationRequired` needs 3-D Secure on every charge (off session: declined
 `authentication_required`); `pm_card_chargeCustomerFail` attaches and then every charge is declined.
 `SIMULATOR_LATENCY_MS` adds a real gateway's answer time to each call.
+
+Disputes (`gateways.disputes.DisputeGateway`, the engine in `gateways.simulator.disputes`): a charge paid with
+`pm_card_createDispute` (at once, at capture, or an invoice's) is disputed as it succeeds, one with
+`pm_card_createDisputeInquiry` gets an inquiry; their `charge.dispute.*` events wait for
+`pending_dispute_events()`, and `close_dispute_as` decides one as the bank would. A charge under a dispute (not
+an inquiry) cannot be refunded, as on Stripe (`charge_disputed`).
 """
 
 import hashlib
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -45,8 +51,11 @@ from gateways.base import (
     SetupIntentResult,
 )
 from gateways.billing import InvoiceResult, PriceResult, SubscriptionResult
+from gateways.disputes import DisputeResult, EvidenceFile, check_evidence
 from gateways.simulator import billing
+from gateways.simulator import disputes as dispute_engine
 from gateways.simulator.store import INTENT_INDEX, REFUND_INDEX, Store, get_store
+from gateways.stripe.parsers import parse_dispute
 
 SUCCEEDING = {"pm_card_visa", "pm_card_mastercard", "pm_card_amex", "pm_card_visa_debit", "pm_card_discover"}
 DECLINES = {
@@ -59,7 +68,9 @@ DECLINES = {
 THREE_D_SECURE = {"pm_card_threeDSecure2Required", "pm_card_authenticationRequired"}
 # Saved without trouble, then every charge is declined (Stripe's 4000000000000341).
 CHARGE_FAILS = {"pm_card_chargeCustomerFail": ("card_declined", "Your card was declined.")}
-KNOWN_TOKENS = SUCCEEDING | set(DECLINES) | THREE_D_SECURE | set(CHARGE_FAILS)
+# Succeed, then the charge is disputed at once (gateways.simulator.disputes).
+DISPUTED = set(dispute_engine.DISPUTE_TOKENS) | set(dispute_engine.INQUIRY_TOKENS)
+KNOWN_TOKENS = SUCCEEDING | set(DECLINES) | THREE_D_SECURE | set(CHARGE_FAILS) | DISPUTED
 # The test card each token stands for, as Stripe's test cards are: brand, last4, funding.
 TEST_CARDS = {
     "pm_card_visa": ("visa", "4242", "credit"),
@@ -75,6 +86,8 @@ TEST_CARDS = {
     "pm_card_threeDSecure2Required": ("visa", "3220", "credit"),
     "pm_card_authenticationRequired": ("visa", "3184", "credit"),
     "pm_card_chargeCustomerFail": ("visa", "0341", "credit"),
+    **dispute_engine.DISPUTE_TOKENS,
+    **dispute_engine.INQUIRY_TOKENS,
 }
 DETACHED = "-"  # pm-owner of a method detached from its customer (it can never be used again, as on Stripe)
 
@@ -185,6 +198,7 @@ class _Outcome:
         | SubscriptionResult
         | InvoiceResult
         | PriceResult
+        | DisputeResult
         | None
     ) = None
     stored: dict[str, Any] | None = None  # billing: the records the result is made of, replayed from them
@@ -192,9 +206,10 @@ class _Outcome:
     write: list[list[str]] = field(default_factory=list)  # [hash, field, value]
     index: list[list[str]] = field(default_factory=list)  # [sorted set, score, member]
     incr: list[list[str]] = field(default_factory=list)  # [hash, field, amount]
+    push: list[list[str]] = field(default_factory=list)  # [list, value]: dispute events queued
 
     def spec(self, *, record: bool = True) -> dict[str, Any]:
-        spec: dict[str, Any] = {"write": self.write, "index": self.index, "incr": self.incr}
+        spec: dict[str, Any] = {"write": self.write, "index": self.index, "incr": self.incr, "push": self.push}
         if not record:
             return spec
         if self.declined is not None:
@@ -234,6 +249,30 @@ def _put_intent(
     return outcome
 
 
+def _disputed(outcome: _Outcome, intent: IntentResult, token: str) -> _Outcome:
+    """A charge of a dispute test card that has just succeeded is disputed at once (see the disputes engine)."""
+    if intent.status == "succeeded" and token in DISPUTED:
+        dispute, events = dispute_engine.new_dispute(
+            intent_reference=intent.reference,
+            amount=intent.amount_received,
+            currency=intent.currency,
+            token=token,
+            now=int(time.time()),
+        )
+        writes, index, push = dispute_engine.writes(dispute, events, new=True)
+        outcome.write += writes
+        outcome.index += index
+        outcome.push += push
+    return outcome
+
+
+def _dispute_outcome(dispute: dict[str, Any], events: list[dict[str, Any]], *, queue: bool = True) -> _Outcome:
+    """Keep the changed dispute (and queue its events, unless they are handed to the caller)."""
+    writes, index, push = dispute_engine.writes(dispute, events)
+    stored = {"kind": "dispute", "value": dispute}
+    return _Outcome(result=parse_dispute(dispute), stored=stored, write=writes, index=index, push=push if queue else [])
+
+
 def _intent_from(record: str, reference: str) -> IntentResult:
     if not record:
         raise Permanent(f"No such payment_intent: '{reference}'")
@@ -253,6 +292,8 @@ def _replayed(stored: str) -> Any:
         return billing.invoice_result(record["value"])
     if record["kind"] == "price":
         return billing.price_result(record["value"])
+    if record["kind"] == "dispute":
+        return parse_dispute(record["value"])
     if record["kind"] in _RESULT_KINDS.values():
         return _load_result(record["kind"], record["value"])
     return _load(record["value"])
@@ -447,10 +488,11 @@ def _payer(customer: str, method: str, values: Sequence[str]) -> billing.Payer:
     if not method:
         return billing.NO_PAYER
     if method in KNOWN_TOKENS:
-        return billing.Payer(method, _charge_failure(method))
+        return billing.Payer(method, _charge_failure(method), token=method)
     if not record or owner != customer:
         return billing.Payer(method, _UNATTACHED)
-    return billing.Payer(method, _charge_failure(json.loads(record)["token"]))
+    token = json.loads(record)["token"]
+    return billing.Payer(method, _charge_failure(token), token=token)
 
 
 def _check_method(method: str, customer: str, record: str, owner: str) -> None:
@@ -486,7 +528,7 @@ def _run_outcome(
     for position, item in enumerate(run.events):
         writes.append(["events", item["id"], json.dumps(item)])
         index.append(["events:" + run.clock, str(base + position), item["id"]])
-    return _Outcome(result=result, stored=stored, write=[*writes, *(extra or [])], index=index)
+    return _Outcome(result=result, stored=stored, write=[*writes, *(extra or [])], index=index, push=run.pushes())
 
 
 def _subscription_outcome(run: billing.Run, sub: dict[str, Any], latest: dict[str, Any] | None, now: int) -> _Outcome:
@@ -681,9 +723,12 @@ class SimulatorGateway:
             to_capture = intent.amount_capturable if amount is None else amount
             if not 0 < to_capture <= intent.amount_capturable:
                 raise Permanent("The amount to capture must be positive and at most the amount capturable.")
-            return _put_intent(replace(intent, status="succeeded", amount_received=to_capture, amount_capturable=0))
+            captured = replace(intent, status="succeeded", amount_received=to_capture, amount_capturable=0)
+            token = json.loads(values[1])["token"] if values[1] else intent.payment_method
+            return _disputed(_put_intent(captured), captured, token)
 
-        return self._call("capture_intent", idempotency_key, [["intents", reference]], decide)
+        reads = [["intents", reference], ["payment_methods", "@1.payment_method"]]
+        return self._call("capture_intent", idempotency_key, reads, decide)
 
     def cancel_intent(self, *, reference: str, reason: str, idempotency_key: str) -> IntentResult:
         def decide(values: Sequence[str]) -> _Outcome:
@@ -724,6 +769,12 @@ class SimulatorGateway:
             intent = _intent_from(values[0], intent_reference)
             if intent.status != "succeeded":
                 raise Permanent(f"This PaymentIntent's status is {intent.status}; it cannot be refunded.")
+            if dispute_engine.blocks_refund(values[2]):
+                raise Permanent(
+                    f"Charge {dispute_engine.charge_reference(intent_reference)} has been disputed; it cannot be "
+                    "refunded.",
+                    code="charge_disputed",
+                )
             refunded = int(values[1] or 0)
             if amount <= 0 or refunded + amount > intent.amount_received:
                 raise Permanent("Refund amount is greater than the unrefunded amount of the charge.")
@@ -745,6 +796,7 @@ class SimulatorGateway:
             )
 
         reads = [["intents", intent_reference], ["refunded", intent_reference]]
+        reads.append(["dispute-of", intent_reference])  # the status of its dispute, if any
         return self._call("create_refund", idempotency_key, reads, decide)
 
     def retrieve_refund(self, *, reference: str) -> RefundResult:
@@ -1246,7 +1298,7 @@ class SimulatorGateway:
         expect += [["subscriptions", ref, record] for ref, _, record in due]
         last_seen = pending[-1][1] + 1 if pending else seen
         writes += [["clocks", clock, str(target)], ["clocks", "events-seen:" + clock, str(last_seen)]]
-        answer = _step({"op": "advance_clock", "expect": expect, "write": writes, "index": index})
+        answer = _step({"op": "advance_clock", "expect": expect, "write": writes, "index": index, "push": run.pushes()})
         if answer.get("conflict"):
             return None
         events = [json.loads(record) for _, _, record in pending if record] + run.events
@@ -1256,6 +1308,80 @@ class SimulatorGateway:
                 return None
             return later_at, events + later
         return datetime.fromtimestamp(target, tz=UTC), events
+
+    # --- disputes (gateways.disputes.DisputeGateway) -------------------------------------------------------
+    def retrieve_dispute(self, *, reference: str) -> DisputeResult:
+        record = self._read("retrieve_dispute", [["disputes", reference]])[0]
+        return parse_dispute(dispute_engine.load(record, reference))
+
+    def list_disputes(self, *, created_gte: datetime, created_lt: datetime) -> Iterator[DisputeResult]:
+        """Every dispute created in [created_gte, created_lt), any status, oldest first, a page per round trip."""
+        for reference, record in self._scan(dispute_engine.DISPUTE_INDEX, "disputes", created_gte, created_lt):
+            yield parse_dispute(dispute_engine.load(record, reference))
+
+    def update_dispute(
+        self,
+        *,
+        reference: str,
+        evidence: Mapping[str, str],
+        files: Sequence[EvidenceFile],
+        submit: bool,
+        idempotency_key: str,
+    ) -> DisputeResult:
+        """Save evidence ("" unsets a field); files are "uploaded" (their sha256 and name kept, a file_ id in
+        their field); `submit` sends it. Each change queues `charge.dispute.updated`. Two round trips."""
+        check_evidence(evidence=evidence, files=files)
+
+        def decide(values: Sequence[str]) -> _Outcome:
+            dispute = dispute_engine.load(values[0], reference)
+            now = int(time.time())
+            uploaded = [dispute_engine.file_record(item, now) for item in files]
+            file_ids = {item.field: record["id"] for item, record in zip(files, uploaded, strict=True)}
+            events = dispute_engine.update(dispute, evidence=evidence, file_ids=file_ids, submit=submit, now=now)
+            outcome = _dispute_outcome(dispute, events)
+            outcome.write += [["files", record["id"], json.dumps(record)] for record in uploaded]
+            return outcome
+
+        return self._call("update_dispute", idempotency_key, [["disputes", reference]], decide)
+
+    def close_dispute(self, *, reference: str, idempotency_key: str) -> DisputeResult:
+        """Accept it: lost (an inquiry: warning_closed) at once; queues `charge.dispute.closed`."""
+
+        def decide(values: Sequence[str]) -> _Outcome:
+            dispute = dispute_engine.load(values[0], reference)
+            return _dispute_outcome(dispute, dispute_engine.accept(dispute, int(time.time())))
+
+        return self._call("close_dispute", idempotency_key, [["disputes", reference]], decide)
+
+    # --- disputes: test and demo controls ------------------------------------------------------------------
+    @staticmethod
+    def pending_dispute_events() -> list[dict[str, Any]]:
+        """Take the `charge.dispute.*` events queued since the last call, oldest first (one round trip).
+
+        Atomic: with several callers at once, each event is handed to exactly one of them.
+        """
+        return [json.loads(item) for item in _store_call(lambda: _store().drain(dispute_engine.EVENT_QUEUE))]
+
+    def close_dispute_as(self, *, reference: str, outcome: str) -> list[dict[str, Any]]:
+        """Decide an open dispute as the bank would ("won" | "lost") and return its events (not queued).
+
+        Won: `charge.dispute.closed`, then `charge.dispute.funds_reinstated` (a positive balance transaction);
+        lost: `charge.dispute.closed`. An inquiry won is `warning_closed`; lost, it is escalated and lost
+        (`charge.dispute.funds_withdrawn`, then `charge.dispute.closed`).
+        :raises Permanent: unknown, or closed already.
+        """
+        if outcome not in ("won", "lost"):
+            raise ValueError("outcome must be 'won' or 'lost'")
+        decided: list[dict[str, Any]] = []
+
+        def decide(values: Sequence[str]) -> _Outcome:
+            dispute = dispute_engine.load(values[0], reference)
+            decided[:] = dispute_engine.decide(dispute, outcome, int(time.time()))
+            return _dispute_outcome(dispute, decided, queue=False)
+
+        key, reads = {"op": "close_dispute_as"}, [["disputes", reference]]
+        self._transact(key, reads, _step(key | {"count": True, "read": reads})["values"], decide, record=False)
+        return list(decided)
 
     # --- internals ---------------------------------------------------------------------------
     @staticmethod
@@ -1382,7 +1508,8 @@ class SimulatorGateway:
         if extras.get("setup_future_usage") and customer and method.owner != customer:
             saved, writes = _attach(method, _customer_data(customer_record, customer))
             intent = replace(intent, payment_method=saved["reference"])
-        outcome = _put_intent(self._authorize(intent), created=created, extras=extras)
+        authorized = self._authorize(intent)
+        outcome = _disputed(_put_intent(authorized, created=created, extras=extras), authorized, method.token)
         outcome.write[:0] = writes
         return outcome
 

@@ -10,17 +10,18 @@ Every gateway call is one or two *steps*. A step is atomic and runs, in this ord
 6. `read`: return the values of (hash, field) pairs ("" when absent); a field `@i` is the value at position
    i of the same list (`@i.name`: the string `name` of that JSON value), so a step can follow a reference
    it reads (a payment method's owner, then that customer) in the same round trip;
-7. `write` / `index` / `incr`: HSET fields, ZADD members (score: created time in microseconds), HINCRBY;
+7. `write` / `index` / `incr` / `push`: HSET fields, ZADD members (score: created time in microseconds), HINCRBY,
+   RPUSH onto a list (the dispute events queued for handing over, which `drain` takes off whole);
 8. `record`: store the outcome under the idempotency key (24 hours), count the operation as performed and,
    unless it was a decline (`declined`), take a queued lost-answer `timeout` (`after`, also on a replay);
 9. `unlock`: drop the key's in-progress mark (on any answer but `conflict`, where the caller reads again).
 
 State, under the `gwsim:` prefix: hashes `intents`, `refunds`, `customers`, `setup_intents`, `payment_methods`
 (reference -> JSON), `refunded` (intent -> amount refunded) and `pm-owner` (saved payment method -> its
-customer, "-" once detached), sorted sets `intents-by-created` and `refunds-by-created`, one list of queued faults per
-operation, `idem:<key>` and `lock:<key>` strings, `calls-key:<key>` counters and a `counts` hash. No shared
-list or blob is read and written back whole, so concurrent calls never lose each other's writes, and each
-step is one round trip whatever the number of intents.
+customer, "-" once detached), sorted sets `intents-by-created` and `refunds-by-created`, one list of queued
+faults per operation, the list `dispute-events` (taken off whole), `idem:<key>` and `lock:<key>` strings,
+`calls-key:<key>` counters and a `counts` hash. No shared list or blob is read and written back whole, so
+concurrent calls never lose each other's writes, and each step is one round trip whatever the number of intents.
 
 Redis is the cache's (`CACHES["default"]` when it is a RedisCache, so a web process and a worker share it,
 and clearing the cache clears the simulator); with any other cache the state lives in this process.
@@ -109,6 +110,7 @@ for i, r in ipairs(spec.read or {}) do values[i] = redis.call("HGET", P .. r[1],
 for _, w in ipairs(spec.write or {}) do redis.call("HSET", P .. w[1], w[2], w[3]) end
 for _, z in ipairs(spec.index or {}) do redis.call("ZADD", P .. z[1], z[2], z[3]) end
 for _, n in ipairs(spec.incr or {}) do redis.call("HINCRBY", P .. n[1], n[2], n[3]) end
+for _, q in ipairs(spec.push or {}) do redis.call("RPUSH", P .. q[1], q[2]) end
 local lost = false
 if (spec.record or "") ~= "" then
   if idem ~= "" then redis.call("SET", P .. "idem:" .. idem, spec.record, "EX", ttl) end
@@ -135,6 +137,13 @@ end
 return cjson.encode({refs = refs, scores = scores, records = records})
 """
 
+# Take a whole list off, atomically: two callers never both get an item.
+_DRAIN = """
+local items = redis.call("LRANGE", ARGV[1] .. ARGV[2], 0, -1)
+if #items > 0 then redis.call("DEL", ARGV[1] .. ARGV[2]) end
+return items
+"""
+
 _CLEAR_FAULTS = """
 local P = ARGV[1]
 for _, op in ipairs(redis.call("SMEMBERS", P .. "fault-ops")) do redis.call("DEL", P .. "faults:" .. op) end
@@ -149,6 +158,10 @@ class Store(Protocol):
 
     def page(self, index: str, records: str, low: int, high: int, limit: int) -> list[tuple[str, int, str]]:
         """Up to `limit` (member, score, record) of `index` with low <= score < high, by score."""
+        ...
+
+    def drain(self, name: str) -> list[str]:
+        """Take every item off the list `name` (pushed by steps), oldest first, atomically."""
         ...
 
     def counter(self, name: str) -> int: ...
@@ -173,6 +186,7 @@ class RedisStore:
         self._step = self.client.register_script(_STEP)
         self._page = self.client.register_script(_PAGE)
         self._clear_faults = self.client.register_script(_CLEAR_FAULTS)
+        self._drain = self.client.register_script(_DRAIN)
         # Load the step now, so that the first call is one EVALSHA too (after a Redis restart, it reloads itself).
         with contextlib.suppress(redis.RedisError):
             self.client.script_load(_STEP)
@@ -187,6 +201,9 @@ class RedisStore:
         found = json.loads(self._page(args=[PREFIX, index, records, low, high, limit]))
         refs, scores, values = _list(found["refs"]), _list(found["scores"]), _list(found["records"])
         return [(ref, int(score), value) for ref, score, value in zip(refs, scores, values, strict=True)]
+
+    def drain(self, name: str) -> list[str]:
+        return [item.decode() for item in cast(list[bytes], self._drain(args=[PREFIX, name]))]
 
     def counter(self, name: str) -> int:
         return int(cast(bytes | None, self.client.hget(PREFIX + "counts", name)) or 0)
@@ -230,6 +247,7 @@ class MemoryStore:
         self._indexes: dict[str, dict[str, int]] = {}
         self._faults: dict[str, list[str]] = {}
         self._counts: dict[str, int] = {}
+        self._lists: dict[str, list[str]] = {}
         self._expiring: dict[str, tuple[float, Any]] = {}  # idem:<key> and calls-key:<key> -> (expires, value)
 
     def _get(self, key: str) -> Any:
@@ -284,6 +302,8 @@ class MemoryStore:
         for name, key, amount in spec.get("incr") or []:
             fields = self._hashes.setdefault(name, {})
             fields[key] = str(int(fields.get(key) or 0) + int(amount))
+        for name, value in spec.get("push") or []:
+            self._lists.setdefault(name, []).append(value)
         lost = False
         if spec.get("record"):
             if idem:
@@ -299,6 +319,10 @@ class MemoryStore:
             )[:limit]
             hashes = self._hashes.get(records, {})
             return [(member, score, hashes.get(member, "")) for score, member in members]
+
+    def drain(self, name: str) -> list[str]:
+        with self._lock:
+            return self._lists.pop(name, [])
 
     def counter(self, name: str) -> int:
         with self._lock:

@@ -1,11 +1,13 @@
 """The Stripe gateway: the `Gateway` protocol over the official SDK's `StripeClient`.
 
-PaymentIntents, Refunds, Customers, SetupIntents and PaymentMethods (attach, detach, list).
+PaymentIntents, Refunds, Customers, SetupIntents and PaymentMethods (attach, detach, list), Billing, and
+Disputes (`gateways.disputes.DisputeGateway`; evidence files through the Files API).
 """
 
+import io
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
@@ -42,8 +44,10 @@ from gateways.base import (
     SetupIntentResult,
 )
 from gateways.billing import InvoiceResult, PriceResult, SubscriptionResult
+from gateways.disputes import DisputeResult, EvidenceFile, check_evidence
 from gateways.stripe.parsers import (
     parse_customer,
+    parse_dispute,
     parse_failure_code,
     parse_intent,
     parse_invoice,
@@ -58,6 +62,13 @@ T = TypeVar("T")
 
 _SECRET = re.compile(r"\b(?:sk|rk)_[A-Za-z0-9_*]+")
 
+# The API version every request asks for (the Stripe-Version header), whatever the SDK's own default. The parsers
+# read the objects as this version shapes them: an Invoice with its `payment_intent`, a Subscription with its
+# period on the object. Since 2025-03-31 ("basil", the SDK 16 default) an Invoice has no `payment_intent` (its
+# payments are `invoice_payments`), so `expand=["latest_invoice.payment_intent"]` would be refused. The webhook
+# endpoint must be created with the same version (`api_version` when it is made), so events come shaped alike.
+API_VERSION = "2024-06-20"
+
 
 class StripeGateway:
     """The `Gateway` protocol on Stripe. Every call that changes something carries the caller's idempotency key."""
@@ -69,7 +80,9 @@ class StripeGateway:
         self._page_size = page_size  # for list_* (Stripe allows up to 100)
         self._client = stripe.StripeClient(
             api_key,
-            base_addresses={"api": api_base} if api_base else {},
+            stripe_version=API_VERSION,
+            # A Stripe-compatible server (STRIPE_API_BASE) takes the uploads too (Stripe's are at files.stripe.com).
+            base_addresses={"api": api_base, "files": api_base} if api_base else {},
             # No retries inside the SDK: callers retry with the same idempotency key on their own schedule.
             max_network_retries=0,
             http_client=stripe.RequestsClient(timeout=timeout),
@@ -460,6 +473,53 @@ class StripeGateway:
         return parse_invoice(
             self._call(lambda: invoices.void_invoice(reference, {}, _options(idempotency_key))).to_dict()
         )
+
+    # --- disputes (gateways.disputes.DisputeGateway) ---------------------------------------------------
+    def retrieve_dispute(self, *, reference: str) -> DisputeResult:
+        return parse_dispute(self._call(lambda: self._client.v1.disputes.retrieve(reference)).to_dict())
+
+    def list_disputes(self, *, created_gte: datetime, created_lt: datetime) -> Iterator[DisputeResult]:
+        """Every dispute created in [created_gte, created_lt) (whole seconds, Stripe's resolution), any status."""
+        params = cast(Any, {"created": _window(created_gte, created_lt), "limit": self._page_size})
+        pages = self._call(lambda: self._client.v1.disputes.list(params)).auto_paging_iter()
+        for dispute in self._each(pages):
+            yield parse_dispute(dispute.to_dict())
+
+    def update_dispute(
+        self,
+        *,
+        reference: str,
+        evidence: Mapping[str, str],
+        files: Sequence[EvidenceFile],
+        submit: bool,
+        idempotency_key: str,
+    ) -> DisputeResult:
+        """Upload the files (purpose `dispute_evidence`, each with the key `<key>:file:<field>`), then save the
+        evidence with their ids and `submit` in one update (the caller's key).
+
+        :raises Permanent: evidence Stripe would refuse (checked before any upload), or Stripe's refusal
+            (closed, submitted already, past due).
+        """
+        check_evidence(evidence=evidence, files=files)
+        fields = dict(evidence)
+        for item in files:
+            fields[item.field] = self._upload(item, f"{idempotency_key}:file:{item.field}")
+        params = cast(Any, {"evidence": fields, "submit": submit})
+        disputes = self._client.v1.disputes
+        updated = self._call(lambda: disputes.update(reference, params, _options(idempotency_key)))
+        return parse_dispute(updated.to_dict())
+
+    def _upload(self, item: EvidenceFile, idempotency_key: str) -> str:
+        content = io.BytesIO(item.content)
+        content.name = item.filename  # the SDK's multipart encoder names the part after it
+        params = cast(Any, {"purpose": "dispute_evidence", "file": content})
+        files = self._client.v1.files
+        return str(self._call(lambda: files.create(params, _options(idempotency_key))).id)
+
+    def close_dispute(self, *, reference: str, idempotency_key: str) -> DisputeResult:
+        """Accept the dispute: Stripe closes it as lost (an inquiry: warning_closed)."""
+        disputes = self._client.v1.disputes
+        return parse_dispute(self._call(lambda: disputes.close(reference, {}, _options(idempotency_key))).to_dict())
 
     # --- events (webhook recovery) -------------------------------------------------------------------
     def list_events(self, *, created_gte: int) -> Iterator[dict[str, Any]]:

@@ -16,6 +16,7 @@ from gateways.base import (
     SetupIntentResult,
 )
 from gateways.billing import InvoiceLineResult, InvoiceResult, PriceResult, SubscriptionResult
+from gateways.disputes import EVIDENCE_FILE_FIELDS, EVIDENCE_TEXT_FIELDS, DisputeResult
 
 _CAPTURE_METHODS = {"automatic": "automatic", "automatic_async": "automatic", "manual": "manual"}
 # A refund waiting for the customer (requires_action) is still pending for us.
@@ -231,4 +232,54 @@ def parse_subscription(data: Mapping[str, Any]) -> SubscriptionResult:
         latest_invoice=parse_invoice(latest) if isinstance(latest, Mapping) and latest.get("id") else None,
         metadata=_metadata(data.get("metadata")),
         created_at=parse_created_at(data.get("created")),
+    )
+
+
+_EVIDENCE_FIELDS = frozenset(EVIDENCE_TEXT_FIELDS) | frozenset(EVIDENCE_FILE_FIELDS)
+
+
+def _balance_moves(transactions: Any) -> tuple[bool, bool]:
+    """(funds withdrawn, funds reinstated) from a Dispute's balance_transactions: objects, or ids only.
+
+    Stripe lists zero, one or two: the withdrawal (a negative amount) and, once won, the reinstatement. An id
+    without its object is read by its place in the list.
+    """
+    withdrawn = reinstated = False
+    for position, transaction in enumerate(transactions or []):
+        amount = transaction.get("amount") if isinstance(transaction, Mapping) else None
+        if amount is None:
+            withdrawn, reinstated = withdrawn or position == 0, reinstated or position == 1
+        elif int(amount) < 0:
+            withdrawn = True
+        elif int(amount) > 0:
+            reinstated = True
+    return withdrawn, reinstated
+
+
+def parse_dispute(data: Mapping[str, Any]) -> DisputeResult:
+    """Read a Dispute (an API answer or a `charge.dispute.*` event's object); unset evidence is left out."""
+    details = data.get("evidence_details") or {}
+    evidence = {
+        name: _id(value)  # a file field holds a file_ id, or the File when expanded
+        for name, value in (data.get("evidence") or {}).items()
+        if name in _EVIDENCE_FIELDS and value not in (None, "")
+    }
+    withdrawn, reinstated = _balance_moves(data.get("balance_transactions"))
+    return DisputeResult(
+        reference=str(data["id"]),
+        intent_reference=_id(data.get("payment_intent")),
+        charge_reference=_id(data.get("charge")),
+        amount=int(data["amount"]),
+        currency=str(data["currency"]).lower(),
+        reason=str(data.get("reason") or "general"),
+        status=str(data["status"]),
+        evidence_due_by=parse_created_at(details.get("due_by")),
+        has_evidence=bool(details.get("has_evidence")),
+        submission_count=int(details.get("submission_count") or 0),
+        is_charge_refundable=bool(data.get("is_charge_refundable")),
+        funds_withdrawn=withdrawn,
+        funds_reinstated=reinstated,
+        evidence=evidence,
+        created_at=parse_created_at(data.get("created")),
+        metadata=_metadata(data.get("metadata")),
     )

@@ -7,6 +7,7 @@ Stripe-shaped objects and records each request.
 from urllib.parse import parse_qs
 
 import pytest
+import stripe
 
 from gateways.base import Permanent
 from gateways.stripe import StripeGateway
@@ -200,3 +201,15 @@ def test_stripe_refusing_a_subscription_is_permanent(stub_stripe, stripe_gateway
         stripe_gateway.retrieve_subscription(reference="sub_nope")
 
     assert refused.value.code == "resource_missing"
+
+
+def test_every_request_asks_for_the_api_version_the_parsers_read(stub_stripe, stripe_gateway):
+    """The SDK's default version has no `Invoice.payment_intent`: the adapter pins the version it parses."""
+    stub_stripe.body = INVOICE | {"status": "paid", "amount_paid": 900, "amount_remaining": 0, "payment_intent": "pi_1"}
+
+    stripe_gateway.pay_invoice(reference="in_1", idempotency_key="in_1:pay:2")
+    stripe_gateway.retrieve_invoice(reference="in_1")
+
+    versions = {headers["Stripe-Version"] for _, _, headers in stub_stripe.requests}
+    assert versions == {"2024-06-20"}
+    assert stripe.api_version != "2024-06-20"  # the SDK's own default is newer: the pin is what sends it
