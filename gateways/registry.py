@@ -64,6 +64,9 @@ TIMED_OPERATIONS = frozenset(
         "mark_invoice_uncollectible",
         "void_invoice",
         "advance_clock",
+        "retrieve_dispute",
+        "update_dispute",
+        "close_dispute",
     }
 )
 
