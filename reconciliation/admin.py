@@ -1,6 +1,7 @@
 """Admin for reconciliation: runs with counts (read-only), discrepancies to resolve or accept with a reason.
 
-A discrepancy is about a payment, or about a customer's saved payment method (linked to the customer's page)."""
+A discrepancy is about a payment, about a customer's saved payment method (linked to the customer's page), or
+about a subscription or one of its invoices (linked to their pages)."""
 
 from typing import Any
 
@@ -17,7 +18,7 @@ from reconciliation.errors import DiscrepancyNotOpen, ReasonRequired
 from reconciliation.models import Discrepancy, DiscrepancyState, ReconciliationRun
 from reconciliation.services import discrepancy_close
 
-_MONEY_KEYS = ("amount", "amount_received", "amount_refunded")
+_MONEY_KEYS = ("amount", "amount_received", "amount_refunded", "amount_due", "amount_paid", "amount_remaining")
 
 
 def _describe(values: dict[str, Any]) -> str:
@@ -53,6 +54,12 @@ class ReconciliationRunAdmin(admin.ModelAdmin):
         "gateway_payment_methods",
         "our_payment_methods",
         "payment_methods_matched",
+        "gateway_subscriptions",
+        "our_subscriptions",
+        "subscriptions_matched",
+        "gateway_invoices",
+        "our_invoices",
+        "invoices_matched",
         "discrepancies_found",
         "discrepancies_fixed",
         "open_discrepancies",
@@ -98,6 +105,7 @@ class DiscrepancyAdmin(admin.ModelAdmin):
         "state",
         "payment_link",
         "payment_method_link",
+        "subscription_link",
         "gateway_reference",
         "ours_display",
         "theirs_display",
@@ -107,10 +115,18 @@ class DiscrepancyAdmin(admin.ModelAdmin):
         "created_at",
     )
     list_filter = ("kind", "state")
-    list_select_related = ("payment", "customer", "payment_method", "resolved_by")
-    search_fields = ("=gateway_reference", "=payment__public_id", "=payment_method__public_id", "=customer__public_id")
+    list_select_related = ("payment", "customer", "payment_method", "subscription", "invoice", "resolved_by")
+    search_fields = (
+        "=gateway_reference",
+        "=payment__public_id",
+        "=payment_method__public_id",
+        "=customer__public_id",
+        "=subscription__public_id",
+        "=invoice__public_id",
+    )
     search_help_text = (
-        "Exact gateway reference (pi_…, pm_…), payment id (pay_…), saved method id (pmt_…) or customer id (cu_…)."
+        "Exact gateway reference (pi_…, pm_…, sub_…, in_…), payment id (pay_…), saved method id (pmt_…), "
+        "customer id (cu_…), or our subscription or invoice id."
     )
     show_full_result_count = False
     action_form = ReasonActionForm
@@ -145,6 +161,17 @@ class DiscrepancyAdmin(admin.ModelAdmin):
         return format_html(
             '<a href="{}">{}</a> / {}', url, discrepancy.customer.public_id, discrepancy.payment_method.public_id
         )
+
+    @admin.display(description="subscription / invoice")
+    def subscription_link(self, discrepancy: Discrepancy) -> str:
+        if discrepancy.subscription is None:
+            return "—"
+        url = reverse("admin:subscriptions_subscription_change", args=[discrepancy.subscription_id])
+        link = format_html('<a href="{}">{}</a>', url, discrepancy.subscription.public_id)
+        if discrepancy.invoice is None:
+            return link
+        url = reverse("admin:subscriptions_invoice_change", args=[discrepancy.invoice_id])
+        return format_html('{} / <a href="{}">{}</a>', link, url, discrepancy.invoice.public_id)
 
     @admin.display(description="ours")
     def ours_display(self, discrepancy: Discrepancy) -> str:

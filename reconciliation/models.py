@@ -12,11 +12,13 @@ class RunStatus(models.TextChoices):
 
 
 class RunScope(models.TextChoices):
-    """What a run compared: payments (the intents created in its window), saved payment methods, or both."""
+    """What a run compared: payments (the intents created in its window), saved payment methods, subscriptions
+    (those created in its window, with their invoices), or all three."""
 
-    ALL = "all", "Payments and saved methods"
+    ALL = "all", "Payments, saved methods and subscriptions"
     PAYMENTS = "payments", "Payments"
     PAYMENT_METHODS = "payment_methods", "Saved payment methods"
+    SUBSCRIPTIONS = "subscriptions", "Subscriptions and invoices"
 
     @property
     def covers_payments(self) -> bool:
@@ -26,16 +28,21 @@ class RunScope(models.TextChoices):
     def covers_payment_methods(self) -> bool:
         return self in (RunScope.ALL, RunScope.PAYMENT_METHODS)
 
+    @property
+    def covers_subscriptions(self) -> bool:
+        return self in (RunScope.ALL, RunScope.SUBSCRIPTIONS)
+
 
 class ReconciliationRun(models.Model):
-    """One comparison of our records with the gateway's: payments for a time window, saved methods as they are now."""
+    """One comparison of our records with the gateway's: payments and subscriptions for a time window, saved
+    methods as they are now."""
 
     gateway = models.CharField(max_length=32)
     scope = models.CharField(
         max_length=16,
         choices=RunScope.choices,
         default=RunScope.PAYMENTS,  # the runs made before saved methods were compared
-        help_text="Payments of the window, customers' saved payment methods, or both.",
+        help_text="Payments of the window, customers' saved payment methods, the window's subscriptions, or all.",
     )
     window_start = models.DateTimeField()
     window_end = models.DateTimeField()
@@ -50,6 +57,14 @@ class ReconciliationRun(models.Model):
     gateway_payment_methods = models.PositiveIntegerField(default=0)
     our_payment_methods = models.PositiveIntegerField(default=0, help_text="Our active saved methods compared.")
     payment_methods_matched = models.PositiveIntegerField(default=0)
+    gateway_subscriptions = models.PositiveIntegerField(
+        default=0, help_text="Subscriptions the gateway listed as created in the window."
+    )
+    our_subscriptions = models.PositiveIntegerField(default=0, help_text="Our subscriptions created in the window.")
+    subscriptions_matched = models.PositiveIntegerField(default=0)
+    gateway_invoices = models.PositiveIntegerField(default=0, help_text="The listed subscriptions' invoices.")
+    our_invoices = models.PositiveIntegerField(default=0, help_text="Our invoices of those subscriptions.")
+    invoices_matched = models.PositiveIntegerField(default=0)
     discrepancies_found = models.PositiveIntegerField(default=0)
     discrepancies_fixed = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(auto_now_add=True)
@@ -78,6 +93,15 @@ class DiscrepancyKind(models.TextChoices):
     METHOD_MISSING_HERE = "method_missing_here", "Method missing here"
     METHOD_MISSING_AT_GATEWAY = "method_missing_at_gateway", "Method missing at gateway"
     METHOD_DETACHED_HERE = "method_detached_here", "Method detached only here"
+    # subscriptions created in the window, and their invoices (labels fit the command's 26-column table)
+    SUBSCRIPTION_MISSING_HERE = "subscription_missing_here", "Subscription missing here"
+    SUBSCRIPTION_MISSING_AT_GATEWAY = "subscription_missing_at_gateway", "Subscription only here"
+    SUBSCRIPTION_STATUS_MISMATCH = "subscription_status_mismatch", "Subscription status"
+    SUBSCRIPTION_FIELDS_MISMATCH = "subscription_fields_mismatch", "Subscription terms differ"
+    INVOICE_MISSING_HERE = "invoice_missing_here", "Invoice missing here"
+    INVOICE_MISSING_AT_GATEWAY = "invoice_missing_at_gateway", "Invoice only here"
+    INVOICE_STATUS_MISMATCH = "invoice_status_mismatch", "Invoice status differs"
+    INVOICE_AMOUNT_MISMATCH = "invoice_amount_mismatch", "Invoice amounts differ"
 
 
 PAYMENT_METHOD_KINDS = frozenset(
@@ -89,14 +113,32 @@ PAYMENT_METHOD_KINDS = frozenset(
 )
 
 
+SUBSCRIPTION_KINDS = frozenset(
+    {
+        DiscrepancyKind.SUBSCRIPTION_MISSING_HERE,
+        DiscrepancyKind.SUBSCRIPTION_MISSING_AT_GATEWAY,
+        DiscrepancyKind.SUBSCRIPTION_STATUS_MISMATCH,
+        DiscrepancyKind.SUBSCRIPTION_FIELDS_MISMATCH,
+        DiscrepancyKind.INVOICE_MISSING_HERE,
+        DiscrepancyKind.INVOICE_MISSING_AT_GATEWAY,
+        DiscrepancyKind.INVOICE_STATUS_MISMATCH,
+        DiscrepancyKind.INVOICE_AMOUNT_MISMATCH,
+    }
+)
+
+
+def _is_covered(kind: DiscrepancyKind, covered: RunScope) -> bool:
+    if kind in PAYMENT_METHOD_KINDS:
+        return covered.covers_payment_methods
+    if kind in SUBSCRIPTION_KINDS:
+        return covered.covers_subscriptions
+    return covered.covers_payments
+
+
 def kinds_of(scope: str) -> list[DiscrepancyKind]:
     """The kinds of discrepancy a run of this scope can find, in declaration order."""
     covered = RunScope(scope)
-    return [
-        kind
-        for kind in DiscrepancyKind
-        if (covered.covers_payment_methods if kind in PAYMENT_METHOD_KINDS else covered.covers_payments)
-    ]
+    return [kind for kind in DiscrepancyKind if _is_covered(kind, covered)]
 
 
 class DiscrepancyState(models.TextChoices):
@@ -109,7 +151,8 @@ class DiscrepancyState(models.TextChoices):
 class Discrepancy(models.Model):
     """One difference between our record and the gateway's (or a record only one side has).
 
-    About a payment (`payment`), or about a customer's saved payment method (`customer`, and `payment_method`
+    About a payment (`payment`), about a customer's saved payment method (`customer`, and `payment_method`
+    when we have a row for it), or about a subscription or one of its invoices (`subscription`, and `invoice`
     when we have a row for it).
     """
 
@@ -122,6 +165,12 @@ class Discrepancy(models.Model):
     )
     payment_method = models.ForeignKey(
         "customers.PaymentMethod", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    subscription = models.ForeignKey(
+        "subscriptions.Subscription", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    invoice = models.ForeignKey(
+        "subscriptions.Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     gateway_reference = models.CharField(max_length=255, blank=True, default="")
     ours = models.JSONField(default=dict, blank=True, help_text="Our values (minor units).")

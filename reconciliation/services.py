@@ -4,7 +4,8 @@ The gateway's intents are streamed in batches; each batch is matched against our
 query. Our payments the gateway never listed are found at the end by streaming ours once against a
 bitmap of the payment ids that were matched (one bit per id in the window's id range), so memory
 stays small at millions of rows. Only safe corrections are applied, through the payments services.
-Customers' saved payment methods are a second pass of the same run (`reconciliation.payment_methods`).
+Customers' saved payment methods are a second pass of the same run (`reconciliation.payment_methods`), the
+window's subscriptions and their invoices a third (`reconciliation.subscriptions`).
 """
 
 import sys
@@ -12,7 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.db import transaction
 from django.db.models import Count, Max, Min
@@ -22,6 +23,7 @@ from accounts.models import User
 from audit.services import staff_action_record
 from gateways import get_gateway
 from gateways.base import Gateway, IntentResult
+from gateways.billing import BillingGateway
 from payments import services as payment_services
 from payments import states
 from payments.models import ChangeSource, Payment
@@ -36,6 +38,7 @@ from reconciliation.models import (
     RunStatus,
 )
 from reconciliation.payment_methods import CUSTOMER_BATCH_SIZE, PaymentMethodReconciler
+from reconciliation.subscriptions import SUBSCRIPTION_BATCH_SIZE, SubscriptionReconciler
 
 K = DiscrepancyKind
 
@@ -259,17 +262,22 @@ def reconcile(
     scope: str = RunScope.ALL,
     methods_progress: Progress | None = None,
     customer_batch_size: int = CUSTOMER_BATCH_SIZE,
+    subscriptions_progress: Progress | None = None,
+    subscription_batch_size: int = SUBSCRIPTION_BATCH_SIZE,
 ) -> ReconciliationRun:
-    """Compare the gateway's intents created in [since, until) with our payments, and every gateway customer's
-    attached card methods with our saved methods (as they are now, whatever the window); record one run.
+    """Compare the gateway's intents created in [since, until) with our payments, every gateway customer's
+    attached card methods with our saved methods (as they are now, whatever the window), and the gateway's
+    subscriptions created in [since, until) and their invoices with ours; record one run.
 
-    `scope` runs both passes (`all`), or only `payments` or `payment_methods`.
+    `scope` runs the three passes (`all`), or only `payments`, `payment_methods` or `subscriptions`.
     With `fix`, a payment we still show waiting (processing, requires_action, requires_capture) that
     the gateway shows further on is moved forward through `payment_apply_intent`; a method attached at the
     gateway is saved here, and an active method the gateway shows attached to nobody is detached here
-    (both through the customers services); every other difference stays open for staff.
+    (both through the customers services); a subscription or invoice the gateway shows otherwise (or that we
+    lack) is made what the gateway says through `subscription_apply` / `invoice_record` (forward moves only);
+    every other difference stays open for staff.
     `progress(done, expected)` is called after each batch of intents, `methods_progress` after each batch of
-    customers.
+    customers, `subscriptions_progress` after each batch of gateway subscriptions.
 
     :raises GatewayError: the gateway could not be listed (the run is stored as failed).
     """
@@ -285,6 +293,15 @@ def reconcile(
         if covered.covers_payment_methods:
             PaymentMethodReconciler(
                 run, gateway, fix=fix, progress=methods_progress, batch_size=customer_batch_size
+            ).execute()
+        if covered.covers_subscriptions:
+            # both gateways implement the billing protocol beside `Gateway` (`subscriptions.services._Billing`)
+            SubscriptionReconciler(
+                run,
+                cast(BillingGateway, gateway),
+                fix=fix,
+                progress=subscriptions_progress,
+                batch_size=subscription_batch_size,
             ).execute()
         still_open = run.discrepancies_found - run.discrepancies_fixed
         run.status = RunStatus.CLEAN if still_open == 0 else RunStatus.UNRESOLVED

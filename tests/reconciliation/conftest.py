@@ -9,6 +9,7 @@ import pytest
 
 from accounts.models import User
 from gateways.base import IntentResult, RefundResult
+from gateways.billing import SubscriptionResult
 from payments.models import Payment
 from payments.services import payment_create
 from tests.accounts.factories import UserFactory
@@ -55,3 +56,6 @@ class ListedGateway:
 
     def list_refunds(self, *, created_gte: datetime, created_lt: datetime) -> Iterator[RefundResult]:
         yield from self.refunds
+
+    def list_subscriptions(self, *, created_gte: datetime, created_lt: datetime) -> Iterator[SubscriptionResult]:
+        yield from ()  # no billing here: the subscriptions pass finds nothing

@@ -1,5 +1,6 @@
 """`manage.py reconcile [--since DATE] [--until DATE] [--only PASS] [--fix] [--quiet]`: compare the gateway's records
-with ours: the payments of a window, then every gateway customer's saved payment methods."""
+with ours: the payments of a window, every gateway customer's saved payment methods, then the window's
+subscriptions and their invoices."""
 
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -23,8 +24,9 @@ def _day(value: str) -> date:
 class Command(BaseCommand):
     help = (
         "Reconcile the gateway's payment intents created between --since and --until (whole UTC days, both "
-        "included; default yesterday) with ours, then every gateway customer's attached cards with our saved "
-        "payment methods. Exits 1 when discrepancies are left open."
+        "included; default yesterday) with ours, every gateway customer's attached cards with our saved "
+        "payment methods, then the subscriptions created in the window and their invoices. Exits 1 when "
+        "discrepancies are left open."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -32,8 +34,9 @@ class Command(BaseCommand):
         parser.add_argument("--until", type=_day, help="last UTC day, included (YYYY-MM-DD); default --since")
         parser.add_argument(
             "--only",
-            choices=[RunScope.PAYMENTS.value, RunScope.PAYMENT_METHODS.value],
-            help="run one pass: the window's payments, or the customers' saved payment methods (default both)",
+            choices=[RunScope.PAYMENTS.value, RunScope.PAYMENT_METHODS.value, RunScope.SUBSCRIPTIONS.value],
+            help="run one pass: the window's payments, the customers' saved payment methods, or the window's "
+            "subscriptions and their invoices (default all three)",
         )
         parser.add_argument("--fix", action="store_true", help="apply the safe corrections through the services")
         parser.add_argument("--quiet", action="store_true", help="no progress output")
@@ -55,6 +58,7 @@ class Command(BaseCommand):
                 scope=options["only"] or RunScope.ALL,
                 progress=bars.show("gateway records") if bars else None,
                 methods_progress=bars.show("customers") if bars else None,
+                subscriptions_progress=bars.show("subscriptions") if bars else None,
             )
         except GatewayError as exc:
             raise CommandError(f"The gateway could not be listed: {exc.message}") from exc
@@ -69,19 +73,28 @@ class Command(BaseCommand):
 
     def _summary(self, run: Any) -> None:
         scope = RunScope(run.scope)
+        lines = []  # the run's duration ends the first
+        window = f"{run.window_start:%Y-%m-%d %H:%M} … {run.window_end:%Y-%m-%d %H:%M} UTC"
         if scope.covers_payments:
-            self.stdout.write(
-                f"Run {run.pk} ({run.gateway}) {run.window_start:%Y-%m-%d %H:%M} … {run.window_end:%Y-%m-%d %H:%M} "
-                f"UTC: {run.gateway_records} gateway records, {run.our_records} ours, {run.matched} matched, "
-                f"{run.duration_seconds:.1f} s"
+            lines.append(
+                f"Run {run.pk} ({run.gateway}) {window}: {run.gateway_records} gateway records, {run.our_records} "
+                f"ours, {run.matched} matched"
             )
         if scope.covers_payment_methods:
-            self.stdout.write(
+            lines.append(
                 f"Run {run.pk} ({run.gateway}) saved payment methods: {run.customers_compared} customers, "
                 f"{run.gateway_payment_methods} at the gateway, {run.our_payment_methods} ours, "
                 f"{run.payment_methods_matched} matched"
-                + ("" if scope.covers_payments else f", {run.duration_seconds:.1f} s")
             )
+        if scope.covers_subscriptions:
+            lines.append(
+                f"Run {run.pk} ({run.gateway}) subscriptions {window}: {run.gateway_subscriptions} at the gateway, "
+                f"{run.our_subscriptions} ours, {run.subscriptions_matched} matched; their invoices: "
+                f"{run.gateway_invoices} at the gateway, {run.our_invoices} ours, {run.invoices_matched} matched"
+            )
+        lines[0] += f", {run.duration_seconds:.1f} s"
+        for line in lines:
+            self.stdout.write(line)
         self.stdout.write(f"{'kind':<26}{'found':>8}{'fixed':>8}{'open':>8}")
         for label, found, fixed, still_open in run_summary(run):
             self.stdout.write(f"{label:<26}{found:>8}{fixed:>8}{still_open:>8}")
