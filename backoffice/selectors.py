@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from fractions import Fraction
+from math import floor
 
-from django.db.models import Count, Q, Sum
+from django.db.models import BigIntegerField, Count, F, Q, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -20,10 +22,20 @@ from refunds.models import Refund
 from refunds.selectors import refunds_stuck
 from refunds.states import RefundStatus
 from risk.models import PaymentReview
+from subscriptions.models import Invoice, Subscription
+from subscriptions.states import InvoiceStatus, SubscriptionStatus
 
 # A payment has an outcome once it was captured (even if refunded since), failed or was canceled;
 # the success rate is captured / outcome, so payments still in flight do not drag it down.
 _OUTCOME = CAPTURED | {PaymentStatus.FAILED, PaymentStatus.CANCELED}
+
+# Subscriptions that bring revenue (MRR): active, and past due while the gateway retries the invoice. A trial
+# brings none yet; an unpaid one is left unpaid by the gateway and bills nothing.
+_BILLING = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
+# Subscriptions in force: the billing ones and those in a trial.
+_IN_FORCE = (SubscriptionStatus.TRIALING, *_BILLING)
+# Months per interval, as twelfths: a year is 1/12 of a month's revenue a month, a week 52/12, a day 365/12.
+_TWELFTHS_PER_INTERVAL = {"month": 12, "year": 1, "week": 52, "day": 365}
 
 
 def money(amount: int, currency: str) -> str:
@@ -78,6 +90,69 @@ class StuckCounts:
         )
 
 
+@dataclass(frozen=True)
+class CurrencyMrr:
+    """Monthly recurring revenue of one currency (minor units, rounded down) and the subscriptions it comes from."""
+
+    currency: str
+    amount: int
+    subscription_count: int
+
+    @property
+    def amount_display(self) -> str:
+        return money(self.amount, self.currency)
+
+
+@dataclass(frozen=True)
+class FailedInvoices:
+    """One currency's invoices whose payment failed: open after a failed attempt, and uncollectible this month.
+
+    Amounts are what remains to be paid, in minor units.
+    """
+
+    currency: str
+    open_count: int
+    open_amount: int
+    uncollectible_count: int
+    uncollectible_amount: int
+
+    @property
+    def count(self) -> int:
+        return self.open_count + self.uncollectible_count
+
+    @property
+    def amount(self) -> int:
+        return self.open_amount + self.uncollectible_amount
+
+    @property
+    def amount_display(self) -> str:
+        return money(self.amount, self.currency)
+
+
+@dataclass(frozen=True)
+class SubscriptionFigures:
+    """MRR, subscriptions in force and this month's churn (the month starts on the 1st, 00:00 UTC)."""
+
+    month_start: datetime
+    mrr: list[CurrencyMrr] = field(default_factory=list)
+    active_count: int = 0  # trialing, active and past due
+    trialing_count: int = 0
+    past_due_count: int = 0
+    canceled_this_month: int = 0
+    in_force_at_month_start: int = 0
+    canceled_of_month_start: int = 0  # canceled this month among those in force on the 1st
+    failed_invoices: list[FailedInvoices] = field(default_factory=list)
+
+    @property
+    def churn_rate(self) -> float | None:
+        """Canceled this month of those in force on the 1st, in percent with one decimal (None: none were)."""
+        return rate_percent(self.canceled_of_month_start, self.in_force_at_month_start)
+
+    @property
+    def failed_invoice_count(self) -> int:
+        return sum(failed.count for failed in self.failed_invoices)
+
+
 def rate_percent(succeeded: int, outcome: int) -> float | None:
     """Success rate in percent with one decimal, or None when nothing reached an outcome."""
     return round(100 * succeeded / outcome, 1) if outcome else None
@@ -100,6 +175,7 @@ class DashboardData:
     pending_approvals: int = 0
     open_discrepancies: int = 0
     stuck: StuckCounts = field(default_factory=lambda: StuckCounts(0, 0, 0, 0))
+    subscriptions: SubscriptionFigures | None = None  # None without money
 
     @property
     def success_rate(self) -> float | None:
@@ -117,8 +193,9 @@ class DashboardData:
 def dashboard_data(*, days: int = 30, now: datetime | None = None, include_money: bool = True) -> DashboardData:
     """Figures for the last `days` days (today included, days in the current time zone).
 
-    Two aggregate queries (payments grouped by day and currency, refunds grouped by currency) and a few counts,
-    whatever the number of rows; `include_money=False` skips the two aggregates.
+    Four aggregate queries (payments grouped by day and currency, refunds grouped by currency, subscriptions
+    with their prices, failed invoices by currency) and a few counts, whatever the number of rows;
+    `include_money=False` skips the four aggregates.
     """
     now = now or timezone.now()
     end = timezone.localdate(now)
@@ -208,4 +285,85 @@ def dashboard_data(*, days: int = 30, now: datetime | None = None, include_money
         open_reviews=open_reviews,
         open_discrepancies=open_discrepancies,
         stuck=stuck,
+        subscriptions=subscription_figures(now=now),
+    )
+
+
+def month_start_utc(now: datetime) -> datetime:
+    return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def subscription_figures(*, now: datetime) -> SubscriptionFigures:
+    """MRR per currency, subscriptions in force, churn and failed invoices, in two aggregate queries.
+
+    MRR is the sum over active and past-due subscriptions of unit amount × quantity brought to a month
+    (a year's /12, a week's ×52/12, a day's ×365/12, each divided by the interval count), rounded down once per
+    currency. Churn counts subscriptions canceled since the 1st (the gateway's `canceled_at`, which for a cancel at
+    period end is the day it was asked); its rate is over those in force on the 1st: created before it, neither
+    incomplete nor canceled before it.
+    """
+    start = month_start_utc(now)
+    canceled_this_month = Q(status=SubscriptionStatus.CANCELED, canceled_at__gte=start)
+    before_month = Q(created_at__lt=start)
+    billing = Q(status__in=_BILLING)
+    # One row per currency and billing interval, so the month's fraction is exact: bounded by the catalog's
+    # variety, not by the number of subscriptions.
+    rows = (
+        Subscription.objects.filter(Q(status__in=(*_IN_FORCE, SubscriptionStatus.UNPAID)) | canceled_this_month)
+        .values("price__currency", "price__interval", "price__interval_count")
+        .annotate(
+            in_force=Count("id", filter=Q(status__in=_IN_FORCE)),
+            trialing=Count("id", filter=Q(status=SubscriptionStatus.TRIALING)),
+            past_due=Count("id", filter=Q(status=SubscriptionStatus.PAST_DUE)),
+            billing=Count("id", filter=billing),
+            billed=Coalesce(
+                Sum(F("price__unit_amount") * F("quantity"), filter=billing, output_field=BigIntegerField()), 0
+            ),
+            canceled=Count("id", filter=canceled_this_month),
+            at_start=Count("id", filter=before_month),
+            canceled_of_start=Count("id", filter=canceled_this_month & before_month),
+        )
+        .order_by()
+    )
+    mrr: dict[str, Fraction] = {}
+    billing_count: dict[str, int] = {}
+    totals = dict.fromkeys(("in_force", "trialing", "past_due", "canceled", "at_start", "canceled_of_start"), 0)
+    for row in rows:
+        for name in totals:
+            totals[name] += row[name]
+        if not row["billing"]:
+            continue
+        currency = row["price__currency"]
+        twelfths = _TWELFTHS_PER_INTERVAL[row["price__interval"]]
+        monthly = Fraction(row["billed"] * twelfths, 12 * row["price__interval_count"])
+        mrr[currency] = mrr.get(currency, Fraction(0)) + monthly
+        billing_count[currency] = billing_count.get(currency, 0) + row["billing"]
+
+    open_failed = Q(status=InvoiceStatus.OPEN, attempt_count__gt=0)
+    # An invoice has no "marked uncollectible at"; its last change is when it became so (only paid or void follow).
+    uncollectible = Q(status=InvoiceStatus.UNCOLLECTIBLE, updated_at__gte=start)
+    invoice_rows = (
+        Invoice.objects.filter(open_failed | uncollectible)
+        .values("currency")
+        .annotate(
+            open_count=Count("id", filter=open_failed),
+            open_amount=Coalesce(Sum("amount_remaining", filter=open_failed), 0),
+            uncollectible_count=Count("id", filter=uncollectible),
+            uncollectible_amount=Coalesce(Sum("amount_remaining", filter=uncollectible), 0),
+        )
+        .order_by("currency")
+    )
+    return SubscriptionFigures(
+        month_start=start,
+        mrr=[
+            CurrencyMrr(currency=code, amount=floor(amount), subscription_count=billing_count[code])
+            for code, amount in sorted(mrr.items())
+        ],
+        active_count=totals["in_force"],
+        trialing_count=totals["trialing"],
+        past_due_count=totals["past_due"],
+        canceled_this_month=totals["canceled"],
+        in_force_at_month_start=totals["at_start"],
+        canceled_of_month_start=totals["canceled_of_start"],
+        failed_invoices=[FailedInvoices(**row) for row in invoice_rows],
     )

@@ -36,6 +36,8 @@ def admin_dashboard(context: template.Context, days: int = 30) -> dict[str, Any]
             ("discrepancies", "reconciliation", "discrepancy", "?state__exact=open"),
             ("payments", "payments", "payment", ""),
             ("refunds", "refunds", "refund", "?needs_attention__exact=1"),
+            ("subscriptions", "subscriptions", "subscription", ""),
+            ("invoices", "subscriptions", "invoice", "?status__exact=open"),
         )
     }
     return {"data": data, "charts": charts, "rate_svg": rate_svg, "links": links}

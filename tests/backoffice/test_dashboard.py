@@ -1,6 +1,8 @@
 """The admin index dashboard: its figures, its query count and its page."""
 
+import itertools
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
@@ -9,12 +11,16 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
 from backoffice.charts import svg_bar_chart, svg_rate_chart
-from backoffice.selectors import dashboard_data
+from backoffice.selectors import dashboard_data, subscription_figures
+from customers.models import Customer
 from payments.models import Payment
 from payments.states import PaymentStatus as S
 from reconciliation.models import DiscrepancyKind, DiscrepancyState
 from refunds.models import Refund
 from refunds.states import RefundStatus
+from subscriptions.models import Invoice, Price, Product, Subscription
+from subscriptions.states import InvoiceStatus as IS
+from subscriptions.states import SubscriptionStatus as SS
 from tests.accounts.factories import StaffUserFactory
 from tests.audit.factories import ApprovalRequestFactory
 from tests.payments.factories import PaymentFactory
@@ -24,6 +30,8 @@ from tests.refunds.factories import RefundFactory
 NOW = datetime(2025, 3, 31, 12, 0, tzinfo=UTC)
 MAR_2 = datetime(2025, 3, 2, 0, 0, tzinfo=UTC)  # the first day of the 30-day window ending on 31 March
 MAR_30 = datetime(2025, 3, 30, 9, 0, tzinfo=UTC)
+MAR_1 = datetime(2025, 3, 1, 0, 0, tzinfo=UTC)  # this month's start, for the subscription figures
+_refs = itertools.count(1)
 
 
 def _payment(client: User, amount: int, currency: str, status: str, **extra) -> Payment:
@@ -144,19 +152,45 @@ def test_dashboard_data_without_money_runs_no_aggregate(seeded, django_assert_nu
 
 
 def _queries_for(shop: User, count: int) -> int:
+    """Queries of one dashboard over `count` payments and as many subscriptions and failed invoices."""
     Payment.objects.all().delete()
+    Invoice.objects.all().delete()
+    Subscription.objects.all().delete()
     currencies = ["usd", "jpy", "kwd"]
     rows = [_payment(shop, 1000 + i * 10, currencies[i % 3], S.SUCCEEDED) for i in range(count)]
     for offset in range(0, count, 100):  # spread over the window's days
         _create_at(NOW - timedelta(days=(offset // 100) % 30), rows[offset : offset + 100])
+    prices = [_price(100 * (i + 1), currencies[i % 3], interval) for i, interval in enumerate(("month", "year", "day"))]
+    statuses = [SS.ACTIVE, SS.PAST_DUE, SS.TRIALING, SS.CANCELED]
+    customer = Customer.objects.create(client=shop, customer_id=f"cus_dash_many_{next(_refs)}")
+    subscriptions = _create_at(
+        MAR_1 - timedelta(days=1),
+        [
+            _subscription(
+                shop, prices[i % 3], statuses[i % 4], customer=customer, canceled_at=MAR_30 if i % 4 == 3 else None
+            )
+            for i in range(count)
+        ],
+    )
+    _create_at(
+        MAR_30,
+        [
+            _invoice(sub, IS.OPEN if i % 2 else IS.UNCOLLECTIBLE, 100, attempt_count=1)
+            for i, sub in enumerate(subscriptions)
+        ],
+    )
     with time_machine.travel(NOW, tick=False), CaptureQueriesContext(connection) as queries:
         data = dashboard_data(days=30)
     assert data.payment_count == count
+    assert data.subscriptions is not None
+    assert data.subscriptions.active_count == count - count // 4
+    assert data.subscriptions.failed_invoice_count == count
     return len(queries)
 
 
-def test_dashboard_data_query_count_does_not_grow_with_payments(shop):
-    assert _queries_for(shop, 10) == _queries_for(shop, 1000) == 9
+def test_dashboard_data_query_count_does_not_grow_with_payments_or_subscriptions(shop):
+    # 7 counts, the payments and refunds aggregates, one over subscriptions with their prices, one over invoices
+    assert _queries_for(shop, 10) == _queries_for(shop, 1000) == 11
 
 
 def test_svg_charts_escape_labels_and_scale_to_the_peak():
@@ -223,3 +257,200 @@ def test_admin_index_links_open_discrepancies_for_staff_who_may_view_them(client
     # then the card links to the reconciliation app's changelist, filtered on open ones
     assert 'href="/admin/reconciliation/discrepancy/?state__exact=open">1</a>' in body
     assert "/admin/audit/approvalrequest/" not in body
+
+
+def _price(unit_amount: int, currency: str, interval: str, interval_count: int = 1) -> Price:
+    ref = next(_refs)
+    product = Product.objects.create(gateway="simulator", reference=f"prod_dash_{ref}", name=f"Plan {ref}")
+    return Price.objects.create(
+        gateway="simulator",
+        reference=f"price_dash_{ref}",
+        product=product,
+        unit_amount=unit_amount,
+        currency=currency,
+        interval=interval,
+        interval_count=interval_count,
+    )
+
+
+def _subscription(
+    client: User, price: Price, status: str, *, quantity: int = 1, customer: Customer | None = None, **extra
+) -> Subscription:
+    """An unsaved subscription (of a new customer unless given one), for `_create_at` to insert."""
+    ref = next(_refs)
+    customer = customer or Customer.objects.create(client=client, customer_id=f"cus_dash_sub_{ref}")
+    return Subscription(
+        client=client,
+        customer=customer,
+        price=price,
+        quantity=quantity,
+        status=status,
+        current_period_start=MAR_1,
+        current_period_end=MAR_1 + timedelta(days=31),
+        gateway="simulator",
+        gateway_reference=f"sub_dash_{ref}",
+        **extra,
+    )
+
+
+def _invoice(subscription: Subscription, status: str, amount_remaining: int, **extra) -> Invoice:
+    return Invoice(
+        client=subscription.client,
+        subscription=subscription,
+        customer=subscription.customer,
+        status=status,
+        currency=subscription.price.currency,
+        amount_due=amount_remaining,
+        amount_remaining=amount_remaining,
+        gateway="simulator",
+        gateway_reference=f"in_dash_{next(_refs)}",
+        **extra,
+    )
+
+
+@pytest.fixture
+def subscribed(shop) -> list[Subscription]:
+    """Subscriptions in usd, jpy and kwd on monthly, yearly, weekly and daily prices, in every status."""
+    usd_month = _price(900, "usd", "month")
+    usd_year = _price(29_000, "usd", "year")
+    usd_fortnight = _price(1000, "usd", "week", interval_count=2)
+    usd_day = _price(100, "usd", "day")
+    jpy_quarter = _price(1000, "jpy", "month", interval_count=3)
+    kwd_year = _price(1000, "kwd", "year")
+    before = _create_at(
+        MAR_1 - timedelta(days=40),
+        [
+            _subscription(shop, usd_month, SS.ACTIVE, quantity=2),  # 1800 a month
+            _subscription(shop, usd_year, SS.ACTIVE),  # 29000 / 12 = 2416.67
+            _subscription(shop, usd_fortnight, SS.PAST_DUE),  # 1000 × 52 / 12 / 2 = 2166.67
+            _subscription(shop, jpy_quarter, SS.ACTIVE),  # 1000 / 3 = 333.33
+            _subscription(shop, kwd_year, SS.ACTIVE),  # 1000 / 12 = 83.33
+            _subscription(shop, usd_month, SS.TRIALING),  # no revenue yet
+            _subscription(shop, usd_month, SS.UNPAID),  # billed nothing
+            _subscription(shop, usd_month, SS.CANCELED, canceled_at=MAR_1 - timedelta(seconds=1)),  # last month
+            _subscription(shop, usd_month, SS.CANCELED, canceled_at=MAR_1),  # churned this month
+            _subscription(shop, usd_month, SS.INCOMPLETE_EXPIRED),
+        ],
+    )
+    during = _create_at(
+        MAR_1 + timedelta(days=2),
+        [
+            _subscription(shop, usd_day, SS.ACTIVE, quantity=3),  # 300 × 365 / 12 = 9125
+            _subscription(shop, usd_month, SS.INCOMPLETE),
+            _subscription(shop, jpy_quarter, SS.CANCELED, canceled_at=MAR_30),  # churned, not in force on the 1st
+        ],
+    )
+    return before + during
+
+
+def test_subscription_figures_mrr_normalises_intervals_per_currency_and_rounds_the_sum_down(subscribed):
+    # when
+    figures = subscription_figures(now=NOW)
+
+    # then usd is 1800 + 2416.67 + 2166.67 + 9125 = 15508.33 (rounding each down would give 15507)
+    assert figures.month_start == MAR_1
+    assert [(m.currency, m.amount, m.subscription_count, m.amount_display) for m in figures.mrr] == [
+        ("jpy", 333, 1, "¥333"),
+        ("kwd", 83, 1, "0.083 KD"),
+        ("usd", 15508, 4, "$155.08"),
+    ]
+
+
+def test_subscription_figures_count_subscriptions_in_force_and_this_months_churn(subscribed):
+    figures = subscription_figures(now=NOW)
+
+    assert (figures.active_count, figures.trialing_count, figures.past_due_count) == (7, 1, 1)
+    assert figures.canceled_this_month == 2
+    # in force on the 1st: the 8 created before it that were neither incomplete(-expired) nor canceled by then
+    assert (figures.in_force_at_month_start, figures.canceled_of_month_start) == (8, 1)
+    assert figures.churn_rate == 12.5
+
+
+def test_subscription_figures_churn_rate_is_none_when_nothing_was_in_force_on_the_first(shop):
+    price = _price(900, "usd", "month")
+    _create_at(MAR_30, [_subscription(shop, price, SS.CANCELED, canceled_at=MAR_30)])
+
+    figures = subscription_figures(now=NOW)
+
+    assert (figures.canceled_this_month, figures.in_force_at_month_start, figures.churn_rate) == (1, 0, None)
+    assert figures.mrr == []
+
+
+def test_subscription_figures_sum_failed_invoices_per_currency(subscribed):
+    # given invoices open after a failed attempt, uncollectible this month and last, and some that did not fail
+    usd, jpy = subscribed[0], subscribed[3]
+    _create_at(MAR_1 - timedelta(seconds=1), [_invoice(usd, IS.UNCOLLECTIBLE, 5000, attempt_count=4)])
+    _create_at(
+        MAR_30,
+        [
+            _invoice(usd, IS.OPEN, 900, attempt_count=1),
+            _invoice(usd, IS.OPEN, 1800, attempt_count=2),
+            _invoice(usd, IS.OPEN, 700),  # not attempted yet
+            _invoice(usd, IS.PAID, 0, attempt_count=2),
+            _invoice(usd, IS.UNCOLLECTIBLE, 2900, attempt_count=4),
+            _invoice(jpy, IS.UNCOLLECTIBLE, 1000, attempt_count=4),
+            _invoice(jpy, IS.VOID, 1000, attempt_count=1),
+        ],
+    )
+
+    # when
+    figures = subscription_figures(now=NOW)
+
+    # then
+    assert [
+        (f.currency, f.open_count, f.open_amount, f.uncollectible_count, f.uncollectible_amount, f.amount_display)
+        for f in figures.failed_invoices
+    ] == [("jpy", 0, 0, 1, 1000, "¥1,000"), ("usd", 2, 2700, 1, 2900, "$56.00")]
+    assert figures.failed_invoice_count == 4
+
+
+def test_subscription_figures_month_starts_on_the_first_in_utc(shop):
+    # given a subscription canceled at 23:30 UTC on the last day of February
+    price = _price(900, "usd", "month")
+    _create_at(
+        MAR_1 - timedelta(days=40),
+        [_subscription(shop, price, SS.CANCELED, canceled_at=MAR_1 - timedelta(minutes=30))],
+    )
+
+    # when it is 00:15 on 1 March in UTC, still 28 February in New York
+    figures = subscription_figures(now=datetime(2025, 2, 28, 19, 15, tzinfo=ZoneInfo("America/New_York")))
+
+    # then it churned last month
+    assert (figures.month_start, figures.canceled_this_month) == (MAR_1, 0)
+
+
+@pytest.mark.django_db
+def test_admin_index_shows_mrr_subscriptions_churn_and_failed_invoices(admin_client, shop):
+    # given an active yearly subscription, one canceled this month and an invoice whose payment failed
+    with time_machine.travel(NOW, tick=False):
+        yearly = _price(29_000, "usd", "year")
+        monthly = _price(900, "usd", "month")
+        active, _ = _create_at(
+            MAR_1 - timedelta(days=3),
+            [_subscription(shop, yearly, SS.ACTIVE), _subscription(shop, monthly, SS.CANCELED, canceled_at=MAR_30)],
+        )
+        _create_at(MAR_30, [_invoice(active, IS.OPEN, 29_000, attempt_count=1)])
+
+        # when
+        body = admin_client.get("/admin/").content.decode()
+
+    # then
+    assert 'id="dash-mrr-usd">$24.16</span>' in body
+    assert "1 active or past due" in body
+    assert 'href="/admin/subscriptions/subscription/">1</a>' in body
+    assert "50.0 % of 2 in force on the 1st" in body
+    assert 'href="/admin/subscriptions/invoice/?status__exact=open">1</a>' in body
+    assert "$290.00: 1 open after a failed attempt, 0 uncollectible" in body
+
+
+@pytest.mark.django_db
+def test_admin_index_hides_subscription_revenue_from_staff_who_cannot_view_payments(client, shop):
+    # given a subscription bringing revenue and a staff member who may only view approval requests
+    _create_at(NOW, [_subscription(shop, _price(900, "usd", "month"), SS.ACTIVE)])
+    client.force_login(StaffUserFactory(permissions=["audit.view_approvalrequest"]))
+
+    body = client.get("/admin/").content.decode()
+
+    assert 'id="dash-approvals"' in body
+    assert 'id="dash-subscriptions"' not in body
+    assert "$9.00" not in body
