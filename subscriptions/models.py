@@ -60,6 +60,7 @@ class Price(models.Model):
             models.CheckConstraint(condition=Q(interval_count__gte=1), name="price_interval_count_positive"),
         ]
         indexes = [models.Index(fields=["-active", "-created_at", "-id"], name="price_list_idx")]
+        permissions = [("create_price", "Can create a price at the gateway")]
 
     def __str__(self) -> str:
         return self.reference
@@ -106,6 +107,8 @@ class Subscription(models.Model):
             models.Index(fields=["customer", "-created_at", "-id"], name="subscription_customer_idx"),
             models.Index(fields=["status", "-created_at", "-id"], name="subscription_status_idx"),
             models.Index(fields=["-created_at", "-id"], name="subscription_created_idx"),
+            # Reconciliation's window is the gateway's creation time.
+            models.Index(fields=["gateway_created_at"], name="subscription_gw_created_idx"),
         ]
         permissions = [("cancel_subscription", "Can cancel a subscription (with a reason)")]
 
@@ -173,6 +176,10 @@ class Invoice(models.Model):
             models.Index(fields=["customer", "-created_at", "-id"], name="invoice_customer_idx"),
             models.Index(fields=["status", "-created_at", "-id"], name="invoice_status_idx"),
             models.Index(fields=["-created_at", "-id"], name="invoice_created_idx"),
+        ]
+        permissions = [
+            ("retry_invoice", "Can retry an open invoice now (with a reason)"),
+            ("mark_invoice_uncollectible", "Can mark an open invoice uncollectible (with a reason)"),
         ]
 
     def __str__(self) -> str:

@@ -64,7 +64,7 @@ def clock_of(client: User) -> str:
     return f"client:{client.pk}"
 
 
-def _call(request: Callable[[], T]) -> T:
+def gateway_call(request: Callable[[], T]) -> T:
     """One billing call, its failures as API errors.
 
     :raises ParameterInvalid: the gateway refused the request (an unknown or inactive price): 400.
@@ -481,7 +481,7 @@ def subscription_create(
     customer.refresh_from_db()
     method = _payment_method(client=client, customer=customer, payment_method=payment_method)
     key = f"{request_reference or secrets.token_hex(12)}:subscription:create"
-    result = _call(
+    result = gateway_call(
         lambda: gateway.create_subscription(
             customer_reference=customer_reference,
             price_reference=chosen.reference,
@@ -548,7 +548,7 @@ def subscription_update(
                 subscription_event(locked, "subscription.updated")
         return locked
     key = f"{subscription.public_id}:update:{request_reference or secrets.token_hex(12)}"
-    result = _call(
+    result = gateway_call(
         lambda: gateway.update_subscription(
             reference=subscription.gateway_reference,
             price_reference=price,
@@ -589,7 +589,7 @@ def subscription_cancel(
         raise SubscriptionUnexpectedState(f"The subscription is {subscription.status} already.")
     gateway = billing_gateway(subscription.gateway)
     mode = "period_end" if at_period_end else "now"
-    result = _call(
+    result = gateway_call(
         lambda: gateway.cancel_subscription(
             reference=subscription.gateway_reference,
             at_period_end=at_period_end,

@@ -94,3 +94,13 @@ def test_auditors_read_but_cannot_cancel_or_edit(auditor, subscribe):
     assert auditor.post(f"/admin/subscriptions/subscription/{row.pk}/cancel/", {"reason": "x"}).status_code == 403
     assert auditor.post(f"/admin/subscriptions/subscription/{row.pk}/change/", {"quantity": 5}).status_code == 403
     assert Subscription.objects.get(pk=row.pk).status == "active"
+
+
+def test_staff_who_view_a_subscription_see_its_status_history(agent, auditor, subscribe):
+    subscribe(payment_method="pm_card_chargeCustomerFail")  # 402: incomplete, one history row
+    subscription = Subscription.objects.get()
+    for client in (agent, auditor):
+        page = client.get(f"/admin/subscriptions/subscription/{subscription.pk}/change/").content.decode()
+        # The history inline: its column headers and the one row (no status before the first).
+        assert "From status" in page
+        assert "To status" in page
