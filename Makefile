@@ -46,7 +46,7 @@ chaos: install
 	@scripts/ensure-system-deps.sh
 	$(BIN)/python bench/chaos.py
 
-APPS := config accounts gateways events audit payments refunds customers subscriptions risk webhooks reconciliation backoffice
+APPS := config accounts gateways events audit payments refunds customers subscriptions disputes risk webhooks reconciliation backoffice
 
 # gunicorn + a worker + wrk on a durable (fsync on) throwaway PostgreSQL; prints ratios to the floor view.
 bench-http: install

@@ -2,7 +2,8 @@
 
 The payments app's `PaymentAdmin` knows only the core. Here, at the top of the house, the page gains
 the refund form and refunds inline (refunds), the webhooks that touched the payment (webhooks), and
-the risk panel with its one-click blocks (risk) — each app's own piece, imported one way.
+the risk panel with its one-click blocks (risk) — each app's own piece, imported one way. The dispute desk's
+page gains the disputed payment's risk assessment the same way (disputes may not import risk).
 """
 
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from disputes.admin import DisputeAdmin
+from disputes.models import Dispute
 from payments.models import Payment
 from refunds.admin import PaymentRefundAdminMixin, RefundInline
 from risk.admin.payment_page import payment_risk_context
@@ -25,3 +28,12 @@ class PaymentPageAdmin(PaymentRefundAdminMixin):
 
 admin.site.unregister(Payment)
 admin.site.register(Payment, PaymentPageAdmin)
+
+
+class DisputePageAdmin(DisputeAdmin):
+    def page_context(self, request: HttpRequest, dispute: Dispute) -> dict[str, Any]:
+        return {**super().page_context(request, dispute), **payment_risk_context(request, dispute.payment)}
+
+
+admin.site.unregister(Dispute)
+admin.site.register(Dispute, DisputePageAdmin)

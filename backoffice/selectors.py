@@ -8,11 +8,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
 from math import floor
 
-from django.db.models import BigIntegerField, Count, F, Q, Sum
+from django.db.models import BigIntegerField, Count, F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from audit.models import ApprovalRequest, ApprovalStatus
+from disputes.deadlines import awaiting_evidence
+from disputes.models import Dispute, DisputeStatusChange
+from disputes.states import OPEN as DISPUTE_OPEN
+from disputes.states import DisputeStatus
 from payments.models import Payment
 from payments.money import UnknownCurrency, format_amount
 from payments.selectors import payments_stuck
@@ -153,6 +157,57 @@ class SubscriptionFigures:
         return sum(failed.count for failed in self.failed_invoices)
 
 
+@dataclass(frozen=True)
+class CurrencyAmount:
+    currency: str
+    amount: int  # minor units
+
+    @property
+    def amount_display(self) -> str:
+        return money(self.amount, self.currency)
+
+
+@dataclass(frozen=True)
+class DisputeFigures:
+    """Open disputes, those whose evidence is due within 48 h, the win rate and what disputes hold, per currency.
+
+    Won and lost count the disputes closed (their closing status change) in the last `rate_days` days; the
+    disputed amount is that of open disputes and of those lost in the same days; `lost_in_window` is what disputes
+    lost in the dashboard's window take from its net volume.
+    """
+
+    rate_days: int
+    open_count: int = 0
+    due_soon_count: int = 0  # awaiting evidence, due within 48 h
+    won_count: int = 0
+    lost_count: int = 0
+    disputed: list[CurrencyAmount] = field(default_factory=list)
+    lost_in_window: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def win_rate(self) -> float | None:
+        """Won of those decided (won or lost) in the last `rate_days` days, in percent; None when none were."""
+        return rate_percent(self.won_count, self.won_count + self.lost_count)
+
+
+@dataclass(frozen=True)
+class CurrencyNet:
+    """A currency's net volume in the window: captured, less succeeded refunds and disputes lost (minor units)."""
+
+    currency: str
+    captured: int
+    refunded: int
+    disputes_lost: int
+
+    @property
+    def net(self) -> int:
+        return self.captured - self.refunded - self.disputes_lost
+
+    @property
+    def net_display(self) -> str:
+        return money(self.net, self.currency)
+
+
 def rate_percent(succeeded: int, outcome: int) -> float | None:
     """Success rate in percent with one decimal, or None when nothing reached an outcome."""
     return round(100 * succeeded / outcome, 1) if outcome else None
@@ -176,6 +231,7 @@ class DashboardData:
     open_discrepancies: int = 0
     stuck: StuckCounts = field(default_factory=lambda: StuckCounts(0, 0, 0, 0))
     subscriptions: SubscriptionFigures | None = None  # None without money
+    disputes: DisputeFigures | None = None  # None without money
 
     @property
     def success_rate(self) -> float | None:
@@ -186,6 +242,22 @@ class DashboardData:
         return sum(totals.count for totals in self.refunds)
 
     @property
+    def net_volumes(self) -> list[CurrencyNet]:
+        """Per currency: captured volume less succeeded refunds and disputes lost in the window."""
+        captured = {volume.currency: volume.total for volume in self.volumes}
+        refunded = {totals.currency: totals.volume for totals in self.refunds}
+        lost = self.disputes.lost_in_window if self.disputes else {}
+        return [
+            CurrencyNet(
+                currency=code,
+                captured=captured.get(code, 0),
+                refunded=refunded.get(code, 0),
+                disputes_lost=lost.get(code, 0),
+            )
+            for code in sorted(set(captured) | set(refunded) | set(lost))
+        ]
+
+    @property
     def daily_rates(self) -> list[float | None]:
         return [rate_percent(c, o) for c, o in zip(self.daily_captured, self.daily_outcome, strict=True)]
 
@@ -193,9 +265,9 @@ class DashboardData:
 def dashboard_data(*, days: int = 30, now: datetime | None = None, include_money: bool = True) -> DashboardData:
     """Figures for the last `days` days (today included, days in the current time zone).
 
-    Four aggregate queries (payments grouped by day and currency, refunds grouped by currency, subscriptions
-    with their prices, failed invoices by currency) and a few counts, whatever the number of rows;
-    `include_money=False` skips the four aggregates.
+    Five aggregate queries (payments grouped by day and currency, refunds grouped by currency, subscriptions
+    with their prices, failed invoices by currency, disputes by currency) and a few counts, whatever the number of
+    rows; `include_money=False` skips the five aggregates.
     """
     now = now or timezone.now()
     end = timezone.localdate(now)
@@ -286,7 +358,59 @@ def dashboard_data(*, days: int = 30, now: datetime | None = None, include_money
         open_discrepancies=open_discrepancies,
         stuck=stuck,
         subscriptions=subscription_figures(now=now),
+        disputes=dispute_figures(now=now, window_start=window_start, window_end=window_end),
     )
+
+
+DISPUTE_RATE_DAYS = 90
+_DISPUTE_DUE_SOON = timedelta(hours=48)
+_DISPUTE_DECIDED = (DisputeStatus.WON, DisputeStatus.LOST)
+
+
+def dispute_figures(
+    *, now: datetime, window_start: datetime, window_end: datetime, rate_days: int = DISPUTE_RATE_DAYS
+) -> DisputeFigures:
+    """Open disputes, those due within 48 h without evidence, the win rate over `rate_days` and the amounts held,
+    in one aggregate query grouped by currency.
+
+    A dispute's closing time is its status change into won or lost (a closed status is never left: one such row).
+    """
+    since = now - timedelta(days=rate_days)
+    closed_at = Subquery(
+        DisputeStatusChange.objects.filter(dispute=OuterRef("pk"), to_status__in=_DISPUTE_DECIDED)
+        .order_by("created_at")
+        .values("created_at")[:1]
+    )
+    is_open = Q(status__in=DISPUTE_OPEN)
+    due_soon = awaiting_evidence(now=now) & Q(evidence_due_by__lte=now + _DISPUTE_DUE_SOON)
+    won = Q(status=DisputeStatus.WON, closed_at__gte=since)
+    lost = Q(status=DisputeStatus.LOST, closed_at__gte=since)
+    lost_in_window = Q(status=DisputeStatus.LOST, closed_at__gte=window_start, closed_at__lt=window_end)
+    rows = (
+        Dispute.objects.annotate(closed_at=closed_at)
+        .filter(is_open | Q(status__in=_DISPUTE_DECIDED, closed_at__gte=min(since, window_start)))
+        .values("currency")
+        .annotate(
+            open_count=Count("id", filter=is_open),
+            due_soon_count=Count("id", filter=due_soon),
+            won_count=Count("id", filter=won),
+            lost_count=Count("id", filter=lost),
+            disputed=Coalesce(Sum("amount", filter=is_open | lost), 0),
+            lost_in_window=Coalesce(Sum("amount", filter=lost_in_window), 0),
+        )
+        .order_by("currency")
+    )
+    totals = dict.fromkeys(("open_count", "due_soon_count", "won_count", "lost_count"), 0)
+    disputed: list[CurrencyAmount] = []
+    lost_amounts: dict[str, int] = {}
+    for row in rows:
+        for name in totals:
+            totals[name] += row[name]
+        if row["disputed"]:
+            disputed.append(CurrencyAmount(currency=row["currency"], amount=row["disputed"]))
+        if row["lost_in_window"]:
+            lost_amounts[row["currency"]] = row["lost_in_window"]
+    return DisputeFigures(rate_days=rate_days, disputed=disputed, lost_in_window=lost_amounts, **totals)
 
 
 def month_start_utc(now: datetime) -> datetime:

@@ -43,6 +43,7 @@ API_ERRORS = Counter("payment_errors_total", "API error responses, by error code
 # Gauges computed at scrape time, each in the room whose tables it reads (config imports no app).
 SCRAPE_COLLECTORS = (
     "events.metrics.OutboxCollector",
+    "disputes.deadlines.DueSoonCollector",
     "payments.metrics.StuckOperationsCollector",
     "reconciliation.metrics.DiscrepancyCollector",
     "risk.metrics.ReviewQueueCollector",

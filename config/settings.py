@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "refunds",
     "customers",
     "subscriptions",
+    "disputes",
     "risk",
     "webhooks",
     "reconciliation",
@@ -226,6 +227,13 @@ CELERY_BEAT_SCHEDULE = {
     "idempotency-keys-purge": {"task": "payments.tasks.purge_idempotency_keys", "schedule": 3600.0},
     "risk-sweep-reviews": {"task": "risk.tasks.sweep_reviews", "schedule": 900.0},
     "accounts-purge-expired-tokens": {"task": "accounts.tasks.purge_expired_tokens", "schedule": 3600.0},
+    # Simulator only (a no-op on Stripe): the disputes it opens reach the inbox "moments later", as Stripe's do.
+    "webhooks-deliver-simulator-events": {
+        "task": "webhooks.tasks.deliver_simulator_events",
+        "schedule": float(env.int("SIMULATOR_EVENTS_INTERVAL_SECONDS", default=5)),
+        "options": {"expires": 30},
+    },
+    "disputes-warn-deadlines": {"task": "disputes.tasks.warn_dispute_deadlines", "schedule": 900.0},
 }
 
 if PAYMENTS_GATEWAY not in {"stripe", "simulator"}:

@@ -16,6 +16,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("refunds.urls")),
     path("", include("customers.urls")),
     path("", include("subscriptions.urls")),
+    path("", include("disputes.urls")),
     path("", include("payments.urls")),
     path("", include("events.urls")),
 ]

@@ -329,6 +329,8 @@ PAYMENT_SCHEMA: dict[str, Any] = {
         "amount_capturable": INTEGER,
         "amount_received": INTEGER,
         "amount_refunded": INTEGER,
+        "amount_disputed": INTEGER,
+        "disputed": {"type": "boolean"},
         "customer_id": STRING,
         "order_id": _nullable(STRING),
         "description": _nullable(STRING),

@@ -150,6 +150,16 @@ class Payment(models.Model):
     dispute_reference = models.CharField(
         "dispute ID", max_length=255, blank=True, default="", editable=False, help_text="Stripe's dispute id (dp_...)."
     )
+    amount_disputed = models.BigIntegerField(
+        default=0,
+        editable=False,
+        help_text="Under open or lost disputes (not closed inquiries, not won), in the currency's minor unit.",
+    )
+    amount_dispute_held = models.BigIntegerField(
+        default=0,
+        editable=False,
+        help_text="Under disputes whose charge the gateway will not refund (needs response, under review, lost).",
+    )
     risk_score = models.PositiveSmallIntegerField(
         null=True, blank=True, editable=False, help_text="What the risk check scored (0-100) when it was created."
     )
@@ -184,6 +194,10 @@ class Payment(models.Model):
                 name="payment_capturable_range",
             ),
             models.CheckConstraint(condition=Q(currency__regex=r"^[a-z]{3}$"), name="payment_currency_lower_iso"),
+            models.CheckConstraint(
+                condition=Q(amount_disputed__gte=0) & Q(amount_dispute_held__gte=0),
+                name="payment_disputed_not_negative",
+            ),
             models.CheckConstraint(condition=Q(status__in=PaymentStatus.values), name="payment_status_valid"),
             models.UniqueConstraint(
                 fields=["client", "idempotency_key"],

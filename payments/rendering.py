@@ -20,6 +20,8 @@ PAYMENT_FIELDS = (
     "amount_capturable",
     "amount_received",
     "amount_refunded",
+    "amount_disputed",
+    "disputed_at",
     "customer_id",
     "order_id",
     "description",
@@ -46,6 +48,18 @@ def render_payment(payment: Payment) -> dict[str, Any]:
     return render_payment_row([getattr(payment, name) for name in PAYMENT_FIELDS])
 
 
+# What the API shows the payment's own client but no event carries: a credential and personal data (issue #20).
+NOT_IN_EVENTS = ("client_secret", "customer_email")
+
+
+def render_payment_for_event(payment: Payment) -> dict[str, Any]:
+    """The payment as its events carry it: the API's object without `client_secret` and `customer_email`."""
+    shown = render_payment(payment)
+    for name in NOT_IN_EVENTS:
+        del shown[name]
+    return shown
+
+
 def render_payment_row(row: Sequence[Any]) -> dict[str, Any]:
     """A payment from the values of `PAYMENT_FIELDS`, in that order (JSON columns already parsed)."""
     (
@@ -57,6 +71,8 @@ def render_payment_row(row: Sequence[Any]) -> dict[str, Any]:
         amount_capturable,
         amount_received,
         amount_refunded,
+        amount_disputed,
+        disputed_at,
         customer_id,
         order_id,
         description,
@@ -87,6 +103,8 @@ def render_payment_row(row: Sequence[Any]) -> dict[str, Any]:
         "amount_capturable": amount_capturable,
         "amount_received": amount_received,
         "amount_refunded": amount_refunded,
+        "amount_disputed": amount_disputed,  # under open or lost disputes
+        "disputed": disputed_at is not None,  # the bank opened a dispute (any, whatever its outcome)
         "customer_id": customer_id,
         "order_id": order_id or None,
         "description": description or None,

@@ -1,7 +1,8 @@
 """Admin for reconciliation: runs with counts (read-only), discrepancies to resolve or accept with a reason.
 
-A discrepancy is about a payment, about a customer's saved payment method (linked to the customer's page), or
-about a subscription or one of its invoices (linked to their pages)."""
+A discrepancy is about a payment, about a customer's saved payment method (linked to the customer's page),
+about a subscription or one of its invoices (linked to their pages), or about a dispute (linked to its page when the
+disputes admin is registered)."""
 
 from typing import Any
 
@@ -10,7 +11,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 from payments.money import format_amount
@@ -60,6 +61,9 @@ class ReconciliationRunAdmin(admin.ModelAdmin):
         "gateway_invoices",
         "our_invoices",
         "invoices_matched",
+        "gateway_disputes",
+        "our_disputes",
+        "disputes_matched",
         "discrepancies_found",
         "discrepancies_fixed",
         "open_discrepancies",
@@ -106,6 +110,7 @@ class DiscrepancyAdmin(admin.ModelAdmin):
         "payment_link",
         "payment_method_link",
         "subscription_link",
+        "dispute_link",
         "gateway_reference",
         "ours_display",
         "theirs_display",
@@ -115,7 +120,15 @@ class DiscrepancyAdmin(admin.ModelAdmin):
         "created_at",
     )
     list_filter = ("kind", "state")
-    list_select_related = ("payment", "customer", "payment_method", "subscription", "invoice", "resolved_by")
+    list_select_related = (
+        "payment",
+        "customer",
+        "payment_method",
+        "subscription",
+        "invoice",
+        "dispute",
+        "resolved_by",
+    )
     search_fields = (
         "=gateway_reference",
         "=payment__public_id",
@@ -123,10 +136,11 @@ class DiscrepancyAdmin(admin.ModelAdmin):
         "=customer__public_id",
         "=subscription__public_id",
         "=invoice__public_id",
+        "=dispute__public_id",
     )
     search_help_text = (
-        "Exact gateway reference (pi_…, pm_…, sub_…, in_…), payment id (pay_…), saved method id (pmt_…), "
-        "customer id (cu_…), or our subscription or invoice id."
+        "Exact gateway reference (pi_…, pm_…, sub_…, in_…, du_…), payment id (pay_…), saved method id (pmt_…), "
+        "customer id (cu_…), or our subscription, invoice or dispute id (dp_…)."
     )
     show_full_result_count = False
     action_form = ReasonActionForm
@@ -172,6 +186,16 @@ class DiscrepancyAdmin(admin.ModelAdmin):
             return link
         url = reverse("admin:subscriptions_invoice_change", args=[discrepancy.invoice_id])
         return format_html('{} / <a href="{}">{}</a>', link, url, discrepancy.invoice.public_id)
+
+    @admin.display(description="dispute")
+    def dispute_link(self, discrepancy: Discrepancy) -> str:
+        if discrepancy.dispute is None:
+            return "—"
+        try:
+            url = reverse("admin:disputes_dispute_change", args=[discrepancy.dispute_id])
+        except NoReverseMatch:  # the disputes admin is not registered
+            return discrepancy.dispute.public_id
+        return format_html('<a href="{}">{}</a>', url, discrepancy.dispute.public_id)
 
     @admin.display(description="ours")
     def ours_display(self, discrepancy: Discrepancy) -> str:

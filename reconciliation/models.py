@@ -13,12 +13,13 @@ class RunStatus(models.TextChoices):
 
 class RunScope(models.TextChoices):
     """What a run compared: payments (the intents created in its window), saved payment methods, subscriptions
-    (those created in its window, with their invoices), or all three."""
+    (those created in its window, with their invoices), disputes (those created in its window), or all four."""
 
-    ALL = "all", "Payments, saved methods and subscriptions"
+    ALL = "all", "Payments, saved methods, subscriptions and disputes"
     PAYMENTS = "payments", "Payments"
     PAYMENT_METHODS = "payment_methods", "Saved payment methods"
     SUBSCRIPTIONS = "subscriptions", "Subscriptions and invoices"
+    DISPUTES = "disputes", "Disputes"
 
     @property
     def covers_payments(self) -> bool:
@@ -32,6 +33,10 @@ class RunScope(models.TextChoices):
     def covers_subscriptions(self) -> bool:
         return self in (RunScope.ALL, RunScope.SUBSCRIPTIONS)
 
+    @property
+    def covers_disputes(self) -> bool:
+        return self in (RunScope.ALL, RunScope.DISPUTES)
+
 
 class ReconciliationRun(models.Model):
     """One comparison of our records with the gateway's: payments and subscriptions for a time window, saved
@@ -42,7 +47,8 @@ class ReconciliationRun(models.Model):
         max_length=16,
         choices=RunScope.choices,
         default=RunScope.PAYMENTS,  # the runs made before saved methods were compared
-        help_text="Payments of the window, customers' saved payment methods, the window's subscriptions, or all.",
+        help_text="Payments of the window, customers' saved payment methods, the window's subscriptions or disputes, "
+        "or all.",
     )
     window_start = models.DateTimeField()
     window_end = models.DateTimeField()
@@ -65,6 +71,11 @@ class ReconciliationRun(models.Model):
     gateway_invoices = models.PositiveIntegerField(default=0, help_text="The listed subscriptions' invoices.")
     our_invoices = models.PositiveIntegerField(default=0, help_text="Our invoices of those subscriptions.")
     invoices_matched = models.PositiveIntegerField(default=0)
+    gateway_disputes = models.PositiveIntegerField(
+        default=0, help_text="Disputes the gateway listed as created in the window."
+    )
+    our_disputes = models.PositiveIntegerField(default=0, help_text="Our disputes created in the window.")
+    disputes_matched = models.PositiveIntegerField(default=0)
     discrepancies_found = models.PositiveIntegerField(default=0)
     discrepancies_fixed = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(auto_now_add=True)
@@ -102,6 +113,11 @@ class DiscrepancyKind(models.TextChoices):
     INVOICE_MISSING_AT_GATEWAY = "invoice_missing_at_gateway", "Invoice only here"
     INVOICE_STATUS_MISMATCH = "invoice_status_mismatch", "Invoice status differs"
     INVOICE_AMOUNT_MISMATCH = "invoice_amount_mismatch", "Invoice amounts differ"
+    # disputes created in the window
+    DISPUTE_MISSING_HERE = "dispute_missing_here", "Dispute missing here"
+    DISPUTE_MISSING_AT_GATEWAY = "dispute_missing_at_gateway", "Dispute only here"
+    DISPUTE_STATUS_MISMATCH = "dispute_status_mismatch", "Dispute status differs"
+    DISPUTE_AMOUNT_MISMATCH = "dispute_amount_mismatch", "Dispute amount differs"
 
 
 PAYMENT_METHOD_KINDS = frozenset(
@@ -127,7 +143,19 @@ SUBSCRIPTION_KINDS = frozenset(
 )
 
 
+DISPUTE_KINDS = frozenset(
+    {
+        DiscrepancyKind.DISPUTE_MISSING_HERE,
+        DiscrepancyKind.DISPUTE_MISSING_AT_GATEWAY,
+        DiscrepancyKind.DISPUTE_STATUS_MISMATCH,
+        DiscrepancyKind.DISPUTE_AMOUNT_MISMATCH,
+    }
+)
+
+
 def _is_covered(kind: DiscrepancyKind, covered: RunScope) -> bool:
+    if kind in DISPUTE_KINDS:
+        return covered.covers_disputes
     if kind in PAYMENT_METHOD_KINDS:
         return covered.covers_payment_methods
     if kind in SUBSCRIPTION_KINDS:
@@ -152,8 +180,8 @@ class Discrepancy(models.Model):
     """One difference between our record and the gateway's (or a record only one side has).
 
     About a payment (`payment`), about a customer's saved payment method (`customer`, and `payment_method`
-    when we have a row for it), or about a subscription or one of its invoices (`subscription`, and `invoice`
-    when we have a row for it).
+    when we have a row for it), about a subscription or one of its invoices (`subscription`, and `invoice`
+    when we have a row for it), or about a dispute (`dispute` when we have a row for it, and its `payment`).
     """
 
     run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE, related_name="discrepancies")
@@ -172,6 +200,7 @@ class Discrepancy(models.Model):
     invoice = models.ForeignKey(
         "subscriptions.Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    dispute = models.ForeignKey("disputes.Dispute", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     gateway_reference = models.CharField(max_length=255, blank=True, default="")
     ours = models.JSONField(default=dict, blank=True, help_text="Our values (minor units).")
     theirs = models.JSONField(default=dict, blank=True, help_text="The gateway's values (minor units).")

@@ -5,7 +5,8 @@ query. Our payments the gateway never listed are found at the end by streaming o
 bitmap of the payment ids that were matched (one bit per id in the window's id range), so memory
 stays small at millions of rows. Only safe corrections are applied, through the payments services.
 Customers' saved payment methods are a second pass of the same run (`reconciliation.payment_methods`), the
-window's subscriptions and their invoices a third (`reconciliation.subscriptions`).
+window's subscriptions and their invoices a third (`reconciliation.subscriptions`), the window's disputes a fourth
+(`reconciliation.disputes`).
 """
 
 import sys
@@ -24,9 +25,11 @@ from audit.services import staff_action_record
 from gateways import get_gateway
 from gateways.base import Gateway, IntentResult
 from gateways.billing import BillingGateway
+from gateways.disputes import DisputeGateway
 from payments import services as payment_services
 from payments import states
 from payments.models import ChangeSource, Payment
+from reconciliation.disputes import DISPUTE_BATCH_SIZE, DisputeReconciler
 from reconciliation.errors import DiscrepancyNotOpen, ReasonRequired
 from reconciliation.locks import lock_discrepancy
 from reconciliation.models import (
@@ -264,20 +267,25 @@ def reconcile(
     customer_batch_size: int = CUSTOMER_BATCH_SIZE,
     subscriptions_progress: Progress | None = None,
     subscription_batch_size: int = SUBSCRIPTION_BATCH_SIZE,
+    disputes_progress: Progress | None = None,
+    dispute_batch_size: int = DISPUTE_BATCH_SIZE,
 ) -> ReconciliationRun:
     """Compare the gateway's intents created in [since, until) with our payments, every gateway customer's
     attached card methods with our saved methods (as they are now, whatever the window), and the gateway's
-    subscriptions created in [since, until) and their invoices with ours; record one run.
+    subscriptions created in [since, until) and their invoices with ours, and the gateway's disputes created in
+    [since, until) with ours; record one run.
 
-    `scope` runs the three passes (`all`), or only `payments`, `payment_methods` or `subscriptions`.
+    `scope` runs the four passes (`all`), or only `payments`, `payment_methods`, `subscriptions` or `disputes`.
     With `fix`, a payment we still show waiting (processing, requires_action, requires_capture) that
     the gateway shows further on is moved forward through `payment_apply_intent`; a method attached at the
     gateway is saved here, and an active method the gateway shows attached to nobody is detached here
     (both through the customers services); a subscription or invoice the gateway shows otherwise (or that we
     lack) is made what the gateway says through `subscription_apply` / `invoice_record` (forward moves only);
+    a dispute whose status differs (or that we lack) is applied through `dispute_apply` (forward moves only);
     every other difference stays open for staff.
     `progress(done, expected)` is called after each batch of intents, `methods_progress` after each batch of
-    customers, `subscriptions_progress` after each batch of gateway subscriptions.
+    customers, `subscriptions_progress` after each batch of gateway subscriptions, `disputes_progress` after each
+    batch of gateway disputes.
 
     :raises GatewayError: the gateway could not be listed (the run is stored as failed).
     """
@@ -302,6 +310,11 @@ def reconcile(
                 fix=fix,
                 progress=subscriptions_progress,
                 batch_size=subscription_batch_size,
+            ).execute()
+        if covered.covers_disputes:
+            # both gateways implement the disputes protocol beside `Gateway` (`disputes.services.dispute_gateway`)
+            DisputeReconciler(
+                run, cast(DisputeGateway, gateway), fix=fix, progress=disputes_progress, batch_size=dispute_batch_size
             ).execute()
         still_open = run.discrepancies_found - run.discrepancies_fixed
         run.status = RunStatus.CLEAN if still_open == 0 else RunStatus.UNRESOLVED

@@ -31,9 +31,13 @@ def refund_get(*, client: User, public_id: str) -> Refund:
 
 
 def refundable_amount(payment: Payment) -> int:
-    """What is left to refund: received, less succeeded and pending refunds (one query)."""
+    """What is left to refund: received, less succeeded and pending refunds and what disputes hold (one query).
+
+    Money under a chargeback the gateway will not refund (needs response, under review, lost) is not
+    refundable: `Payment.amount_dispute_held`, kept by the disputes app.
+    """
     committed = Refund.objects.filter(payment=payment, status__in=states.COMMITTED).aggregate(total=Sum("amount"))
-    return payment.amount_received - (committed["total"] or 0)
+    return max(payment.amount_received - (committed["total"] or 0) - payment.amount_dispute_held, 0)
 
 
 def refund_approval_limit(*, currency: str) -> int:

@@ -20,12 +20,13 @@ from customers.services import (
     customer_gateway_deleted,
     payment_method_detach_local,
 )
+from disputes import inbox as disputes
 from gateways.base import IntentResult, RefundResult
 from gateways.stripe import parse_intent, parse_refund
 from gateways.stripe.parsers import parse_customer, parse_payment_method, parse_setup_intent
 from payments.locks import lock_payment
 from payments.models import ChangeSource, Payment
-from payments.services import payment_apply_intent, payment_flag_dispute
+from payments.services import payment_apply_intent
 from refunds.locks import lock_refund
 from refunds.models import Refund
 from refunds.services import refund_apply_gateway_refund, refund_record_external
@@ -176,20 +177,32 @@ def on_charge_refunded(charge: dict[str, Any]) -> Outcome:
 
 
 # --- disputes -----------------------------------------------------------------------------------
-def on_dispute_created(dispute: dict[str, Any]) -> Outcome:
-    """charge.dispute.created: flag the payment for the back office (its status does not change)."""
-    payment = _find_payment(intent_reference=_id(dispute.get("payment_intent")), metadata={})
-    if payment is None:
+def _dispute(dispute: dict[str, Any], event_type: str) -> Outcome:
+    """charge.dispute.*: applied once, in any order (see `disputes.inbox`); the payment's status does not change."""
+    found, moved = disputes.dispute_news(dispute, event_type=event_type)
+    if found is None:
         return _ignored(IgnoredReason.UNKNOWN_OBJECT)
-    flagged = payment_flag_dispute(
-        payment_id=payment.pk,
-        dispute_reference=str(dispute["id"]),
-        reason=str(dispute.get("reason") or ""),
-        amount=int(dispute.get("amount") or 0),
-        currency=str(dispute.get("currency") or payment.currency).lower(),
-    )
-    payment.refresh_from_db()
-    return _processed(payment=payment) if flagged else _ignored(IgnoredReason.STALE, payment=payment)
+    return _processed(payment=found.payment) if moved else _ignored(IgnoredReason.STALE, payment=found.payment)
+
+
+def on_dispute_created(dispute: dict[str, Any]) -> Outcome:
+    return _dispute(dispute, "charge.dispute.created")
+
+
+def on_dispute_updated(dispute: dict[str, Any]) -> Outcome:
+    return _dispute(dispute, "charge.dispute.updated")
+
+
+def on_dispute_closed(dispute: dict[str, Any]) -> Outcome:
+    return _dispute(dispute, "charge.dispute.closed")
+
+
+def on_dispute_funds_withdrawn(dispute: dict[str, Any]) -> Outcome:
+    return _dispute(dispute, "charge.dispute.funds_withdrawn")
+
+
+def on_dispute_funds_reinstated(dispute: dict[str, Any]) -> Outcome:
+    return _dispute(dispute, "charge.dispute.funds_reinstated")
 
 
 # --- customers and saved payment methods ----------------------------------------------------------
@@ -315,6 +328,10 @@ HANDLERS: dict[str, Callable[[dict[str, Any]], Outcome]] = {
     "refund.updated": on_refund,
     "refund.failed": on_refund,
     "charge.dispute.created": on_dispute_created,
+    "charge.dispute.updated": on_dispute_updated,
+    "charge.dispute.closed": on_dispute_closed,
+    "charge.dispute.funds_withdrawn": on_dispute_funds_withdrawn,
+    "charge.dispute.funds_reinstated": on_dispute_funds_reinstated,
     "setup_intent.succeeded": on_setup_intent_succeeded,
     "payment_method.attached": on_payment_method_attached,
     "payment_method.detached": on_payment_method_detached,

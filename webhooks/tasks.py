@@ -10,6 +10,7 @@ from django.conf import settings
 from config.tasks import run_with_retries
 from webhooks import services
 from webhooks.errors import WebhookProcessingFailed
+from webhooks.test_helpers import deliver_simulator_disputes
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,12 @@ def process_webhook_event(self: Any, *, webhook_event_id: int, **kwargs: Any) ->
         max_seconds=settings.WEBHOOKS_RETRY_MAX_SECONDS,
         on_exhausted=exhausted,
     )
+
+
+@shared_task
+def deliver_simulator_events(**kwargs: Any) -> int:
+    """Simulator only: hand the disputes it opened by itself to the inbox (scheduled by beat every few seconds)."""
+    return deliver_simulator_disputes()
 
 
 @shared_task

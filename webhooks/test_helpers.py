@@ -1,4 +1,5 @@
-"""The simulator's billing clock (like Stripe's test clocks): `POST /api/v1/test_helpers/advance_clock/`.
+"""The simulator's billing clock (like Stripe's test clocks): `POST /api/v1/test_helpers/advance_clock/`, and the
+hand-over of the disputes the simulator opens by itself (`pm_card_createDispute`).
 
 Only with `PAYMENTS_GATEWAY=simulator` (404 otherwise). Moves the client's simulated billing time forward; the
 simulator does what falls due and returns the events Stripe would send, which are delivered here signed with
@@ -32,6 +33,7 @@ from config.api.rendering import iso
 from config.api.serializers import StrictSerializer
 from gateways import get_gateway
 from gateways.base import GatewayUnavailable
+from gateways.simulator import SimulatorGateway
 from payments.api import body_of
 from payments.errors import GatewayUnavailableError
 from payments.idempotency import run_idempotent
@@ -66,6 +68,21 @@ def deliver_event(event: dict[str, Any]) -> None:
         logger.exception("A simulated billing event failed", extra={"stripe_event": event.get("id")})
 
 
+def deliver_simulator_disputes() -> int:
+    """Deliver the dispute events the simulator queued (a charge paid with `pm_card_createDispute` is disputed as
+    it succeeds), oldest first, each handed over once however many callers drain at the same time. Returns how
+    many. The beat task `webhooks.tasks.deliver_simulator_events` runs it every few seconds ("moments later", as on
+    Stripe); advancing a billing clock runs it too. Nothing happens off the simulator."""
+    if not is_simulator():
+        return 0
+    events = SimulatorGateway.pending_dispute_events()
+    for event in events:
+        deliver_event(event)
+    if events:
+        logger.info("Simulator disputes delivered", extra={"events": len(events)})
+    return len(events)
+
+
 def advance_clock(*, client: User, seconds: int) -> datetime:
     """Move the client's simulated billing clock forward and deliver what fell due. Returns the new time.
 
@@ -81,6 +98,7 @@ def advance_clock(*, client: User, seconds: int) -> datetime:
         raise GatewayUnavailableError() from exc
     for event in events:
         deliver_event(event)
+    deliver_simulator_disputes()
     logger.info("Simulator clock advanced", extra={"client": client.pk, "seconds": seconds, "events": len(events)})
     return now
 

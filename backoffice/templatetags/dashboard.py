@@ -38,6 +38,7 @@ def admin_dashboard(context: template.Context, days: int = 30) -> dict[str, Any]
             ("refunds", "refunds", "refund", "?needs_attention__exact=1"),
             ("subscriptions", "subscriptions", "subscription", ""),
             ("invoices", "subscriptions", "invoice", "?status__exact=open"),
+            ("disputes", "disputes", "dispute", ""),
         )
     }
     return {"data": data, "charts": charts, "rate_svg": rate_svg, "links": links}

@@ -1,4 +1,4 @@
-"""Changes other apps report to a payment: a refund that succeeded, a dispute the bank opened."""
+"""Changes other apps report to a payment: a refund that succeeded, a dispute the bank opened, what disputes hold."""
 
 import logging
 
@@ -8,7 +8,7 @@ from django.utils import timezone
 from accounts.models import User
 from payments.locks import lock_payment
 from payments.models import Payment
-from payments.rendering import render_payment
+from payments.rendering import render_payment_for_event
 from payments.saving import payment_update
 from payments.services.status import payment_event_record, payment_status_change
 from payments.states import PaymentStatus
@@ -45,7 +45,21 @@ def payment_flag_dispute(*, payment_id: int, dispute_reference: str, reason: str
             payment, disputed_at=timezone.now(), dispute_reason=reason[:64], dispute_reference=dispute_reference
         )
         dispute = {"id": dispute_reference, "reason": reason or None, "amount": amount, "currency": currency}
-        data = {**render_payment(payment), "dispute": dispute}
+        data = {**render_payment_for_event(payment), "dispute": dispute}
         payment_event_record(payment=payment, type="payment.dispute_opened", data=data)
     logger.warning("Payment disputed", extra={"payment": payment.public_id, "dispute": dispute_reference})
     return True
+
+
+def payment_dispute_amounts_set(*, payment_id: int, amount_disputed: int, amount_dispute_held: int) -> Payment:
+    """Set what the payment's disputes hold of it, under its row lock (call inside the dispute's transaction).
+
+    `amount_disputed` is shown on the payment; `amount_dispute_held` is what refunds may not take (money the
+    gateway will not refund while a chargeback is open, or lost). The status does not change; the dispute's own
+    events tell the change. Returns the payment (saved only when a figure changed).
+    """
+    with transaction.atomic():
+        payment = lock_payment(payment_id)
+        if (payment.amount_disputed, payment.amount_dispute_held) != (amount_disputed, amount_dispute_held):
+            payment_update(payment, amount_disputed=amount_disputed, amount_dispute_held=amount_dispute_held)
+    return payment

@@ -13,6 +13,7 @@ from accounts.models import User
 from backoffice.charts import svg_bar_chart, svg_rate_chart
 from backoffice.selectors import dashboard_data, subscription_figures
 from customers.models import Customer
+from disputes.models import Dispute, DisputeStatusChange
 from payments.models import Payment
 from payments.states import PaymentStatus as S
 from reconciliation.models import DiscrepancyKind, DiscrepancyState
@@ -152,7 +153,9 @@ def test_dashboard_data_without_money_runs_no_aggregate(seeded, django_assert_nu
 
 
 def _queries_for(shop: User, count: int) -> int:
-    """Queries of one dashboard over `count` payments and as many subscriptions and failed invoices."""
+    """Queries of one dashboard over `count` payments, as many subscriptions and failed invoices, half as many
+    disputes."""
+    Dispute.objects.all().delete()
     Payment.objects.all().delete()
     Invoice.objects.all().delete()
     Subscription.objects.all().delete()
@@ -179,18 +182,23 @@ def _queries_for(shop: User, count: int) -> int:
             for i, sub in enumerate(subscriptions)
         ],
     )
+    disputed = Payment.objects.filter(client=shop).order_by("id")[: count // 2]
+    _disputes_at(MAR_30, [(payment, ("won", "lost", "needs_response")[i % 3]) for i, payment in enumerate(disputed)])
     with time_machine.travel(NOW, tick=False), CaptureQueriesContext(connection) as queries:
         data = dashboard_data(days=30)
     assert data.payment_count == count
     assert data.subscriptions is not None
     assert data.subscriptions.active_count == count - count // 4
     assert data.subscriptions.failed_invoice_count == count
+    assert data.disputes is not None
+    assert data.disputes.open_count + data.disputes.won_count + data.disputes.lost_count == count // 2
     return len(queries)
 
 
 def test_dashboard_data_query_count_does_not_grow_with_payments_or_subscriptions(shop):
-    # 7 counts, the payments and refunds aggregates, one over subscriptions with their prices, one over invoices
-    assert _queries_for(shop, 10) == _queries_for(shop, 1000) == 11
+    # 7 counts, the payments and refunds aggregates, one over subscriptions with their prices, one over invoices,
+    # one over disputes
+    assert _queries_for(shop, 10) == _queries_for(shop, 1000) == 12
 
 
 def test_svg_charts_escape_labels_and_scale_to_the_peak():
@@ -257,6 +265,34 @@ def test_admin_index_links_open_discrepancies_for_staff_who_may_view_them(client
     # then the card links to the reconciliation app's changelist, filtered on open ones
     assert 'href="/admin/reconciliation/discrepancy/?state__exact=open">1</a>' in body
     assert "/admin/audit/approvalrequest/" not in body
+
+
+def _disputes_at(at: datetime, made: list[tuple[Payment, str]], **extra) -> list[Dispute]:
+    """Disputes of these payments in these statuses, opened (and, when closed, decided) at `at`."""
+    disputes = _create_at(
+        at,
+        [
+            Dispute(
+                client=payment.client,
+                payment=payment,
+                amount=extra.get("amount", payment.amount),
+                currency=payment.currency,
+                status=status,
+                evidence_due_by=extra.get("evidence_due_by", at + timedelta(days=7)),
+                gateway_name="simulator",
+                gateway_reference=f"du_dash_{next(_refs)}",
+            )
+            for payment, status in made
+        ],
+    )
+    _create_at(
+        at,
+        [
+            DisputeStatusChange(dispute=dispute, from_status="", to_status=dispute.status, source="webhook")
+            for dispute in disputes
+        ],
+    )
+    return disputes
 
 
 def _price(unit_amount: int, currency: str, interval: str, interval_count: int = 1) -> Price:
@@ -454,3 +490,101 @@ def test_admin_index_hides_subscription_revenue_from_staff_who_cannot_view_payme
     assert 'id="dash-approvals"' in body
     assert 'id="dash-subscriptions"' not in body
     assert "$9.00" not in body
+
+
+# --- disputes ------------------------------------------------------------------------------------------------
+def _paid(shop: User, amount: int, currency: str = "usd") -> Payment:
+    return _create_at(MAR_2, [_payment(shop, amount, currency, S.SUCCEEDED)])[0]
+
+
+def test_dispute_figures_open_due_soon_win_rate_and_disputed_amounts_per_currency(shop):
+    # given: open disputes (one due within 48 h, one due within 48 h but submitted, one due later), decisions in
+    # the last 90 days and one before
+    _disputes_at(
+        NOW - timedelta(days=2), [(_paid(shop, 1000), "needs_response")], evidence_due_by=NOW + timedelta(hours=47)
+    )
+    submitted = _disputes_at(NOW - timedelta(days=2), [(_paid(shop, 2000), "under_review")])[0]
+    Dispute.objects.filter(pk=submitted.pk).update(evidence_due_by=NOW + timedelta(hours=20), submission_count=1)
+    _disputes_at(NOW - timedelta(days=1), [(_paid(shop, 500, "jpy"), "warning_needs_response")])
+    _disputes_at(NOW - timedelta(days=10), [(_paid(shop, 300), "won"), (_paid(shop, 400), "won")])
+    _disputes_at(NOW - timedelta(days=80), [(_paid(shop, 700), "lost"), (_paid(shop, 900, "kwd"), "lost")])
+    _disputes_at(NOW - timedelta(days=100), [(_paid(shop, 5000), "lost"), (_paid(shop, 6000), "won")])
+    _disputes_at(NOW - timedelta(days=5), [(_paid(shop, 800), "warning_closed")])
+
+    # when
+    with time_machine.travel(NOW, tick=False):
+        data = dashboard_data(days=30)
+
+    # then
+    figures = data.disputes
+    assert figures is not None
+    assert (figures.open_count, figures.due_soon_count, figures.won_count, figures.lost_count) == (3, 1, 2, 2)
+    assert figures.win_rate == 50.0
+    assert [(d.currency, d.amount, d.amount_display) for d in figures.disputed] == [
+        ("jpy", 500, "¥500"),
+        ("kwd", 900, "0.900 KD"),
+        ("usd", 1000 + 2000 + 700, "$37.00"),
+    ]
+
+
+def test_dispute_win_rate_is_none_when_nothing_was_decided_in_90_days(shop):
+    _disputes_at(NOW - timedelta(days=1), [(_paid(shop, 1000), "needs_response")])
+    _disputes_at(NOW - timedelta(days=91), [(_paid(shop, 1000), "won")])
+
+    with time_machine.travel(NOW, tick=False):
+        figures = dashboard_data(days=30).disputes
+
+    assert figures is not None
+    assert (figures.open_count, figures.won_count, figures.lost_count, figures.win_rate) == (1, 0, 0, None)
+
+
+def test_net_volume_is_captured_less_refunds_and_disputes_lost_in_the_window(seeded, shop):
+    # given (seeded: usd 3000 captured and 400 refunded, kwd 4000 and 1500, jpy 500): a usd dispute lost in the
+    # window, a kwd one lost before it, a usd one won and a jpy one still open
+    lost_usd, won_usd, open_jpy = (_paid(shop, 250), _paid(shop, 100), _paid(shop, 500, "jpy"))
+    _disputes_at(MAR_30, [(lost_usd, "lost"), (won_usd, "won"), (open_jpy, "needs_response")])
+    _disputes_at(MAR_2 - timedelta(days=1), [(_paid(shop, 1000, "kwd"), "lost")])
+
+    with time_machine.travel(NOW, tick=False):
+        data = dashboard_data(days=30)
+
+    # then (the disputed payments are captured in the window too: usd +350, jpy +500)
+    assert [(n.currency, n.captured, n.refunded, n.disputes_lost, n.net) for n in data.net_volumes] == [
+        ("jpy", 1000, 0, 0, 1000),
+        ("kwd", 4000 + 1000, 1500, 0, 3500),
+        ("usd", 3350, 400, 250, 2700),
+    ]
+
+
+@pytest.mark.django_db
+def test_admin_index_shows_dispute_cards_and_the_net_volume(admin_client, shop):
+    # given a payment captured today, its dispute lost, and another's open and due tomorrow
+    with time_machine.travel(NOW, tick=False):
+        lost, disputed = Payment.objects.bulk_create(
+            [_payment(shop, 1999, "usd", S.SUCCEEDED), _payment(shop, 1000, "usd", S.SUCCEEDED)]
+        )
+        _disputes_at(NOW - timedelta(hours=1), [(lost, "lost")])
+        _disputes_at(NOW - timedelta(hours=1), [(disputed, "needs_response")], evidence_due_by=NOW + timedelta(days=1))
+
+        # when
+        body = admin_client.get("/admin/").content.decode()
+
+    # then
+    assert 'id="dash-net-usd">$10.00</span>' in body  # 29.99 captured less 19.99 lost
+    assert 'id="dash-open-disputes"' in body
+    assert "0 won of 1 decided in 90 days" in body
+    assert 'id="dash-disputed-usd">$29.99</span>' in body
+    due = body.split('id="dash-disputes-due"')[1].split("</div>")[0]
+    assert '<span class="dash-value">1</span>' in due
+
+
+@pytest.mark.django_db
+def test_admin_index_hides_disputes_from_staff_who_cannot_view_payments(client, shop):
+    _disputes_at(NOW, [(_paid(shop, 1999), "needs_response")])
+    client.force_login(StaffUserFactory(permissions=["audit.view_approvalrequest"]))
+
+    body = client.get("/admin/").content.decode()
+
+    assert 'id="dash-approvals"' in body
+    assert 'id="dash-disputes"' not in body
+    assert 'id="dash-net"' not in body

@@ -26,6 +26,7 @@ CONTRACT_SERIES = {
     "risk_review_oldest_age_seconds",
     "ratelimit_cache_errors_total",
     "ratelimit_rejections_total",
+    "disputes_due_soon",
 }
 PROMETHEUS_BUILTINS = {"ALERTS"}
 # Grafana's variables, replaced by values of the same kind so promtool can parse the query.

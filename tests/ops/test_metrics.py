@@ -269,10 +269,10 @@ def test_open_discrepancies_are_counted_until_resolved():
 
 
 def test_the_scrape_runs_few_queries_and_reports_each_collector(django_assert_max_num_queries):
-    with django_assert_max_num_queries(5):
+    with django_assert_max_num_queries(6):
         samples = scrape()
 
-    for collector in ("events", "payments", "reconciliation", "risk"):
+    for collector in ("events", "disputes", "payments", "reconciliation", "risk"):
         assert value(samples, "metrics_collector_up", collector=collector) == 1
         assert value(samples, "metrics_collector_duration_seconds", collector=collector) > 0
     assert value(samples, "django_http_requests_before_middlewares_total") >= 1

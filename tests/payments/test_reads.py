@@ -93,6 +93,8 @@ def test_a_payment_renders_every_field_in_the_contracts_formats(storefront):
         "amount_capturable": 1500,
         "amount_received": 0,
         "amount_refunded": 0,
+        "amount_disputed": 0,
+        "disputed": False,
         "customer_id": "cus_1",
         "order_id": "ord_1",
         "description": "Café, “quoted”, a line\nbreak",

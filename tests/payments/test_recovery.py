@@ -108,6 +108,8 @@ def test_every_periodic_task_is_scheduled_and_registered():
         "risk.tasks.sweep_reviews",
         "refunds.tasks.sweep_stuck_refunds",
         "webhooks.tasks.recover_missed_events",
+        "webhooks.tasks.deliver_simulator_events",
+        "disputes.tasks.warn_dispute_deadlines",
         "reconciliation.tasks.reconcile_daily",
     }
     celery_app.loader.import_default_modules()

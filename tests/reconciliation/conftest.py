@@ -10,6 +10,7 @@ import pytest
 from accounts.models import User
 from gateways.base import IntentResult, RefundResult
 from gateways.billing import SubscriptionResult
+from gateways.disputes import DisputeResult
 from payments.models import Payment
 from payments.services import payment_create
 from tests.accounts.factories import UserFactory
@@ -59,3 +60,6 @@ class ListedGateway:
 
     def list_subscriptions(self, *, created_gte: datetime, created_lt: datetime) -> Iterator[SubscriptionResult]:
         yield from ()  # no billing here: the subscriptions pass finds nothing
+
+    def list_disputes(self, *, created_gte: datetime, created_lt: datetime) -> Iterator[DisputeResult]:
+        yield from ()  # no disputes here: the disputes pass finds nothing

@@ -61,4 +61,4 @@ def test_query_count_grows_by_one_per_batch_not_per_row(shop):
     large = _queries(shop, 10_000, "large")  # five batches
 
     assert large == small + 4
-    assert small <= 8
+    assert small <= 9  # the disputes pass adds one count (its gateway lists none here)

@@ -2,6 +2,7 @@
 
 import pytest
 
+from gateways.stripe.client import StripeGateway
 from payments.models import Payment
 from reconciliation.models import RunStatus
 from reconciliation.services import reconcile
@@ -11,7 +12,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def stripe_settings(settings, localstripe):
+def stripe_settings(settings, localstripe, monkeypatch):
+    # localstripe has no Disputes API (the listing is tested on a stub: tests/gateways/test_disputes_stripe.py)
+    monkeypatch.setattr(StripeGateway, "list_disputes", lambda self, **window: iter(()))
     settings.PAYMENTS_GATEWAY = "stripe"
     settings.STRIPE_SECRET_KEY = API_KEY
     settings.STRIPE_API_BASE = localstripe.url

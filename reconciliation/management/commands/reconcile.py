@@ -1,6 +1,6 @@
 """`manage.py reconcile [--since DATE] [--until DATE] [--only PASS] [--fix] [--quiet]`: compare the gateway's records
 with ours: the payments of a window, every gateway customer's saved payment methods, then the window's
-subscriptions and their invoices."""
+subscriptions and their invoices, then the window's disputes."""
 
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -25,8 +25,8 @@ class Command(BaseCommand):
     help = (
         "Reconcile the gateway's payment intents created between --since and --until (whole UTC days, both "
         "included; default yesterday) with ours, every gateway customer's attached cards with our saved "
-        "payment methods, then the subscriptions created in the window and their invoices. Exits 1 when "
-        "discrepancies are left open."
+        "payment methods, then the subscriptions created in the window and their invoices, then the disputes "
+        "created in the window. Exits 1 when discrepancies are left open."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -34,9 +34,14 @@ class Command(BaseCommand):
         parser.add_argument("--until", type=_day, help="last UTC day, included (YYYY-MM-DD); default --since")
         parser.add_argument(
             "--only",
-            choices=[RunScope.PAYMENTS.value, RunScope.PAYMENT_METHODS.value, RunScope.SUBSCRIPTIONS.value],
-            help="run one pass: the window's payments, the customers' saved payment methods, or the window's "
-            "subscriptions and their invoices (default all three)",
+            choices=[
+                RunScope.PAYMENTS.value,
+                RunScope.PAYMENT_METHODS.value,
+                RunScope.SUBSCRIPTIONS.value,
+                RunScope.DISPUTES.value,
+            ],
+            help="run one pass: the window's payments, the customers' saved payment methods, the window's "
+            "subscriptions and their invoices, or the window's disputes (default all four)",
         )
         parser.add_argument("--fix", action="store_true", help="apply the safe corrections through the services")
         parser.add_argument("--quiet", action="store_true", help="no progress output")
@@ -59,6 +64,7 @@ class Command(BaseCommand):
                 progress=bars.show("gateway records") if bars else None,
                 methods_progress=bars.show("customers") if bars else None,
                 subscriptions_progress=bars.show("subscriptions") if bars else None,
+                disputes_progress=bars.show("disputes") if bars else None,
             )
         except GatewayError as exc:
             raise CommandError(f"The gateway could not be listed: {exc.message}") from exc
@@ -91,6 +97,11 @@ class Command(BaseCommand):
                 f"Run {run.pk} ({run.gateway}) subscriptions {window}: {run.gateway_subscriptions} at the gateway, "
                 f"{run.our_subscriptions} ours, {run.subscriptions_matched} matched; their invoices: "
                 f"{run.gateway_invoices} at the gateway, {run.our_invoices} ours, {run.invoices_matched} matched"
+            )
+        if scope.covers_disputes:
+            lines.append(
+                f"Run {run.pk} ({run.gateway}) disputes {window}: {run.gateway_disputes} at the gateway, "
+                f"{run.our_disputes} ours, {run.disputes_matched} matched"
             )
         lines[0] += f", {run.duration_seconds:.1f} s"
         for line in lines:
