@@ -15,6 +15,7 @@ from django.urls import URLPattern, path, reverse
 from accounts.models import User
 from audit.models import StaffAction
 from config.admin import CappedCountPaginator, ReadOnlyAdminMixin
+from config.encryption import email_index
 from customers.models import Customer, CustomerGatewayToken, PaymentMethod, PaymentMethodStatus
 from customers.services import payment_method_detach
 from gateways.base import GatewayError
@@ -41,8 +42,9 @@ class DetachForm(forms.Form):
 class CustomerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("public_id", "customer_id", "client", "email", "default_payment_method", "created_at", "deleted_at")
     list_filter = (("created_at", admin.DateFieldListFilter), ("deleted_at", admin.EmptyFieldListFilter))
-    # Exact matches only (get_search_results), each on its own index: never a scan at 1 M customers.
-    search_fields = ("public_id", "customer_id", "email")
+    # Exact matches only (get_search_results), each on its own index: never a scan at 1 M customers. The e-mail
+    # is encrypted: it is found through its blind index (`email_index`), whatever its case.
+    search_fields = ("public_id", "customer_id", "email_index")
     show_full_result_count = False  # no COUNT(*) over millions of rows
     paginator = CappedCountPaginator
     list_select_related = ("client", "default_payment_method")
@@ -67,7 +69,7 @@ class CustomerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     )
 
     def get_search_results(self, request: HttpRequest, queryset: Any, search_term: str) -> tuple[Any, bool]:
-        """Our id, the storefront's id, an e-mail (as typed or lower-cased) or a gateway customer id, exactly."""
+        """Our id, the storefront's id, an e-mail (any case: its blind index) or a gateway customer id, exactly."""
         term = search_term.strip()
         if not term:
             return queryset, False
@@ -76,7 +78,7 @@ class CustomerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         by_column = [
             Customer.objects.filter(public_id=term),
             Customer.objects.filter(customer_id=term),
-            Customer.objects.filter(email__in={term, term.lower()}),
+            Customer.objects.filter(email_index=email_index(term)),
         ]
         matches = (
             by_column[0]

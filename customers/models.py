@@ -6,11 +6,15 @@ anything else where a constraint can say it: `last4` is exactly four digits, no 
 for a card number, the expiry is a month of 1-12 and a plausible year.
 """
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from payments.models import make_public_id
+from config.encryption import EncryptedTextField
+from config.encryption import email_index as email_blind_index
+from payments.models import keep_indexes, make_public_id
 
 
 def new_customer_id() -> str:
@@ -34,8 +38,12 @@ class Customer(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="customers", verbose_name="API client"
     )
     customer_id = models.CharField("storefront's customer ID", max_length=255)
-    email = models.EmailField(max_length=254, blank=True, default="")
-    name = models.CharField(max_length=255, blank=True, default="")
+    # Encrypted at rest (config.encryption); found by e-mail through `email_index`, which `save()` keeps in step.
+    email = EncryptedTextField(blank=True, default="")
+    name = EncryptedTextField(blank=True, default="")
+    email_index = models.CharField(
+        max_length=64, blank=True, default="", editable=False, help_text="Keyed blind index of the e-mail."
+    )
     metadata = models.JSONField(default=dict, blank=True)
     default_payment_method = models.ForeignKey(
         "customers.PaymentMethod",
@@ -67,11 +75,20 @@ class Customer(models.Model):
         indexes = [
             models.Index(fields=["-created_at", "-id"], name="customer_created_idx"),
             models.Index(fields=["customer_id"], name="customer_customer_id_idx"),
-            models.Index(fields=["email"], name="customer_email_idx"),
+            models.Index(fields=["email_index"], name="customer_email_index_idx"),
         ]
 
     def __str__(self) -> str:
         return self.public_id
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The blind index follows the e-mail on every write that writes the e-mail (the API, the gateway's
+        # sync, erasure): exact search by e-mail reads only the index.
+        kwargs["update_fields"] = keep_indexes(self, kwargs.get("update_fields"), BLIND_INDEXES)
+        super().save(*args, **kwargs)
+
+
+BLIND_INDEXES = (("email", "email_index", email_blind_index),)
 
 
 class CustomerGatewayToken(models.Model):

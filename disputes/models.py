@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from config.encryption import EncryptedJSONField
 from disputes.states import DisputeStatus
 from payments.models import ChangeSource, make_public_id
 
@@ -29,7 +30,9 @@ class Dispute(models.Model):
     reason = models.CharField(max_length=64, blank=True, default="", help_text="The bank's reason (fraudulent, ...).")
     status = models.CharField(max_length=32, choices=DisputeStatus.choices)
     evidence_due_by = models.DateTimeField(null=True, blank=True, help_text="Evidence must be submitted before.")
-    evidence = models.JSONField(default=dict, blank=True, help_text="The evidence text fields saved at the gateway.")
+    evidence = EncryptedJSONField(
+        default=dict, blank=True, help_text="The evidence text fields saved at the gateway (encrypted at rest)."
+    )
     has_evidence = models.BooleanField(default=False)
     evidence_submitted_at = models.DateTimeField(null=True, blank=True)
     submission_count = models.PositiveIntegerField(default=0)

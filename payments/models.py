@@ -2,11 +2,14 @@
 
 import secrets
 import string
+from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from config.encryption import EncryptedJSONField, EncryptedTextField, email_index, ip_index
 from payments.states import PaymentStatus
 
 _ALPHABET = string.ascii_letters + string.digits
@@ -125,8 +128,16 @@ class Payment(models.Model):
     client_secret = models.CharField(max_length=255, blank=True, default="")
     failure_code = models.CharField(max_length=64, blank=True, default="")
     failure_message = models.CharField(max_length=500, blank=True, default="")
-    customer_email = models.EmailField(max_length=254, blank=True, default="")
-    customer_ip = models.GenericIPAddressField(null=True, blank=True)
+    # Encrypted at rest (config.encryption); risk velocity and the admin find them through the blind indexes,
+    # which `save()` keeps in step.
+    customer_email = EncryptedTextField(blank=True, default="")
+    customer_ip = EncryptedTextField(null=True, blank=True, help_text="IPv4 or IPv6, validated by the API.")
+    customer_email_index = models.CharField(
+        max_length=64, blank=True, default="", editable=False, help_text="Keyed blind index of the e-mail."
+    )
+    customer_ip_index = models.CharField(
+        max_length=64, blank=True, default="", editable=False, help_text="Keyed blind index of the IP."
+    )
     pending_operation = models.CharField(
         max_length=16,
         choices=GatewayOperation.choices,
@@ -212,8 +223,8 @@ class Payment(models.Model):
             models.Index(fields=["status", "-created_at"], name="payment_status_created_idx"),
             models.Index(fields=["customer_id", "-created_at"], name="payment_customer_idx"),
             models.Index(fields=["order_id"], name="payment_order_idx"),
-            models.Index(fields=["customer_email", "created_at"], name="payment_email_created_idx"),
-            models.Index(fields=["customer_ip", "created_at"], name="payment_ip_created_idx"),
+            models.Index(fields=["customer_email_index", "created_at"], name="payment_email_index_idx"),
+            models.Index(fields=["customer_ip_index", "created_at"], name="payment_ip_index_idx"),
             models.Index(
                 fields=["pending_operation_at"], condition=~Q(pending_operation=""), name="payment_pending_op_idx"
             ),
@@ -223,6 +234,33 @@ class Payment(models.Model):
 
     def __str__(self) -> str:
         return self.public_id
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The blind indexes follow the e-mail and IP on every write that writes them (creation, erasure); a write
+        # of other fields (a status change) leaves them alone, and never loads a deferred e-mail to do so.
+        kwargs["update_fields"] = keep_indexes(self, kwargs.get("update_fields"), BLIND_INDEXES)
+        super().save(*args, **kwargs)
+
+
+BLIND_INDEXES = (
+    ("customer_email", "customer_email_index", email_index),
+    ("customer_ip", "customer_ip_index", ip_index),
+)
+
+
+def keep_indexes(
+    obj: models.Model, update_fields: Any, indexes: tuple[tuple[str, str, Callable[[str | None], str]], ...]
+) -> list[str] | None:
+    """Set each blind index from its source field when the save writes that field; the update_fields to save with."""
+    fields = list(update_fields) if update_fields is not None else None
+    deferred = obj.get_deferred_fields()
+    for source, index, function in indexes:
+        if source in deferred or (fields is not None and source not in fields):
+            continue
+        setattr(obj, index, function(getattr(obj, source)))
+        if fields is not None and index not in fields:
+            fields.append(index)
+    return fields
 
 
 class PaymentStatusChange(models.Model):
@@ -253,7 +291,8 @@ class IdempotencyKey(models.Model):
     lock_token = models.CharField(max_length=32, blank=True, default="")
     locked_at = models.DateTimeField(null=True, blank=True)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_body = models.JSONField(null=True, blank=True)
+    # The stored response holds the client_secret and e-mails: encrypted at rest.
+    response_body = EncryptedJSONField(null=True, blank=True)
     created_at = models.DateTimeField()
 
     class Meta:
@@ -268,7 +307,7 @@ class DeadLetter(models.Model):
     """A message a consumer could not use (malformed, unknown client, …), kept for inspection."""
 
     source = models.CharField(max_length=64, help_text="What it came from, e.g. order.placed.")
-    body = models.TextField()
+    body = EncryptedTextField(help_text="The message as received (card numbers masked), encrypted at rest.")
     headers = models.JSONField(default=dict, blank=True)
     error = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)

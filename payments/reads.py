@@ -20,6 +20,7 @@ from rest_framework.request import Request
 
 from accounts.models import ApiRole, User
 from config.api.pagination import CursorPagination
+from config.encryption import EncryptedMixin
 from events.selectors import fetch_rows
 from payments.models import Payment
 from payments.rendering import PAYMENT_FIELDS
@@ -53,6 +54,7 @@ class RowQuery:
     where: tuple[str, ...] = ()
     params: tuple[Any, ...] = ()
     oldest_first: bool = False
+    encrypted: tuple[tuple[int, Field], ...] = ()  # (position, field) of the columns stored encrypted
 
     def matching(self, condition: str, *params: Any) -> "RowQuery":
         return replace(self, where=(*self.where, condition), params=(*self.params, *params))
@@ -78,7 +80,26 @@ class RowQuery:
             sql += " WHERE " + " AND ".join(self.where)
         sql += f" ORDER BY {self.created} {direction}, {self.key} {direction} LIMIT %s OFFSET %s"
         start = window.start or 0
-        return fetch_rows(sql, (*self.params, window.stop - start, start))
+        return opened(fetch_rows(sql, (*self.params, window.stop - start, start)), self.encrypted)
+
+
+def encrypted_positions(model: type[Model], names: Sequence[str]) -> tuple[tuple[int, Field], ...]:
+    """Where a row of `names` holds a column encrypted at rest (config.encryption), with its field."""
+    fields = [(index, cast(Field, model._meta.get_field(name))) for index, name in enumerate(names)]
+    return tuple((index, field) for index, field in fields if isinstance(field, EncryptedMixin))
+
+
+def opened(rows: list[tuple[Any, ...]], encrypted: Sequence[tuple[int, Field]]) -> list[tuple[Any, ...]]:
+    """The rows with their encrypted columns decrypted, as the ORM reads them."""
+    if not encrypted:
+        return rows
+    result = []
+    for row in rows:
+        values = list(row)
+        for index, field in encrypted:
+            values[index] = field.from_db_value(values[index], None, connection)  # type: ignore[attr-defined]
+        result.append(tuple(values))
+    return result
 
 
 class RowCursorPagination(CursorPagination):
@@ -96,6 +117,7 @@ class RowCursorPagination(CursorPagination):
 PAYMENT_TABLE = connection.ops.quote_name(Payment._meta.db_table)
 PAYMENT_SELECT = f"SELECT {columns(Payment, PAYMENT_FIELDS)} FROM {PAYMENT_TABLE}"  # noqa: S608 - our own names
 _PAYMENT = {name: column(Payment, name) for name in ("id", "public_id", "client", "created_at", *PAYMENT_FIELDS)}
+_PAYMENT_ENCRYPTED = encrypted_positions(Payment, PAYMENT_FIELDS)  # the customer's e-mail
 
 
 def payment_row(*, client: User, public_id: str) -> tuple[Any, ...]:
@@ -108,7 +130,7 @@ def payment_row(*, client: User, public_id: str) -> tuple[Any, ...]:
     if client.api_role != ApiRole.FINANCE:
         sql += f" AND {_PAYMENT['client']} = %s"
         params.append(client.pk)
-    rows = fetch_rows(sql + " LIMIT 1", params)
+    rows = opened(fetch_rows(sql + " LIMIT 1", params), _PAYMENT_ENCRYPTED)
     if not rows:
         raise NotFound()
     return rows[0]
@@ -125,6 +147,7 @@ def payment_rows(*, client: User, filters: dict[str, Any]) -> RowQuery:
         key=_PAYMENT["id"],
         position=PAYMENT_FIELDS.index("created_at"),
         position_field=cast(Field, Payment._meta.get_field("created_at")),
+        encrypted=_PAYMENT_ENCRYPTED,
     )
     if client.api_role != ApiRole.FINANCE:
         rows = rows.matching(f"{_PAYMENT['client']} = %s", client.pk)

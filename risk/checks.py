@@ -15,6 +15,7 @@ from django.db.models import Count, Exists, Q, QuerySet, Subquery, Value
 from django.utils import timezone
 
 from accounts.models import User
+from config.encryption import email_index, ip_index
 from payments.models import Payment
 from payments.services import normalize_email
 from payments.states import PaymentStatus
@@ -186,10 +187,11 @@ def _velocity_query(
         "long": now - timedelta(hours=rules.long_window_hours),
     }
     who = {"customer": Q(client=client, customer_id=customer_id)}
+    # The e-mail and IP are encrypted: matched by their blind indexes (each with created_at on one index).
     if email:
-        who["email"] = Q(customer_email=email)
+        who["email"] = Q(customer_email_index=email_index(email))
     if ip:
-        who["ip"] = Q(customer_ip=ip)
+        who["ip"] = Q(customer_ip_index=ip_index(ip))
     declined = Q(status=PaymentStatus.FAILED) & ~Q(failure_code__in=["", "blocked"])
     aggregates = {}
     for identity, match in who.items():

@@ -4,6 +4,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from config.encryption import EncryptedTextField
 from payments.models import Payment
 from refunds.models import Refund
 
@@ -34,7 +35,10 @@ class WebhookEvent(models.Model):
     type = models.CharField(max_length=128)
     api_version = models.CharField(max_length=64, blank=True, default="")
     livemode = models.BooleanField(default=False)
-    body = models.TextField(help_text="The event exactly as received (the signed body for a webhook delivery).")
+    body = EncryptedTextField(
+        help_text="The event exactly as received (the signed body for a webhook delivery), encrypted at rest: it "
+        "carries billing details."
+    )
     created_at = models.DateTimeField("created at Stripe", null=True, blank=True)
     received_at = models.DateTimeField(default=timezone.now)
     received_via = models.CharField(max_length=16, choices=ReceivedVia.choices, default=ReceivedVia.WEBHOOK)

@@ -6,7 +6,7 @@ from playwright.sync_api import Page, expect
 from audit.models import StaffAction
 from customers.models import Customer, PaymentMethod
 from customers.services import payment_method_attach
-from tests.accounts.factories import PASSWORD, UserFactory
+from tests.accounts.factories import PASSWORD, UserFactory, totp_code
 from tests.customers.conftest import create_customer_staff_groups
 from tests.e2e.conftest import browser_type_launch_args, make_staff  # noqa: F401 - the e2e setup
 
@@ -27,12 +27,15 @@ def test_agent_finds_the_customer_by_email_sees_its_cards_and_detaches_one(
     _, mastercard = payment_method_attach(
         client=shop, customer_id="cus_browser", payment_method="pm_card_mastercard", set_default=True
     )
-    Customer.objects.filter(customer_id="cus_browser").update(email="grace@example.com")
+    customer = Customer.objects.get(customer_id="cus_browser")
+    customer.email = "grace@example.com"
+    customer.save(update_fields=["email"])  # save() keeps the e-mail's blind index, which search reads
     make_staff("agent-browser", "finance_agent")
 
     page.goto(f"{live_server.url}/admin/")
     page.fill("#id_username", "agent-browser")
     page.fill("#id_password", PASSWORD)
+    page.fill("#id_otp_token", totp_code("agent-browser"))
     page.click("input[type=submit]")
     page.goto(f"{live_server.url}/admin/customers/customer/")
     page.fill("#searchbar", "grace@example.com")
