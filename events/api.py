@@ -21,18 +21,24 @@ EVENT = openapi.component(
     "Event",
     {
         "type": "object",
-        "required": ["id", "object", "type", "created", "sequence", "payment", "data"],
+        "required": ["id", "object", "type", "created", "sequence", "schema_version", "payment", "data"],
         "properties": {
             "id": {"type": "string", "pattern": "^evt_"},
             "object": {"type": "string", "enum": ["event"]},
             "type": {"type": "string", "description": "payment.captured, refund.succeeded, ..."},
             "created": {"type": "string", "format": "date-time"},
             "sequence": {"type": "integer"},
+            "schema_version": {"type": "integer", "enum": [1], "description": "the event object's version"},
             "payment": {"type": "string", "nullable": True, "description": "the pay_… id, or null"},
             "data": {
                 "type": "object",
                 "required": ["object"],
-                "properties": {"object": {"type": "object", "description": "the payment or refund as it was then"}},
+                "properties": {
+                    "object": {
+                        "type": "object",
+                        "description": "the payment, refund, … as it was then, without secrets or personal data",
+                    }
+                },
             },
         },
     },
@@ -43,13 +49,14 @@ AFTER = openapi.query("after", openapi.text(), "evt_…: the events after this o
 
 def render_event_row(row: Sequence[Any]) -> dict[str, Any]:
     """An event from a feed row (`selectors.FEED_FIELDS`): the shape of `events.rendering.render_event`."""
-    public_id, type_, created_at, sequence, subject_type, subject_id, data = row
+    public_id, type_, created_at, sequence, schema_version, subject_type, subject_id, data = row
     return {
         "id": public_id,
         "object": "event",
         "type": type_,
         "created": iso(created_at),
         "sequence": sequence,
+        "schema_version": schema_version,
         "payment": subject_id if subject_type == "payment" else None,
         "data": {"object": data},
     }

@@ -29,11 +29,21 @@ class OutboxRow:
     subject_type: str
     subject_id: str
     created_at: datetime
+    schema_version: int
     data_json: str
     in_order: bool = True
 
 
-OUTBOX_ROW_FIELDS = ("sequence", "public_id", "type", "subject_type", "subject_id", "created_at", "data_json")
+OUTBOX_ROW_FIELDS = (
+    "sequence",
+    "public_id",
+    "type",
+    "subject_type",
+    "subject_id",
+    "created_at",
+    "schema_version",
+    "data_json",
+)
 
 
 def outbox_rows(events: QuerySet[Event]) -> QuerySet[Event, tuple]:
@@ -53,7 +63,7 @@ def unpublished_events() -> QuerySet[Event]:
 # earlier event of its subject.
 _LOCK_BATCH_SQL = """
 WITH batch AS MATERIALIZED (
-    SELECT sequence, public_id, type, subject_type, subject_id, created_at, data::text AS data_json
+    SELECT sequence, public_id, type, subject_type, subject_id, created_at, schema_version, data::text AS data_json
     FROM {table}
     WHERE published_at IS NULL AND publish_attempts < %(max_attempts)s
     ORDER BY sequence
@@ -68,7 +78,7 @@ WITH batch AS MATERIALIZED (
     GROUP BY other.subject_id
 )
 SELECT batch.sequence, batch.public_id, batch.type, batch.subject_type, batch.subject_id, batch.created_at,
-       batch.data_json, (held.first_held IS NULL OR batch.sequence < held.first_held) AS in_order
+       batch.schema_version, batch.data_json, (held.first_held IS NULL OR batch.sequence < held.first_held) AS in_order
 FROM batch LEFT JOIN held ON held.subject_id = batch.subject_id
 ORDER BY batch.sequence
 """

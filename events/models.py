@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import Q
 
 from events.db import CurrentTransactionId
+from events.payloads import SCHEMA_VERSION
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -35,7 +36,10 @@ class Event(models.Model):
     subject_id = models.CharField(
         "subject", max_length=40, help_text="The public id of the subject (pay_…); its events are published in order."
     )
-    data = models.JSONField(help_text="The object as the API rendered it at the time.")
+    data = models.JSONField(help_text="The object as events render it at the time (no secrets, no personal data).")
+    schema_version = models.PositiveSmallIntegerField(
+        default=SCHEMA_VERSION, help_text="The version of the event object's shape the event was written with."
+    )
     transaction_id = models.BigIntegerField(db_default=CurrentTransactionId(), editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     published_at = models.DateTimeField(null=True, blank=True)

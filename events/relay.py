@@ -168,6 +168,7 @@ class EventPublisher:
             "sequence": row.sequence,
             "subject": row.subject_id,
             "payment_id": row.subject_id if row.subject_type == "payment" else None,
+            "schema_version": row.schema_version,
         }
         if replay:
             headers["replay"] = True

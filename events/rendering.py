@@ -23,6 +23,8 @@ class EventHead(Protocol):
     def subject_type(self) -> str: ...
     @property
     def subject_id(self) -> str: ...
+    @property
+    def schema_version(self) -> int: ...
 
 
 def _envelope(event: EventHead) -> dict[str, Any]:
@@ -32,6 +34,7 @@ def _envelope(event: EventHead) -> dict[str, Any]:
         "type": event.type,
         "created": iso(event.created_at),
         "sequence": event.sequence,
+        "schema_version": event.schema_version,
         "payment": event.subject_id if event.subject_type == "payment" else None,
     }
 
@@ -53,6 +56,7 @@ def render_event_json(event: EventHead, data_json: str) -> str:
     created = iso(event.created_at)
     return (
         f'{{"id":{_string(event.public_id)},"object":"event","type":{_string(event.type)},'
-        f'"created":{_string(created) if created else "null"},"sequence":{int(event.sequence)},"payment":{payment},'
+        f'"created":{_string(created) if created else "null"},"sequence":{int(event.sequence)},'
+        f'"schema_version":{int(event.schema_version)},"payment":{payment},'
         f'"data":{{"object":{data_json}}}}}'
     )

@@ -57,7 +57,7 @@ def fetch_rows(sql: str, params: Sequence[Any], *, parse_jsonb: bool = True) -> 
 
 
 # What a feed row holds, in order (`data` last): what `events.api.render_event_row` renders.
-FEED_FIELDS = ("public_id", "type", "created_at", "sequence", "subject_type", "subject_id", "data")
+FEED_FIELDS = ("public_id", "type", "created_at", "sequence", "schema_version", "subject_type", "subject_id", "data")
 
 
 def _column(name: str, alias: str = "") -> str:

@@ -17,6 +17,7 @@ from django.db import transaction
 from config.tasks import publish
 from events.locks import RELAY_GUARD_KEY
 from events.models import Event
+from events.payloads import UnsafeEventPayload, event_safe, strict_payloads, unsafe_keys
 from events.tasks import relay_outbox
 
 logger = logging.getLogger(__name__)
@@ -28,8 +29,17 @@ def event_record(*, type: str, client_id: int, subject_type: str, subject_id: st
     """Write an event row (the outbox). Call inside the transaction of the change it describes.
 
     The relay is asked (once per transaction, after commit) to publish it; a periodic sweep catches
-    anything that trigger misses.
+    anything that trigger misses. `data` must hold no secret and no personal data (events.payloads):
+    a forbidden key is refused when payloads are strict (DEBUG), else stripped and logged as an error.
+
+    :raises UnsafeEventPayload: `data` holds a forbidden key and payloads are strict.
     """
+    unsafe = unsafe_keys(data)
+    if unsafe:
+        if strict_payloads():
+            raise UnsafeEventPayload(f"{type} event would carry {', '.join(unsafe)}")
+        logger.error("Event payload held forbidden keys; stripped", extra={"event_type": type, "keys": unsafe})
+        data = event_safe(data)
     event = Event.objects.create(
         type=type, client_id=client_id, subject_type=subject_type, subject_id=subject_id, data=data
     )

@@ -1,4 +1,5 @@
-"""The API's JSON shapes of a price, a subscription and an invoice (events carry the same, without metadata)."""
+"""The API's JSON shapes of a price, a subscription and an invoice (events carry the same, without metadata
+and without the invoice's hosted page link)."""
 
 from typing import Any
 
@@ -84,3 +85,11 @@ def render_invoice(invoice: Invoice) -> dict[str, Any]:
         "created": iso(invoice.created_at),
         "updated": iso(invoice.updated_at),
     }
+
+
+def invoice_event_data(invoice: Invoice) -> dict[str, Any]:
+    """The invoice as an event carries it: no `hosted_invoice_url` (whoever holds the link sees the customer's
+    name, e-mail and address on the page, and may pay)."""
+    shown = render_invoice(invoice)
+    del shown["hosted_invoice_url"]
+    return shown

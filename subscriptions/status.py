@@ -11,7 +11,7 @@ from accounts.models import User
 from events.services import event_record
 from subscriptions import states
 from subscriptions.models import Invoice, Subscription, SubscriptionStatusChange
-from subscriptions.rendering import render_invoice, subscription_event_data
+from subscriptions.rendering import invoice_event_data, subscription_event_data
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def invoice_event(invoice: Invoice, type: str) -> None:  # noqa: A002
         client_id=invoice.client_id,
         subject_type="invoice",
         subject_id=invoice.public_id,
-        data=render_invoice(invoice),
+        data=invoice_event_data(invoice),
     )
 
 

@@ -16,7 +16,7 @@ from payments import states
 from payments.metrics import payment_transaction_count
 from payments.models import ChangeSource, Payment, PaymentStatusChange, ReviewState
 from payments.ports import risk_assessor
-from payments.rendering import render_payment
+from payments.rendering import render_payment_for_event
 from payments.saving import payment_update
 from payments.states import PaymentStatus
 
@@ -25,13 +25,13 @@ S = PaymentStatus
 
 
 def payment_event_record(*, payment: Payment, type: str, data: dict[str, Any] | None = None) -> Event:  # noqa: A002
-    """Write an event about the payment (the outbox); `data` defaults to the payment as the API renders it."""
+    """Write an event about the payment (the outbox); `data` defaults to the payment as events carry it."""
     return event_record(
         type=type,
         client_id=payment.client_id,
         subject_type="payment",
         subject_id=payment.public_id,
-        data=render_payment(payment) if data is None else data,
+        data=render_payment_for_event(payment) if data is None else data,
     )
 
 

@@ -3,6 +3,8 @@
 import pytest
 
 from tests.events.brokers import rabbitmq_url_or_fail
+from tests.subscriptions.conftest import advance, prices, subscribe  # noqa: F401 - billing flows (test_event_privacy)
+from tests.webhooks.conftest import deliver, webhook_secret  # noqa: F401 - signed deliveries, processed inline
 
 
 @pytest.fixture(scope="session")
