@@ -9,7 +9,8 @@ class StaffAction(models.Model):
     """One thing a staff member did in the back office. Rows are hash-chained and never change.
 
     `hash` is the SHA-256 of this row's content plus `previous_hash`; `audit_verify` walks the chain
-    and names the first row that was altered or removed.
+    and names the first row that was altered or removed. Personal values in before/after are chained as
+    their digests (`personal_digests`), so erasing one leaves the chain valid.
     """
 
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="staff_actions")
@@ -20,6 +21,11 @@ class StaffAction(models.Model):
     before = models.JSONField(default=dict, blank=True)
     after = models.JSONField(default=dict, blank=True)
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    personal_digests = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="SHA-256 of each personal value in before/after, by path: the chain covers these, not the values.",
+    )
     created_at = models.DateTimeField()
     previous_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)

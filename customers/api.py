@@ -3,29 +3,39 @@
 Storefront clients only: a customer is addressed by the storefront's own id, which is unique per storefront,
 not across them, so a finance client has no customer to name here (403); finance staff see customers in the
 back office. Another storefront's customer or method is 404, never 403.
+
+Erasure and export (`DELETE /customers/{id}/`, `GET /customers/{id}/export/`) are the exception: finance only
+(a storefront is 403), since finance answers for every shop's personal data. A finance client names the
+customer by our `cu_…` id (what every customer object and event carries), or by the storefront's own id
+with `?client=<the storefront client's username>`. Both reach the privacy app through `customers.ports`.
 """
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.models import ApiRole, User
 from config.api import schema as openapi
 from config.api.fields import IdentifierField, StrictBooleanField, StrictCharField, unsafe_identifier
 from config.api.pagination import known_params
-from config.api.permissions import IsStorefrontClient, request_client
+from config.api.permissions import IsFinanceClient, IsStorefrontClient, request_client
 from config.api.serializers import StrictSerializer
 from customers import selectors, services
 from customers.models import Customer, PaymentMethod, PaymentMethodStatus
+from customers.ports import customer_privacy
 from customers.rendering import render_customer, render_payment_method, render_setup_intent
 from gateways.base import SETUP_INTENT_STATUSES
 from gateways.simulator.gateway import KNOWN_TOKENS
 from payments.api import METADATA_SCHEMA, body_of, validate_metadata
 from payments.idempotency import run_idempotent
+from payments.models import ChangeSource
 
 _TOKEN = re.compile(r"^pm_[A-Za-z0-9_]{1,200}$")
 _SAVED = re.compile(r"^pmt_[A-Za-z0-9]{1,36}$")
@@ -161,6 +171,51 @@ CUSTOMER_ID = openapi.OpenApiParameter(
     location=openapi.OpenApiParameter.PATH,
     description="the storefront's own customer id (as on its payments)",
 )
+FINANCE_CUSTOMER_ID = openapi.OpenApiParameter(
+    "customer_id",
+    openapi.text(max_length=CUSTOMER_ID_MAX),
+    location=openapi.OpenApiParameter.PATH,
+    description="the customer's `cu_…` id; with `client`, the storefront's own customer id",
+)
+FINANCE_CLIENT = openapi.query(
+    "client",
+    openapi.text(max_length=150),
+    "the storefront client (its username) whose own customer id the path names",
+)
+CUSTOMER_DELETED = openapi.component(
+    "CustomerDeleted",
+    {
+        "type": "object",
+        "required": ["id", "object", "deleted"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^cu_"},
+            "object": {"type": "string", "enum": ["customer"]},
+            "deleted": {"type": "boolean", "enum": [True]},
+        },
+    },
+)
+CUSTOMER_EXPORT = openapi.component(
+    "CustomerExport",
+    {
+        "type": "object",
+        "description": "Everything held about the customer (the right of access); personal fields in clear.",
+        "required": ["customer", "payment_methods", "payments", "refunds", "subscriptions", "invoices", "disputes"],
+        "properties": {
+            "object": {"type": "string", "enum": ["customer_export"]},
+            "customer": {"type": "object"},
+            "payment_methods": {"type": "array", "items": {"type": "object"}},
+            "payments": {"type": "array", "items": {"type": "object"}},
+            "refunds": {"type": "array", "items": {"type": "object"}},
+            "subscriptions": {"type": "array", "items": {"type": "object"}},
+            "invoices": {"type": "array", "items": {"type": "object"}},
+            "disputes": {"type": "array", "items": {"type": "object"}},
+            "events": {"type": "array", "items": {"type": "object"}},
+            "staff_actions": {"type": "array", "items": {"type": "object"}},
+            "erasures": {"type": "array", "items": {"type": "object"}},
+            "exported_at": TIMESTAMP,
+        },
+    },
+)
 OPTIONAL_KEY = [openapi.idempotency_key(required=False), openapi.IDEMPOTENT_REPLAYED, openapi.RETRY_AFTER]
 openapi.link("customers_update", 200, "retrieve", "customers_retrieve", customer_id="$request.path.customer_id")
 openapi.link("customers_update", 201, "retrieve", "customers_retrieve", customer_id="$request.path.customer_id")
@@ -183,6 +238,13 @@ CUSTOMER_PUT_SCHEMA = {
 
 
 @extend_schema_view(
+    destroy=extend_schema(
+        operation_id="customers_destroy",
+        summary="Erase a customer's personal data (finance only): the gateway's customer deleted, methods detached, "
+        "subscriptions canceled, personal data removed from every row; amounts, statuses and ids stay",
+        parameters=[FINANCE_CUSTOMER_ID, FINANCE_CLIENT, openapi.RETRY_AFTER],
+        responses=openapi.responses({200: CUSTOMER_DELETED}, 404, 502),
+    ),
     retrieve=extend_schema(
         operation_id="customers_retrieve",
         parameters=[CUSTOMER_ID, openapi.RETRY_AFTER],
@@ -197,11 +259,28 @@ CUSTOMER_PUT_SCHEMA = {
     ),
 )
 class CustomerViewSet(viewsets.GenericViewSet):
-    """A storefront's customer, by its own id."""
+    """A storefront's customer, by its own id; its erasure (finance), by our id."""
 
     permission_classes = (IsStorefrontClient,)
     serializer_class = CustomerPutSerializer  # for the schema
     queryset = Customer.objects.none()
+
+    def get_permissions(self) -> Sequence[Any]:
+        if self.action == "destroy":
+            return [IsFinanceClient()]
+        return super().get_permissions()
+
+    def destroy(self, request: Request, customer_id: str) -> Response:
+        known_params(request, ("client",))
+        client, own_id, public_id = finance_target(request, customer_id)
+        customer_privacy().erase(
+            client=client,
+            customer_id=own_id,
+            actor=request_client(request),
+            reason="Erasure requested through the API",
+            source=ChangeSource.API,
+        )
+        return Response({"id": public_id, "object": "customer", "deleted": True})
 
     def retrieve(self, request: Request, customer_id: str) -> Response:
         known_params(request, ())
@@ -214,6 +293,41 @@ class CustomerViewSet(viewsets.GenericViewSet):
         client = request_client(request)
         _, created = services.customer_upsert(client=client, customer_id=customer_id, changes=changes)
         return Response(_customer_response(client, customer_id), status=201 if created else 200)
+
+
+def finance_target(request: Request, customer_id: str) -> tuple[User, str, str]:
+    """The storefront client, its own customer id and our `cu_…` id of the customer a finance request names.
+
+    :raises NotFound: no such customer (or no such storefront client).
+    """
+    name = request.query_params.get("client")
+    customers = Customer.objects.filter(public_id=customer_id)
+    if name is not None:
+        customers = Customer.objects.filter(
+            client__username=name, client__api_role=ApiRole.STOREFRONT, customer_id=customer_id
+        )
+    found = customers.select_related("client").first()
+    if found is None:
+        raise NotFound()
+    return found.client, found.customer_id, found.public_id
+
+
+@extend_schema_view(
+    retrieve=extend_schema(
+        operation_id="customers_export",
+        summary="Everything held about a customer, as JSON (finance only; the right of access)",
+        parameters=[FINANCE_CUSTOMER_ID, FINANCE_CLIENT, openapi.RETRY_AFTER],
+        responses=openapi.responses({200: CUSTOMER_EXPORT}, 404),
+    ),
+)
+class CustomerExportViewSet(viewsets.GenericViewSet):
+    permission_classes = (IsFinanceClient,)
+    queryset = Customer.objects.none()
+
+    def retrieve(self, request: Request, customer_id: str) -> Response:
+        known_params(request, ("client",))
+        client, own_id, _ = finance_target(request, customer_id)
+        return Response(customer_privacy().export(client=client, customer_id=own_id))
 
 
 def _customer_response(client: Any, customer_id: str) -> dict[str, Any]:

@@ -2,13 +2,24 @@
 
 from django.urls import path
 
-from customers.api import CustomerPaymentMethodViewSet, CustomerViewSet, PaymentMethodViewSet, SetupIntentViewSet
+from customers.api import (
+    CustomerExportViewSet,
+    CustomerPaymentMethodViewSet,
+    CustomerViewSet,
+    PaymentMethodViewSet,
+    SetupIntentViewSet,
+)
 
 urlpatterns = [
     path(
         "customers/<str:customer_id>/",
-        CustomerViewSet.as_view({"get": "retrieve", "put": "update"}),
+        CustomerViewSet.as_view({"get": "retrieve", "put": "update", "delete": "destroy"}),
         name="customer-detail",
+    ),
+    path(
+        "customers/<str:customer_id>/export/",
+        CustomerExportViewSet.as_view({"get": "retrieve"}),
+        name="customer-export",
     ),
     path(
         "customers/<str:customer_id>/setup_intents/",

@@ -1,4 +1,7 @@
-"""`manage.py audit_verify`: walk the staff action hash chain; exit 1 naming the first altered or removed row."""
+"""`manage.py audit_verify`: walk the staff action hash chain; exit 1 naming the first altered or removed row.
+
+Personal values are verified through their digests: an erased value ("[erased]") keeps its row valid.
+"""
 
 from django.core.management.base import BaseCommand, CommandError
 
