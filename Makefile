@@ -38,7 +38,7 @@ fuzz: install
 	scripts/with-services.sh $(BIN)/python tests/fuzz/run.py
 
 bench: install
-	scripts/with-services.sh sh -c '$(BIN)/python bench/api_bench.py && $(BIN)/python bench/relay_bench.py && $(BIN)/python bench/reconcile_bench.py && $(BIN)/python bench/admin_bench.py && $(BIN)/python bench/customer_admin_bench.py && $(BIN)/python bench/subscription_admin_bench.py && $(BIN)/python bench/read_bench.py'
+	scripts/with-services.sh sh -c '$(BIN)/python bench/api_bench.py && $(BIN)/python bench/relay_bench.py && $(BIN)/python bench/reconcile_bench.py && $(BIN)/python bench/admin_bench.py && $(BIN)/python bench/customer_admin_bench.py && $(BIN)/python bench/subscription_admin_bench.py && $(BIN)/python bench/read_bench.py && $(BIN)/python bench/rotation_bench.py'
 
 # Faults under load (kill -9 the worker and a gunicorn worker, restart PostgreSQL, stop and freeze Redis),
 # then the money invariants; starts its own PostgreSQL, Redis, gunicorn, worker and beat (bench/chaos.py).
@@ -46,7 +46,7 @@ chaos: install
 	@scripts/ensure-system-deps.sh
 	$(BIN)/python bench/chaos.py
 
-APPS := config accounts gateways events audit payments refunds customers subscriptions disputes risk webhooks reconciliation backoffice
+APPS := config accounts gateways events audit payments refunds customers subscriptions disputes risk webhooks reconciliation backoffice privacy
 
 # gunicorn + a worker + wrk on a durable (fsync on) throwaway PostgreSQL; prints ratios to the floor view.
 bench-http: install

@@ -1,18 +1,24 @@
-"""Writes for users and API clients, and the housekeeping of their refresh-token records."""
+"""Writes for users and API clients (staff authenticators too), and the housekeeping of refresh-token records."""
 
 import secrets
+from base64 import b32encode
 from dataclasses import dataclass
 
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 # Used through `_default_manager`: the type stubs take these models for abstract (no `objects`).
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts.locks import lock_user_named
 from accounts.models import ApiRole, User
+
+TOTP_DEVICE_NAME = "authenticator"
+BACKUP_DEVICE_NAME = "backup codes"
 
 
 @dataclass(frozen=True)
@@ -80,3 +86,41 @@ def tokens_purge_expired(*, batch_size: int = 5000) -> int:
         BlacklistedToken._default_manager.filter(token_id__in=batch).delete()
         count, _ = OutstandingToken._default_manager.filter(pk__in=batch).delete()
         deleted += count
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    device: TOTPDevice
+    secret: str  # base32, what an authenticator app takes by hand
+    url: str  # otpauth://totp/…, what it takes from a QR code
+    backup_codes: list[str]
+
+
+def totp_secret(device: TOTPDevice) -> str:
+    """The device's key in base32 (no padding), as authenticator apps show and take it."""
+    return b32encode(device.bin_key).decode().rstrip("=")
+
+
+def staff_totp_enroll(*, username: str, backup_codes: int = 0, replace: bool = True) -> Enrolment:
+    """Give a staff member a new confirmed TOTP device (replacing any other), and `backup_codes` one-time codes.
+
+    With `replace=False` an existing authenticator is kept and returned (demo data: an app set up once keeps
+    working across runs).
+
+    :raises ValueError: when no staff user has that username.
+    """
+    with transaction.atomic():
+        user = lock_user_named(username)
+        if user is None or not user.is_staff:
+            raise ValueError(f"no staff user named {username!r}")
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk").first()
+        if device is None or replace:
+            TOTPDevice.objects.filter(user=user).delete()
+            device = TOTPDevice.objects.create(user=user, name=TOTP_DEVICE_NAME, confirmed=True)
+        codes: list[str] = []
+        if backup_codes:
+            StaticDevice.objects.filter(user=user).delete()
+            static = StaticDevice.objects.create(user=user, name=BACKUP_DEVICE_NAME, confirmed=True)
+            codes = [StaticToken.random_token() for _ in range(backup_codes)]
+            StaticToken.objects.bulk_create(StaticToken(device=static, token=code) for code in codes)
+    return Enrolment(device=device, secret=totp_secret(device), url=device.config_url, backup_codes=codes)

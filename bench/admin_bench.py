@@ -92,6 +92,14 @@ def main() -> None:
     print(f"seeded {COUNT:,} payments in {time.perf_counter() - started:.1f} s", flush=True)
     client = Client()
     client.force_login(staff)
+    # The admin asks staff for a TOTP code after the password (issue #20): mark this session as having passed it.
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device, _ = TOTPDevice.objects.get_or_create(user=staff, name="bench", defaults={"confirmed": True})
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
     searched = (
         Payment.objects.filter(gateway="adminbench").order_by("id").values_list("public_id", flat=True)[COUNT // 2]
     )

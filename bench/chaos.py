@@ -27,6 +27,7 @@ published and every webhook applied once. Prints the tables; exits 1 if any inva
 Run: `make chaos` (or `.venv/bin/python bench/chaos.py`; CHAOS_KEEP=1 keeps the directory and logs).
 """
 
+import base64
 import contextlib
 import itertools
 import json
@@ -247,6 +248,8 @@ ENV = {
     "DJANGO_SETTINGS_MODULE": "bench.chaos_settings",
     "DEBUG": "false",
     "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    "ENCRYPTION_KEYS": base64.b64encode(secrets.token_bytes(32)).decode(),
+    "BLIND_INDEX_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
     "ALLOWED_HOSTS": "127.0.0.1,localhost",
     "DATABASE_URL": f"postgres://postgres@127.0.0.1:{PG_PORT}/postgres",
     "REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/0",

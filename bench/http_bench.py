@@ -10,6 +10,7 @@ create + confirm again with SIMULATOR_LATENCY_MS=300 (a real gateway's latency) 
 counts. It prints figures; it asserts nothing. Everything runs on this machine's cores.
 """
 
+import base64
 import json
 import os
 import re
@@ -39,6 +40,8 @@ ENV = {
     "DJANGO_SETTINGS_MODULE": "bench.settings",
     "DEBUG": "false",
     "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    "ENCRYPTION_KEYS": base64.b64encode(secrets.token_bytes(32)).decode(),
+    "BLIND_INDEX_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
     "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
     "RATELIMIT_ENABLE": "false",  # the floor runs far above the 12,000 reads/min a client may make
     "STRIPE_WEBHOOK_SECRET": SECRET,

@@ -9,6 +9,7 @@ refund list at 100 a page; req/s, p50/p99, statements per request, ratio to the 
 `BENCH_PROFILE=1` prints the top of a cProfile of each read instead. It prints figures; it asserts nothing.
 """
 
+import base64
 import cProfile
 import io
 import os
@@ -24,6 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
 os.environ["DEBUG"] = "false"
 os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
+os.environ.setdefault("ENCRYPTION_KEYS", base64.b64encode(secrets.token_bytes(32)).decode())
+os.environ.setdefault("BLIND_INDEX_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
 os.environ.setdefault("RATELIMIT_ENABLE", "false")
 os.environ.setdefault("PAYMENTS_GATEWAY", "simulator")
 os.environ.setdefault("LOG_LEVEL", "WARNING")

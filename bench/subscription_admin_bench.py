@@ -135,6 +135,14 @@ def main() -> None:
     )
     client = Client()
     client.force_login(staff)
+    # The admin asks staff for a TOTP code after the password (issue #20): mark this session as having passed it.
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device, _ = TOTPDevice.objects.get_or_create(user=staff, name="bench", defaults={"confirmed": True})
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
     middle = COUNT // 2
     subscriptions, invoices = "/admin/subscriptions/subscription/", "/admin/subscriptions/invoice/"
     try:

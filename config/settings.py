@@ -10,6 +10,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from config.encryption import configured_keys, derived_key, parse_key
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -19,8 +21,28 @@ INSECURE_DEFAULT_SECRET_KEY = "django-insecure-local-development-key-do-not-use-
 MIN_SECRET_KEY_LENGTH = 50
 
 DEBUG = env.bool("DEBUG", default=True)
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=INSECURE_DEFAULT_SECRET_KEY)
-JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", default="") or SECRET_KEY
+
+
+def _secret(name: str, default: str = "") -> str:
+    """A secret from `NAME`, or from the file `NAME_FILE` names (Docker secrets), stripped; both set is an error."""
+    path = env.str(f"{name}_FILE", default="")
+    if path and env.str(name, default=""):
+        raise ImproperlyConfigured(f"Set {name} or {name}_FILE, not both.")
+    if path:
+        try:
+            value = Path(path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE={path} cannot be read: {exc.strerror}") from exc
+        if not value:
+            raise ImproperlyConfigured(f"{name}_FILE={path} is empty.")
+        return value
+    return str(env.str(name, default=default))
+
+
+# Every secret below is read through `_secret`: from NAME, or NAME_FILE (docker-compose `secrets:`, Kubernetes
+# secret volumes). config/logging.py masks each one's value wherever it would show up in a log line.
+SECRET_KEY = _secret("DJANGO_SECRET_KEY", default=INSECURE_DEFAULT_SECRET_KEY)
+JWT_SIGNING_KEY = _secret("JWT_SIGNING_KEY") or SECRET_KEY
 
 
 def _refuse_insecure_key(name: str, value: str) -> None:
@@ -34,12 +56,28 @@ if not DEBUG:
     _refuse_insecure_key("DJANGO_SECRET_KEY", SECRET_KEY)
     _refuse_insecure_key("JWT_SIGNING_KEY", JWT_SIGNING_KEY)
 
+# Personal data at rest (config/encryption.py): AES-256-GCM keys, base64 of 32 bytes, newest first (the newest
+# encrypts, every one listed decrypts: add the new key in front, run `manage.py rotate_encryption_key`, then drop
+# the old one), and the blind index's own HMAC key (exact search by e-mail or IP; never rotated by that command).
+# With DEBUG on and none set (make run, the tests) both are derived from SECRET_KEY; with DEBUG off the service
+# refuses to start without them.
+ENCRYPTION_KEYS = configured_keys(_secret("ENCRYPTION_KEYS"))
+BLIND_INDEX_KEY = _secret("BLIND_INDEX_KEY")
+if not DEBUG and not ENCRYPTION_KEYS:
+    raise ImproperlyConfigured("ENCRYPTION_KEYS (or ENCRYPTION_KEYS_FILE) is required with DEBUG off.")
+if not DEBUG and not BLIND_INDEX_KEY:
+    raise ImproperlyConfigured("BLIND_INDEX_KEY (or BLIND_INDEX_KEY_FILE) is required with DEBUG off.")
+ENCRYPTION_KEYS = ENCRYPTION_KEYS or [derived_key(SECRET_KEY, purpose="encryption")]
+BLIND_INDEX_KEY = BLIND_INDEX_KEY or derived_key(SECRET_KEY, purpose="blind-index")
+for _key in [*ENCRYPTION_KEYS, BLIND_INDEX_KEY]:
+    parse_key(_key)  # refuse a malformed key at start, not at the first write
+
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 CSRF_FAILURE_VIEW = "config.api.views.csrf_failure"  # the error envelope under /api/, Django's page elsewhere
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.admin.apps.StaffAdminConfig",  # django.contrib.admin with the two-factor site (config/admin/site.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -53,7 +91,12 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_prometheus",
     "auditlog",
+    "django_otp",  # staff sign-in: a TOTP code after the password (config/admin/site.py)
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",  # backup codes
+    "axes",  # lockout after repeated failed sign-ins
     # The house (docs/architecture.md), ground floor first; backoffice last (it composes the others' admin).
+    "config",  # no models: its management commands (rotate_encryption_key walks every app's encrypted columns)
     "accounts",
     "events",
     "audit",
@@ -66,6 +109,7 @@ INSTALLED_APPS = [
     "webhooks",
     "reconciliation",
     "backoffice",
+    "privacy",  # erasure and export of a customer, webhook payload retention: above every app it touches
 ]
 
 MIDDLEWARE = [
@@ -80,10 +124,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): the session passed the second factor
+    "accounts.middleware.StaffSessionTimeoutMiddleware",  # idle and absolute limits of a signed-in session
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.ApiExceptionMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
+    "axes.middleware.AxesMiddleware",  # a locked-out sign-in answers the lockout page (AXES_LOCKOUT_TEMPLATE)
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -107,7 +154,8 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# The URL carries the database password: DATABASE_URL_FILE holds the whole URL.
+DATABASES = {"default": env.db_url_config(_secret("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False  # services own their transactions
 # Persistent connections (a new PostgreSQL backend per request costs more than most requests): each gunicorn
 # thread and Celery worker thread keeps one, checked before reuse. Under PgBouncer (transaction mode) set
@@ -118,7 +166,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
 # --- Cache, broker -------------------------------------------------------------------------
-REDIS_URL = env.str("REDIS_URL", default="")
+REDIS_URL = _secret("REDIS_URL")  # a URL with a password (redis://:pw@host): REDIS_URL_FILE
 # Every Redis client (the cache and so the rate limiter and the simulator's pool, the Celery broker) gives up on
 # a connect or on any one read after these: a healthy Redis answers in well under a millisecond, and a frozen or
 # partitioned one (connections accepted, nothing answered) must cost a request a bounded wait, not a hung thread.
@@ -139,7 +187,7 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
+CELERY_BROKER_URL = _secret("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -180,8 +228,8 @@ TASKS_DB_RETRY_BASE_SECONDS = env.float("TASKS_DB_RETRY_BASE_SECONDS", default=1
 TASKS_DB_RETRY_MAX_SECONDS = env.float("TASKS_DB_RETRY_MAX_SECONDS", default=60.0)
 
 # --- Gateways -------------------------------------------------------------------------------
-STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
-STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_SECRET_KEY = _secret("STRIPE_SECRET_KEY")
+STRIPE_WEBHOOK_SECRET = _secret("STRIPE_WEBHOOK_SECRET")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=10.0)
 PAYMENTS_GATEWAY = env.str("PAYMENTS_GATEWAY", default="stripe" if STRIPE_SECRET_KEY else "simulator")
@@ -234,7 +282,14 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 30},
     },
     "disputes-warn-deadlines": {"task": "disputes.tasks.warn_dispute_deadlines", "schedule": 900.0},
+    "privacy-purge-webhook-payloads": {
+        "task": "privacy.tasks.purge_webhook_payloads",
+        "schedule": 86400.0,
+        "options": {"expires": 6 * 3600},
+    },
 }
+# Raw webhook payloads older than this are reduced to their ids and outcome (docs/operations/personal-data.md).
+WEBHOOK_PAYLOAD_RETENTION_DAYS = env.int("WEBHOOK_PAYLOAD_RETENTION_DAYS", default=90)
 
 if PAYMENTS_GATEWAY not in {"stripe", "simulator"}:
     raise ImproperlyConfigured("PAYMENTS_GATEWAY must be 'stripe' or 'simulator'.")
@@ -308,6 +363,31 @@ SECURE_REFERRER_POLICY = "same-origin"
 # Admin (back office) sessions: a working day at most, and gone when the browser closes.
 SESSION_COOKIE_AGE = env.int("ADMIN_SESSION_TTL_SECONDS", default=8 * 3600)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# accounts/middleware.py: a signed-in session ends after this long without a request, and SESSION_COOKIE_AGE
+# after its sign-in whatever the activity (Django's own expiry slides with every write of the session).
+ADMIN_SESSION_IDLE_SECONDS = env.int("ADMIN_SESSION_IDLE_SECONDS", default=30 * 60)
+
+# --- Staff sign-in (docs/operations/runbooks.md, "Staff sign-in") ----------------------------------
+# Password (ModelBackend) behind django-axes: AxesStandaloneBackend first refuses a locked-out username + IP
+# before any password is checked. Axes sees every authenticate(): the admin login and the API token endpoint.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # one username from one address: no lockout of others
+AXES_RESET_ON_SUCCESS = True  # a successful sign-in (password and code) forgets the earlier failures
+AXES_LOCKOUT_TEMPLATE = "accounts/lockout.html"  # answered with 429
+AXES_VERBOSE = False  # no start-up banner on stdout (it would open every command's output); failures still logged
+# The client address as the rest of the service sees it (REMOTE_ADDR: the rate limits, the audit trail);
+# the proxy in front (gunicorn behind a load balancer) is expected to hand it over as the peer address.
+AXES_CLIENT_IP_CALLABLE = "accounts.signin.client_ip"
+# Cleansed from the request data axes stores and logs (the password always is).
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token", "otp_device", "csrfmiddlewaretoken"]
+# TOTP (django-otp): the issuer an authenticator app shows; keys never shown in the admin.
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Payment Service")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
@@ -321,6 +401,7 @@ if not DEBUG:
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
 # --- I18N, static ---------------------------------------------------------------------------
@@ -371,7 +452,7 @@ LOGGING = {
 }
 
 # --- Events outbox ---------------------------------------------------------------------------
-EVENTS_BROKER_URL = env.str("EVENTS_BROKER_URL", default="") or CELERY_BROKER_URL
+EVENTS_BROKER_URL = _secret("EVENTS_BROKER_URL") or CELERY_BROKER_URL
 OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=500)
 # The relay runs this long after the first commit that wrote events, for all that commit meanwhile (0: every commit).
 OUTBOX_RELAY_DELAY_MS = env.int("OUTBOX_RELAY_DELAY_MS", default=50)

@@ -102,7 +102,9 @@ case "$command" in
   collectstatic)
     # Settings refuse to load without a real key when DEBUG is off; a build has none, and this one is thrown away.
     : "${DJANGO_SECRET_KEY:=build-only-$(python -c 'import secrets; print(secrets.token_urlsafe(64))')}"
-    export DJANGO_SECRET_KEY
+    : "${ENCRYPTION_KEYS:=$(python -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')}"
+    : "${BLIND_INDEX_KEY:=$(python -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')}"
+    export DJANGO_SECRET_KEY ENCRYPTION_KEYS BLIND_INDEX_KEY
     exec python manage.py collectstatic --noinput "$@"
     ;;
   health)

@@ -12,12 +12,13 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from django.core.cache import cache
 from django.db import connection
+from django.test.client import ClientMixin
 from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import ApiRole, User
-from tests.accounts.factories import UserFactory
+from tests.accounts.factories import UserFactory, verify_staff_session
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -36,6 +37,29 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default")
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+_force_login = ClientMixin.force_login
+
+
+def force_login_verified(self: ClientMixin, user: User, backend: str | None = None) -> None:
+    """`Client.force_login`, and for a staff member the session verified by their authenticator as well.
+
+    The admin is the two-factor site (config/admin/site.py): a session that skipped the code is refused as if
+    the user were not staff. Tests that log staff in to look at the admin want the whole sign-in; the sign-in
+    itself is tested in tests/accounts/test_staff_sign_in.py.
+    """
+    _force_login(self, user, backend)
+    if user.is_staff:
+        verify_staff_session(self, user)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _staff_logins_pass_the_second_factor():
+    """Every test client's `force_login` (pytest-django's `admin_client` too) signs staff in with their code."""
+    ClientMixin.force_login = force_login_verified  # type: ignore[method-assign]
+    yield
+    ClientMixin.force_login = _force_login  # type: ignore[method-assign]
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,7 @@ the port once /health/live answers, and stops the whole process group afterwards
 threads stuck on a frozen socket get SIGKILL).
 """
 
+import base64
 import os
 import secrets
 import signal
@@ -46,6 +47,8 @@ def gunicorn(log_path: Path, env: dict[str, str] | None = None) -> Iterator[int]
         DJANGO_SETTINGS_MODULE="config.settings",
         DEBUG="false",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        ENCRYPTION_KEYS=base64.b64encode(secrets.token_bytes(32)).decode(),
+        BLIND_INDEX_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
         DATABASE_URL=database_url(),
         HOST="127.0.0.1",
         LOG_LEVEL="WARNING",

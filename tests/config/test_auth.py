@@ -16,7 +16,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import User
 from accounts.tasks import purge_expired_tokens
-from tests.accounts.factories import PASSWORD, StaffUserFactory, UserFactory
+from tests.accounts.factories import PASSWORD, StaffUserFactory, UserFactory, totp_code
 from tests.helpers import run_in_threads
 
 pytestmark = pytest.mark.django_db
@@ -221,7 +221,10 @@ def test_admin_sessions_are_short_and_end_with_the_browser(settings):
     client = Client()
 
     before = timezone.now()
-    response = client.post("/admin/login/", {"username": "admin-session", "password": PASSWORD, "next": "/admin/"})
+    response = client.post(
+        "/admin/login/",
+        {"username": "admin-session", "password": PASSWORD, "otp_token": totp_code("admin-session"), "next": "/admin/"},
+    )
 
     assert response.status_code == 302
     cookie = response.cookies[settings.SESSION_COOKIE_NAME]

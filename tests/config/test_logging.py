@@ -121,3 +121,44 @@ def test_request_logs_carry_the_request_id(log_stream):
 def test_contains_card_number(text, expected):
     assert contains_card_number(text) is expected
     assert ("[CARD]" in mask_sensitive(text)) is expected
+
+
+def test_sign_in_secrets_and_keys_are_masked_by_name(log_stream, settings):
+    logger, stream = log_stream
+    settings.BLIND_INDEX_KEY = "b" * 43 + "="
+
+    logger.info("login body username=ann&password=hunter2-long&otp_token=123456&otp_device=otp_totp.totpdevice/3")
+    logger.info(
+        "enrolled",
+        extra={
+            "otp_token": 654321,
+            "device": {"bin_key": "3132333435363738393031323334353637383930", "name": "authenticator"},
+            "encryption_keys": ["a" * 43 + "="],
+        },
+    )
+    logger.info("otpauth://totp/Payment%20Service%3Aann?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&digits=6")
+    logger.info('settings {"ENCRYPTION_KEYS": "%s", "BLIND_INDEX_KEY": "%s"}', "c" * 43 + "=", settings.BLIND_INDEX_KEY)
+
+    text = stream.getvalue()
+    for secret in ("hunter2-long", "123456", "654321", "3132333435", "GEZDGNBVGY3TQOJQ", "a" * 43, "c" * 43, "b" * 43):
+        assert secret not in text
+    lines = _lines(stream)
+    assert lines[0]["message"] == (
+        "login body username=ann&password=[REDACTED]&otp_token=[REDACTED]&otp_device=[REDACTED]"
+    )
+    assert lines[1]["otp_token"] == "[REDACTED]"
+    assert lines[1]["device"] == {"bin_key": "[REDACTED]", "name": "authenticator"}
+    assert lines[1]["encryption_keys"] == "[REDACTED]"
+    assert lines[2]["message"] == "otpauth://totp/Payment%20Service%3Aann?secret=[REDACTED]&digits=6"
+    assert lines[3]["message"] == 'settings {"ENCRYPTION_KEYS": "[REDACTED]", "BLIND_INDEX_KEY": "[REDACTED]"}'
+
+
+def test_ordinary_keys_and_words_are_kept(log_stream):
+    logger, stream = log_stream
+
+    logger.info("retrying", extra={"idempotency_key": "key-42", "payment_id": "pay_1"})
+    logger.info("token refused for client-7; idempotency_key=key-42")
+
+    lines = _lines(stream)
+    assert (lines[0]["idempotency_key"], lines[0]["payment_id"]) == ("key-42", "pay_1")
+    assert lines[1]["message"] == "token refused for client-7; idempotency_key=key-42"

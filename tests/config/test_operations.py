@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
+from config.encryption import key_id, new_key, parse_key
+
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
 CLOSED = "redis://127.0.0.1:1/0"
@@ -120,7 +122,7 @@ def test_production_with_a_good_key_turns_on_secure_settings():
     key = "p7G!x2#Lm9qR4vT8wZ1yB6nC3dF5hJ0kS$eU%iO^aQ&sW*zX(c)V-b_N+M=" * 1
 
     result = _run_settings(
-        {"DEBUG": "false", "DJANGO_SECRET_KEY": key},
+        {"DEBUG": "false", "DJANGO_SECRET_KEY": key, "ENCRYPTION_KEYS": new_key(), "BLIND_INDEX_KEY": new_key()},
         "print(settings.SESSION_COOKIE_SECURE, settings.CSRF_COOKIE_SECURE, settings.SECURE_HSTS_SECONDS, "
         "settings.SECURE_CONTENT_TYPE_NOSNIFF, settings.X_FRAME_OPTIONS)",
     )
@@ -146,3 +148,43 @@ def test_django_system_checks_pass():
     from django.core.management import call_command
 
     call_command("check", fail_level="WARNING")
+
+
+GOOD_KEY = "p7G!x2#Lm9qR4vT8wZ1yB6nC3dF5hJ0kS$eU%iO^aQ&sW*zX(c)V-b_N+M="
+
+
+@pytest.mark.parametrize("missing", ["ENCRYPTION_KEYS", "BLIND_INDEX_KEY"])
+def test_production_refuses_to_start_without_the_personal_data_keys(missing):
+    env = {"DEBUG": "false", "DJANGO_SECRET_KEY": GOOD_KEY, "ENCRYPTION_KEYS": new_key(), "BLIND_INDEX_KEY": new_key()}
+    del env[missing]
+
+    result = _run_settings(env, "print(settings.DEBUG)")
+
+    assert result.returncode != 0
+    assert f"{missing} (or {missing}_FILE) is required" in result.stderr
+
+
+def test_a_malformed_key_is_refused_and_keys_come_from_a_file_newest_first(tmp_path):
+    bad = _run_settings({"ENCRYPTION_KEYS": "not-a-key"}, "print(1)")
+    assert bad.returncode != 0
+    assert "ImproperlyConfigured" in bad.stderr
+    assert "not-a-key" not in bad.stderr  # a refused secret is never echoed
+
+    newest, older = new_key(), new_key()
+    keys = tmp_path / "encryption_keys"
+    keys.write_text(f"{newest}\n{older}\n")
+    env = {
+        "DEBUG": "false",
+        "DJANGO_SECRET_KEY": GOOD_KEY,
+        "ENCRYPTION_KEYS_FILE": str(keys),
+        "BLIND_INDEX_KEY": new_key(),
+    }
+    result = _run_settings(
+        env, "from config.encryption import keyring; print(keyring().current_id, len(settings.ENCRYPTION_KEYS))"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [key_id(parse_key(newest)), "2"]
+
+    both = _run_settings({**env, "ENCRYPTION_KEYS": newest}, "print(1)")
+    assert both.returncode != 0
+    assert "not both" in both.stderr

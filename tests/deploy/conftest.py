@@ -6,6 +6,7 @@ checkout) drive the processes. `stack` starts, once for this folder, on a databa
 here, migrated by `entrypoint.sh migrate`) and its own Redis database: web (gunicorn), worker and beat.
 """
 
+import base64
 import json
 import os
 import secrets
@@ -225,6 +226,8 @@ def stack(image, static_root, tmp_path_factory) -> Iterator[Stack]:
         env = image_env(
             image,
             DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+            ENCRYPTION_KEYS=base64.b64encode(secrets.token_bytes(32)).decode(),
+            BLIND_INDEX_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
             DATABASE_URL=database_url,
             REDIS_URL=redis_url,
             ALLOWED_HOSTS="127.0.0.1,localhost",

@@ -48,7 +48,11 @@ def staff_groups(transactional_db) -> None:
 
 @pytest.fixture
 def make_staff(staff_groups) -> Callable[[str, str], User]:
-    """A staff member of one staff group, who logs in with the factories' PASSWORD."""
+    """A staff member of one staff group, who logs in with the factories' PASSWORD and a TOTP code.
+
+    StaffUserFactory enrols the authenticator; `tests.accounts.factories.totp_code(username)` is its current code,
+    typed into the login form's `#id_otp_token` after the password.
+    """
 
     def make(username: str, group: str) -> User:
         return StaffUserFactory(username=username, groups=[group])

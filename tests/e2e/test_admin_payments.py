@@ -4,7 +4,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from payments.services import payment_create
-from tests.accounts.factories import PASSWORD, StaffUserFactory, UserFactory
+from tests.accounts.factories import PASSWORD, StaffUserFactory, UserFactory, totp_code
 
 
 @pytest.mark.django_db(transaction=True)
@@ -29,6 +29,7 @@ def test_staff_finds_a_payment_by_id_and_sees_amount_and_history(live_server, pa
     page.goto(f"{live_server.url}/admin/")
     page.fill("#id_username", "finance-lead")
     page.fill("#id_password", PASSWORD)
+    page.fill("#id_otp_token", totp_code("finance-lead"))
     page.click("input[type=submit]")
     expect(page.locator("#user-tools")).to_contain_text("finance-lead")
     page.goto(f"{live_server.url}/admin/payments/payment/")

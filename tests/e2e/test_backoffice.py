@@ -9,7 +9,7 @@ from events.models import Event
 from payments.models import Payment
 from payments.services import payment_create
 from refunds.models import Refund
-from tests.accounts.factories import PASSWORD, StaffUserFactory, UserFactory
+from tests.accounts.factories import PASSWORD, StaffUserFactory, UserFactory, totp_code
 
 STAFF = (("agent-ann", "finance_agent"), ("lead-lou", "finance_lead"))
 
@@ -43,6 +43,7 @@ def _log_in(page: Page, base_url: str, username: str) -> None:
     page.goto(f"{base_url}/admin/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
+    page.fill("#id_otp_token", totp_code(username))
     page.click("input[type=submit]")
     expect(page.locator("#user-tools")).to_contain_text(username)
 

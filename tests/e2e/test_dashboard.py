@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 
 from payments.models import Payment
 from payments.states import PaymentStatus as S
-from tests.accounts.factories import PASSWORD, StaffUserFactory, UserFactory
+from tests.accounts.factories import PASSWORD, StaffUserFactory, UserFactory, totp_code
 from tests.payments.factories import PaymentFactory
 
 
@@ -53,6 +53,7 @@ def test_dashboard_and_payment_page_screenshots(live_server, page: Page, payment
     page.goto(f"{live_server.url}/admin/login/")
     page.fill("#id_username", "boss")
     page.fill("#id_password", PASSWORD)
+    page.fill("#id_otp_token", totp_code("boss"))
     page.click("input[type=submit]")
 
     # when they land on the admin index

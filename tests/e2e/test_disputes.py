@@ -20,7 +20,7 @@ from disputes.models import Dispute, DisputeEvidenceFile
 from gateways.simulator import SimulatorGateway
 from payments.models import Payment
 from payments.services import payment_create
-from tests.accounts.factories import PASSWORD, UserFactory
+from tests.accounts.factories import PASSWORD, UserFactory, totp_code
 from webhooks.test_helpers import deliver_event
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
@@ -73,6 +73,7 @@ def _log_in(page: Page, base_url: str, username: str) -> None:
     page.goto(f"{base_url}/admin/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
+    page.fill("#id_otp_token", totp_code(username))
     page.click("input[type=submit]")
     expect(page.locator("#user-tools")).to_contain_text(username)
 

@@ -11,7 +11,7 @@ from payments.models import Payment
 from payments.services import payment_create
 from reconciliation.models import DiscrepancyState, ReconciliationRun
 from reconciliation.services import reconcile
-from tests.accounts.factories import PASSWORD, UserFactory
+from tests.accounts.factories import PASSWORD, UserFactory, totp_code
 
 
 @pytest.fixture
@@ -56,6 +56,7 @@ def test_finance_lead_resolves_a_discrepancy_with_a_reason(live_server, page: Pa
     page.goto(f"{live_server.url}/admin/login/")
     page.fill("#id_username", "lead-rita")
     page.fill("#id_password", PASSWORD)
+    page.fill("#id_otp_token", totp_code("lead-rita"))
     page.click("input[type=submit]")
     expect(page.locator("#user-tools")).to_contain_text("lead-rita")
 

@@ -15,7 +15,7 @@ from playwright.sync_api import APIRequestContext, Page, Playwright, expect
 from accounts.models import User
 from audit.models import StaffAction
 from gateways.simulator import SimulatorGateway
-from tests.accounts.factories import PASSWORD, UserFactory
+from tests.accounts.factories import PASSWORD, UserFactory, totp_code
 from tests.risk.factories import CurrencyThresholdFactory, RiskSettingsFactory
 
 _keys = itertools.count(1)
@@ -72,6 +72,7 @@ def _log_in(page: Page, base_url: str, username: str) -> None:
     page.goto(f"{base_url}/admin/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
+    page.fill("#id_otp_token", totp_code(username))
     page.click("input[type=submit]")
     expect(page.locator("#user-tools")).to_contain_text(username)
 

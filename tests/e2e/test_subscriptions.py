@@ -15,7 +15,7 @@ from accounts.models import User
 from audit.models import StaffAction
 from subscriptions.models import Subscription
 from subscriptions.services import subscription_create
-from tests.accounts.factories import PASSWORD, UserFactory
+from tests.accounts.factories import PASSWORD, UserFactory, totp_code
 
 
 @pytest.fixture
@@ -59,6 +59,7 @@ def _log_in(page: Page, base_url: str, username: str) -> None:
     page.goto(f"{base_url}/admin/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
+    page.fill("#id_otp_token", totp_code(username))
     page.click("input[type=submit]")
     expect(page.locator("#user-tools")).to_contain_text(username)
 

@@ -14,6 +14,7 @@ one API client per role with `manage.py create_api_client`, then runs schemathes
 Exit status: 0 only when both runs finish with no failure and the web log holds no ERROR line.
 """
 
+import base64
 import json
 import os
 import secrets
@@ -168,6 +169,8 @@ def main() -> int:
         "PYTHONUNBUFFERED": "1",
         "DEBUG": "false",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "ENCRYPTION_KEYS": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "BLIND_INDEX_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         "DATABASE_URL": urlunsplit(urlsplit(server)._replace(path=f"/{name}")),
         "REDIS_URL": urlunsplit(urlsplit(os.environ["REDIS_URL"])._replace(path=f"/{REDIS_DB}")),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",

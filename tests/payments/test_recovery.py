@@ -111,6 +111,7 @@ def test_every_periodic_task_is_scheduled_and_registered():
         "webhooks.tasks.deliver_simulator_events",
         "disputes.tasks.warn_dispute_deadlines",
         "reconciliation.tasks.reconcile_daily",
+        "privacy.tasks.purge_webhook_payloads",
     }
     celery_app.loader.import_default_modules()
     assert scheduled <= set(celery_app.tasks)
