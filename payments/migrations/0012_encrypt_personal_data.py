@@ -6,6 +6,17 @@ from django.db import migrations, models
 import config.encryption
 
 
+def _ip_to_text(apps, schema_editor):
+    # PostgreSQL's inet becomes text; SQLite (make run) already keeps the column as text of any length.
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("ALTER TABLE payments_payment ALTER COLUMN customer_ip TYPE text USING host(customer_ip)")
+
+
+def _ip_to_inet(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("ALTER TABLE payments_payment ALTER COLUMN customer_ip TYPE inet USING customer_ip::inet")
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("payments", "0011_payment_dispute_amounts"),
@@ -22,12 +33,7 @@ class Migration(migrations.Migration):
         # inet → text through host(): a plain cast would keep the mask ("203.0.113.9/32").
         migrations.SeparateDatabaseAndState(
             database_operations=[
-                migrations.RunSQL(
-                    "ALTER TABLE payments_payment ALTER COLUMN customer_ip TYPE text USING host(customer_ip)",
-                    reverse_sql=(
-                        "ALTER TABLE payments_payment ALTER COLUMN customer_ip TYPE inet USING customer_ip::inet"
-                    ),
-                )
+                migrations.RunPython(_ip_to_text, _ip_to_inet, elidable=False),
             ],
             state_operations=[
                 migrations.AlterField(
