@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.contrib import messages
+
 from accounts.models import User
 from audit.models import ApprovalRequest
 
@@ -55,3 +57,13 @@ def approval_summary(request: ApprovalRequest) -> str:
     """The admin's one-line "what" of a request."""
     kind = _KINDS.get(request.kind)
     return kind.summarize(request.params) if kind else request.kind
+
+
+def approval_or_done(result: Any, done: Callable[[Any], str]) -> tuple[str, int]:
+    """A staff page's message for a service that either acted or asked for a second person's approval."""
+    if isinstance(result, ApprovalRequest):
+        return (
+            f"Above the approval limit: request {result.pk} waits for another staff member's approval.",
+            messages.WARNING,
+        )
+    return done(result), messages.SUCCESS

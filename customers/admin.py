@@ -5,7 +5,6 @@ add card data: a method shows only its brand, last 4 digits, expiry and status, 
 
 from typing import Any, cast
 
-from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -15,6 +14,7 @@ from django.urls import URLPattern, path, reverse
 from accounts.models import User
 from audit.models import StaffAction
 from config.admin import CappedCountPaginator, ReadOnlyAdminMixin
+from config.admin.staff_forms import ReasonForm
 from config.encryption import email_index
 from customers.models import Customer, CustomerGatewayToken, PaymentMethod, PaymentMethodStatus
 from customers.services import payment_method_detach
@@ -28,14 +28,8 @@ PAGE_ROWS = 50  # the newest payments and refunds shown on a customer's page
 MAX_MATCHES = 1000  # an exact search matches a few customers; a shared e-mail at most this many
 
 
-class DetachForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="Why (kept in the audit trail).")
-
-    def clean_reason(self) -> str:
-        reason = self.cleaned_data["reason"].strip()
-        if not reason:
-            raise forms.ValidationError("A reason is required.")
-        return reason
+class DetachForm(ReasonForm):
+    pass
 
 
 @admin.register(Customer)

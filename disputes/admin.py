@@ -24,8 +24,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts.models import User
-from audit.models import ApprovalRequest
+from audit.approvals import approval_or_done
 from config.admin import CappedCountPaginator, FixedChoicesFilter, ReadOnlyAdminMixin
+from config.admin.staff_forms import ReasonForm, submit_reason_form
 from config.api.errors import ApplicationError
 from disputes import states
 from disputes.deadlines import awaiting_evidence
@@ -161,16 +162,6 @@ class EvidenceForm(forms.Form):
         """The text fields that differ from what is saved ("" clears a saved one)."""
         data = self.cleaned_data
         return {name: data[name] for name in EVIDENCE_TEXT_FIELDS if (data[name] or "") != (self.saved.get(name) or "")}
-
-
-class ReasonForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="Why (kept in the audit trail).")
-
-    def clean_reason(self) -> str:
-        reason = self.cleaned_data["reason"].strip()
-        if not reason:
-            raise forms.ValidationError("A reason is required.")
-        return reason
 
 
 # --- filters -------------------------------------------------------------------------------------------------
@@ -520,29 +511,25 @@ class DisputeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             self.message_user(request, f"Dispute {dispute.public_id} is closed already.", messages.WARNING)
             return HttpResponseRedirect(change_url)
         form = ReasonForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                done = dispute_accept_request(
-                    dispute=dispute,
-                    actor=cast(User, request.user),
-                    reason=form.cleaned_data["reason"],
-                    remote_addr=request.META.get("REMOTE_ADDR"),
-                )
-            except DisputeUnexpectedState as exc:
-                self.message_user(request, exc.message, messages.WARNING)
-                return HttpResponseRedirect(change_url)
-            except (ApplicationError, GatewayError) as exc:
-                form.add_error(None, f"The gateway did not answer: {exc}. Trying again is safe.")
-            else:
-                if isinstance(done, ApprovalRequest):
-                    self.message_user(
-                        request,
-                        f"Above the approval limit: request {done.pk} waits for another staff member's approval.",
-                        messages.WARNING,
-                    )
-                else:
-                    self.message_user(request, f"Dispute {done.public_id} accepted: {done.status}.", messages.SUCCESS)
-                return HttpResponseRedirect(change_url)
+        submitted = submit_reason_form(
+            self,
+            request,
+            form,
+            back_to=change_url,
+            run=lambda data: dispute_accept_request(
+                dispute=dispute,
+                actor=cast(User, request.user),
+                reason=data["reason"],
+                remote_addr=request.META.get("REMOTE_ADDR"),
+            ),
+            done=lambda done: approval_or_done(
+                done, lambda accepted: f"Dispute {accepted.public_id} accepted: {accepted.status}."
+            ),
+            refused=(DisputeUnexpectedState,),
+            failed=(ApplicationError, GatewayError),
+        )
+        if submitted is not None:
+            return submitted
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,

@@ -17,6 +17,7 @@ from django.urls import URLPattern, path, reverse
 
 from accounts.models import User
 from config.admin import ReadOnlyAdminMixin
+from config.admin.staff_forms import ReasonForm
 from customers.admin import CustomerAdmin
 from customers.models import Customer
 from privacy.models import CustomerErasure
@@ -27,17 +28,11 @@ ERASE_PERMISSION = "privacy.erase_customer"
 EXPORT_PERMISSION = "privacy.export_customer"
 
 
-class EraseForm(forms.Form):
+class EraseForm(ReasonForm):
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Why (kept in the audit trail). Write the request's reference, not the customer's name or e-mail.",
     )
-
-    def clean_reason(self) -> str:
-        reason = self.cleaned_data["reason"].strip()
-        if not reason:
-            raise forms.ValidationError("A reason is required.")
-        return reason
 
 
 # What other apps added to the registered customer admin (subscriptions' inlines) is kept on the new one.

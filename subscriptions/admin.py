@@ -19,8 +19,9 @@ from django.utils.html import format_html
 
 import customers.admin  # noqa: F401 - registers CustomerAdmin, which this module extends
 from accounts.models import User
-from audit.models import ApprovalRequest
+from audit.approvals import approval_or_done
 from config.admin import CappedCountPaginator, ReadOnlyAdminMixin
+from config.admin.staff_forms import ReasonForm, submit_reason_form
 from config.api.errors import ApplicationError
 from customers.models import Customer
 from gateways.base import GatewayError
@@ -47,25 +48,9 @@ CUSTOMER_PAGE_ROWS = 50  # the newest subscriptions and invoices shown on a cust
 MAX_MATCHES = 1000  # an exact search matches a few subscriptions; one customer's at most this many
 
 
-class CancelForm(forms.Form):
+class CancelForm(ReasonForm):
     at_period_end = forms.BooleanField(required=False, help_text="Keep it active until the period ends.")
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="Why (kept in the audit trail).")
-
-    def clean_reason(self) -> str:
-        reason = self.cleaned_data["reason"].strip()
-        if not reason:
-            raise forms.ValidationError("A reason is required.")
-        return reason
-
-
-class ReasonForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="Why (kept in the audit trail).")
-
-    def clean_reason(self) -> str:
-        reason = self.cleaned_data["reason"].strip()
-        if not reason:
-            raise forms.ValidationError("A reason is required.")
-        return reason
+    field_order = ("at_period_end", "reason")
 
 
 def _new_form_token() -> str:
@@ -217,22 +202,30 @@ class SubscriptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             self.message_user(request, f"Subscription {subscription.public_id} has ended already.", messages.WARNING)
             return HttpResponseRedirect(change_url)
         form = CancelForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                done = subscription_cancel(
-                    subscription=subscription,
-                    at_period_end=form.cleaned_data["at_period_end"],
-                    source="admin",
-                    actor=cast(User, request.user),
-                    reason=form.cleaned_data["reason"],
-                    remote_addr=request.META.get("REMOTE_ADDR"),
-                )
-            except (ApplicationError, GatewayError) as exc:
-                form.add_error(None, f"The gateway did not cancel it: {exc}. Nothing changed; try again.")
-            else:
-                told = "at the end of its period" if done.cancel_at_period_end else "now"
-                self.message_user(request, f"Subscription {done.public_id} canceled {told}.", messages.SUCCESS)
-                return HttpResponseRedirect(change_url)
+
+        def canceled(done: Subscription) -> tuple[str, int]:
+            told = "at the end of its period" if done.cancel_at_period_end else "now"
+            return f"Subscription {done.public_id} canceled {told}.", messages.SUCCESS
+
+        submitted = submit_reason_form(
+            self,
+            request,
+            form,
+            back_to=change_url,
+            run=lambda data: subscription_cancel(
+                subscription=subscription,
+                at_period_end=data["at_period_end"],
+                source="admin",
+                actor=cast(User, request.user),
+                reason=data["reason"],
+                remote_addr=request.META.get("REMOTE_ADDR"),
+            ),
+            done=canceled,
+            failed=(ApplicationError, GatewayError),
+            failed_hint="Nothing changed; try again.",
+        )
+        if submitted is not None:
+            return submitted
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -410,26 +403,30 @@ class InvoiceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             self.message_user(request, told, messages.WARNING)
             return HttpResponseRedirect(change_url)
         form = ReasonForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                done = invoice_retry(
-                    invoice=invoice,
-                    actor=cast(User, request.user),
-                    reason=form.cleaned_data["reason"],
-                    remote_addr=request.META.get("REMOTE_ADDR"),
-                )
-            except InvoiceNotOpen as exc:
-                self.message_user(request, exc.message, messages.WARNING)
-                return HttpResponseRedirect(change_url)
-            except (ApplicationError, GatewayError) as exc:
-                form.add_error(None, f"The gateway did not answer: {exc}. Retrying again is safe.")
-            else:
-                if done.status == InvoiceStatus.PAID:
-                    self.message_user(request, f"Invoice {done.public_id} paid.", messages.SUCCESS)
-                else:
-                    told = f"declined ({done.failure_code})" if done.failure_code else "not paid"
-                    self.message_user(request, f"Invoice {done.public_id}: the attempt was {told}.", messages.WARNING)
-                return HttpResponseRedirect(change_url)
+
+        def attempted(done: Invoice) -> tuple[str, int]:
+            if done.status == InvoiceStatus.PAID:
+                return f"Invoice {done.public_id} paid.", messages.SUCCESS
+            told = f"declined ({done.failure_code})" if done.failure_code else "not paid"
+            return f"Invoice {done.public_id}: the attempt was {told}.", messages.WARNING
+
+        submitted = submit_reason_form(
+            self,
+            request,
+            form,
+            back_to=change_url,
+            run=lambda data: invoice_retry(
+                invoice=invoice,
+                actor=cast(User, request.user),
+                reason=data["reason"],
+                remote_addr=request.META.get("REMOTE_ADDR"),
+            ),
+            done=attempted,
+            refused=(InvoiceNotOpen,),
+            failed=(ApplicationError, GatewayError),
+        )
+        if submitted is not None:
+            return submitted
         return self._reason_page(
             request, invoice, form, title=f"Retry {invoice.public_id} now", submit="Attempt the payment now"
         )
@@ -442,29 +439,25 @@ class InvoiceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             self.message_user(request, f"Invoice {invoice.public_id} is {invoice.status} already.", messages.WARNING)
             return HttpResponseRedirect(change_url)
         form = ReasonForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                done = invoice_mark_uncollectible(
-                    invoice=invoice,
-                    actor=cast(User, request.user),
-                    reason=form.cleaned_data["reason"],
-                    remote_addr=request.META.get("REMOTE_ADDR"),
-                )
-            except InvoiceNotOpen as exc:
-                self.message_user(request, exc.message, messages.WARNING)
-                return HttpResponseRedirect(change_url)
-            except (ApplicationError, GatewayError) as exc:
-                form.add_error(None, f"The gateway did not answer: {exc}. Trying again is safe.")
-            else:
-                if isinstance(done, ApprovalRequest):
-                    self.message_user(
-                        request,
-                        f"Above the approval limit: request {done.pk} waits for another staff member's approval.",
-                        messages.WARNING,
-                    )
-                else:
-                    self.message_user(request, f"Invoice {done.public_id} marked uncollectible.", messages.SUCCESS)
-                return HttpResponseRedirect(change_url)
+        submitted = submit_reason_form(
+            self,
+            request,
+            form,
+            back_to=change_url,
+            run=lambda data: invoice_mark_uncollectible(
+                invoice=invoice,
+                actor=cast(User, request.user),
+                reason=data["reason"],
+                remote_addr=request.META.get("REMOTE_ADDR"),
+            ),
+            done=lambda done: approval_or_done(
+                done, lambda invoice: f"Invoice {invoice.public_id} marked uncollectible."
+            ),
+            refused=(InvoiceNotOpen,),
+            failed=(ApplicationError, GatewayError),
+        )
+        if submitted is not None:
+            return submitted
         return self._reason_page(
             request, invoice, form, title=f"Mark {invoice.public_id} uncollectible", submit="Mark uncollectible"
         )
