@@ -348,7 +348,7 @@ _REDIS_OPTIONS = ("socket_timeout", "socket_connect_timeout", "health_check_inte
 
 def get_store() -> Store:
     """The store for the configured cache: one per process and location, so one Redis connection pool."""
-    config = settings.CACHES["default"]
+    config: dict[str, Any] = dict(settings.CACHES["default"])
     redis_cache = config["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
     location = config.get("LOCATION", "")
     url = (location if isinstance(location, str) else location[0]).split(",")[0] if redis_cache else ""
