@@ -1,6 +1,5 @@
-"""Dispute fixtures: Stripe-shaped disputes at each step of their lifecycle, signed deliveries, a recording gateway."""
+"""Dispute fixtures: Stripe-shaped disputes at each step of their lifecycle, signed deliveries."""
 
-import copy
 import itertools
 import secrets
 import time
@@ -11,9 +10,6 @@ from typing import Any
 import pytest
 
 from accounts.models import User
-from disputes.parsing import parse_dispute
-from gateways.base import Permanent
-from gateways.disputes import DisputeResult
 from payments.models import Payment
 from tests.payments.factories import PaymentFactory
 from tests.webhooks import payloads
@@ -108,52 +104,3 @@ def story(paid) -> Callable[..., Story]:
         return Story(payment=payment or paid(), **fields)
 
     return make
-
-
-@dataclass
-class Call:
-    operation: str
-    reference: str
-    idempotency_key: str
-    evidence: dict[str, str] = field(default_factory=dict)
-    submit: bool = False
-
-
-class RecordingDisputes:
-    """The disputes half of a gateway that knows the disputes given to it and records every call."""
-
-    name = "simulator"
-
-    def __init__(self) -> None:
-        self.disputes: dict[str, dict[str, Any]] = {}
-        self.calls: list[Call] = []
-
-    def know(self, obj: dict[str, Any]) -> None:
-        self.disputes[obj["id"]] = copy.deepcopy(obj)
-
-    def update_dispute(self, *, reference, evidence, files, submit, idempotency_key) -> DisputeResult:
-        self.calls.append(Call("update_dispute", reference, idempotency_key, dict(evidence), submit))
-        obj = self.disputes[reference]
-        obj["evidence"] = {**obj["evidence"], **{name: value or None for name, value in evidence.items()}}
-        obj["evidence_details"]["has_evidence"] = any(obj["evidence"].values())
-        if submit:
-            if obj["status"] not in ("needs_response", "warning_needs_response"):
-                raise Permanent("submitted already")
-            obj["status"] = {"needs_response": "under_review"}.get(obj["status"], "warning_under_review")
-            obj["evidence_details"]["submission_count"] += 1
-        return parse_dispute(obj)
-
-    def close_dispute(self, *, reference, idempotency_key) -> DisputeResult:
-        self.calls.append(Call("close_dispute", reference, idempotency_key))
-        obj = self.disputes[reference]
-        obj["status"] = "warning_closed" if obj["status"].startswith("warning_") else "lost"
-        obj["is_charge_refundable"] = False
-        return parse_dispute(obj)
-
-
-@pytest.fixture
-def gateway(monkeypatch) -> RecordingDisputes:
-    """The gateway the disputes services call (the lone API tests' disputes are not the simulator's)."""
-    fake = RecordingDisputes()
-    monkeypatch.setattr("disputes.services.dispute_gateway", lambda name=None: fake)
-    return fake

@@ -1,32 +1,72 @@
 """The disputes API: who sees which dispute, evidence and acceptance (finance), the payment's dispute fields."""
 
-import time
+import itertools
+from datetime import timedelta
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from disputes.models import Dispute, DisputeStatusChange
 from events.models import Event
 from gateways.disputes import EVIDENCE_TEXT_LIMIT
+from gateways.simulator import SimulatorGateway
 from refunds.models import Refund
+from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
 
 
+_keys = itertools.count(1)
+
+
 @pytest.fixture
-def opened(story, deliver, gateway):
-    """A chargeback delivered by webhook (created, funds withdrawn), known to the recording gateway."""
+def opened(story, deliver):
+    """A chargeback delivered by webhook (created, funds withdrawn), as Stripe would send it (read-only tests)."""
 
     def make(payment=None, **fields):
         told = story(payment, **fields)
         created, withdrawn = told.lost()[:2]
         deliver(created)
         deliver(withdrawn)
-        gateway.know(withdrawn["data"]["object"])
         return Dispute.objects.get(gateway_reference=told.reference)
 
     return make
+
+
+@pytest.fixture
+def charged_back(storefront, deliver):
+    """A chargeback at the simulator: a payment made with `pm_card_createDispute`, its webhooks delivered.
+
+    Evidence and acceptance then go to the simulator's own dispute, as they would to Stripe's.
+    """
+
+    def make() -> Dispute:
+        body = {
+            "amount": 2000,
+            "currency": "usd",
+            "customer_id": "cus_chargeback",
+            "payment_method": "pm_card_createDispute",
+            "confirm": True,
+        }
+        created = storefront.post("/api/v1/payments/", body, format="json", HTTP_IDEMPOTENCY_KEY=f"cb-{next(_keys)}")
+        assert created.status_code == 201, created.json()
+        for event in SimulatorGateway.pending_dispute_events():
+            deliver(event)
+        return Dispute.objects.get(payment__public_id=created.json()["id"])
+
+    return make
+
+
+def _calls(operation: str) -> int:
+    """Calls of one dispute operation the simulator received (refused or not)."""
+    return SimulatorGateway.call_count(operation)
+
+
+def _evidence_at_the_gateway(dispute: Dispute) -> dict[str, str]:
+    held = SimulatorGateway().retrieve_dispute(reference=dispute.gateway_reference).evidence
+    return {name: value for name, value in held.items() if value}
 
 
 def _evidence(client, dispute, **body):
@@ -135,8 +175,8 @@ def test_pages_follow_the_cursor(opened, storefront):
 
 
 # --- evidence ---------------------------------------------------------------------------------------------
-def test_evidence_saved_as_a_draft_then_submitted(opened, finance, gateway):
-    dispute = opened()
+def test_evidence_saved_as_a_draft_then_submitted(charged_back, finance):
+    dispute = charged_back()
 
     draft = _evidence(finance, dispute, evidence={"customer_name": "Ada Lovelace", "product_description": "A book"})
 
@@ -144,6 +184,7 @@ def test_evidence_saved_as_a_draft_then_submitted(opened, finance, gateway):
     assert draft.json()["status"] == "needs_response"
     assert (draft.json()["has_evidence"], draft.json()["evidence_submitted_at"]) == (True, None)
     assert draft.json()["evidence"] == {"customer_name": "Ada Lovelace", "product_description": "A book"}
+    assert _evidence_at_the_gateway(dispute) == {"customer_name": "Ada Lovelace", "product_description": "A book"}
 
     submitted = _evidence(finance, dispute, evidence={"uncategorized_text": "Delivered."}, submit=True)
 
@@ -156,11 +197,12 @@ def test_evidence_saved_as_a_draft_then_submitted(opened, finance, gateway):
         "product_description": "A book",
         "uncategorized_text": "Delivered.",
     }
-    assert [(call.operation, call.idempotency_key, call.submit) for call in gateway.calls] == [
-        ("update_dispute", f"{dispute.public_id}:evidence:1", False),
-        ("update_dispute", f"{dispute.public_id}:evidence:2", True),
-    ]
-    assert gateway.calls[1].evidence == {"uncategorized_text": "Delivered."}
+    assert _calls("update_dispute") == 2
+    assert SimulatorGateway.calls_for_key(f"{dispute.public_id}:evidence:1") == 1
+    assert SimulatorGateway.calls_for_key(f"{dispute.public_id}:evidence:2") == 1
+    at_gateway = SimulatorGateway().retrieve_dispute(reference=dispute.gateway_reference)
+    assert (at_gateway.status, at_gateway.submission_count) == ("under_review", 1)  # submitted there, once
+    assert _evidence_at_the_gateway(dispute) == body["evidence"]
     change = DisputeStatusChange.objects.filter(dispute=dispute).last()
     assert (change.from_status, change.to_status, change.source, change.actor) == (
         "needs_response",
@@ -172,38 +214,43 @@ def test_evidence_saved_as_a_draft_then_submitted(opened, finance, gateway):
     assert types == ["dispute.created", "dispute.funds_withdrawn", "dispute.updated", "dispute.updated"]
 
 
-def test_evidence_after_submission_is_refused(opened, finance, gateway):
-    dispute = opened()
+def test_evidence_after_submission_is_refused(charged_back, finance):
+    dispute = charged_back()
     assert _evidence(finance, dispute, evidence={"customer_name": "Ada"}, submit=True).status_code == 200
-    calls = len(gateway.calls)
+    calls = _calls("update_dispute")
 
     again = _evidence(finance, dispute, evidence={"customer_name": "Grace"})
 
     assert _error(again) == (409, "state_error", "dispute_unexpected_state")
-    assert len(gateway.calls) == calls
+    assert _calls("update_dispute") == calls
     dispute.refresh_from_db()
     assert dispute.evidence == {"customer_name": "Ada"}
+    assert _evidence_at_the_gateway(dispute) == {"customer_name": "Ada"}
 
 
-def test_evidence_past_its_due_date_is_refused(opened, finance, gateway):
-    dispute = opened(due_by=int(time.time()) - 60)
+def test_evidence_past_its_due_date_is_refused(charged_back, finance):
+    dispute = charged_back()
+    assert dispute.evidence_due_by is not None
 
-    refused = _evidence(finance, dispute, evidence={"customer_name": "Ada"}, submit=True)
+    with time_machine.travel(dispute.evidence_due_by + timedelta(minutes=1)):
+        later = client_for(finance.user)  # a token of that day: the one made now has expired by then
+        refused = _evidence(later, dispute, evidence={"customer_name": "Ada"}, submit=True)
 
     assert _error(refused) == (409, "state_error", "dispute_unexpected_state")
-    assert gateway.calls == []
+    assert _calls("update_dispute") == 0
     dispute.refresh_from_db()
     assert (dispute.status, dispute.evidence, dispute.evidence_saves) == ("needs_response", {}, 0)
 
 
-def test_evidence_of_a_closed_dispute_is_refused(story, deliver, finance, gateway):
-    told = story()
-    for event in told.lost():
+def test_evidence_of_a_closed_dispute_is_refused(charged_back, deliver, finance):
+    dispute = charged_back()
+    for event in SimulatorGateway().close_dispute_as(reference=dispute.gateway_reference, outcome="lost"):
         deliver(event)
-    dispute = Dispute.objects.get(gateway_reference=told.reference)
+    dispute.refresh_from_db()
+    assert dispute.status == "lost"
 
     assert _error(_evidence(finance, dispute, evidence={"customer_name": "Ada"}))[:2] == (409, "state_error")
-    assert gateway.calls == []
+    assert _calls("update_dispute") == 0
 
 
 @pytest.mark.parametrize(
@@ -219,55 +266,55 @@ def test_evidence_of_a_closed_dispute_is_refused(story, deliver, finance, gatewa
         {"evidence": {}, "extra": 1},
     ],
 )
-def test_invalid_evidence_is_a_400_and_calls_nothing(opened, finance, gateway, body):
-    dispute = opened()
+def test_invalid_evidence_is_a_400_and_calls_nothing(charged_back, finance, body):
+    dispute = charged_back()
 
     refused = finance.post(f"/api/v1/disputes/{dispute.public_id}/evidence/", body, format="json")
 
     assert _error(refused) == (400, "invalid_request_error", "parameter_invalid")
-    assert gateway.calls == []
+    assert _calls("update_dispute") == 0
 
 
-def test_evidence_over_the_limit_with_what_is_saved_is_a_400(opened, finance, gateway):
-    dispute = opened()
+def test_evidence_over_the_limit_with_what_is_saved_is_a_400(charged_back, finance):
+    dispute = charged_back()
     assert _evidence(finance, dispute, evidence={"uncategorized_text": "x" * 15_000}).status_code == 200
 
     refused = _evidence(finance, dispute, evidence={"product_description": "y" * 5_001})
 
     assert _error(refused) == (400, "invalid_request_error", "parameter_invalid")
-    assert len(gateway.calls) == 1
+    assert _calls("update_dispute") == 1
 
 
-def test_a_storefront_cannot_answer_disputes_even_its_own(opened, storefront, gateway):
-    dispute = opened()
+def test_a_storefront_cannot_answer_disputes_even_its_own(charged_back, storefront):
+    dispute = charged_back()
 
     evidence = _evidence(storefront, dispute, evidence={"customer_name": "Ada"}, submit=True)
     accept = storefront.post(f"/api/v1/disputes/{dispute.public_id}/accept/", format="json")
 
     assert _error(evidence) == (403, "permission_error", "permission_denied")
     assert _error(accept) == (403, "permission_error", "permission_denied")
-    assert gateway.calls == []
+    assert (_calls("update_dispute"), _calls("close_dispute")) == (0, 0)
     dispute.refresh_from_db()
     assert dispute.status == "needs_response"
 
 
-def test_answering_an_unknown_dispute_is_a_404(finance, gateway):
+def test_answering_an_unknown_dispute_is_a_404(finance):
     assert _error(finance.post("/api/v1/disputes/dp_nope/accept/", format="json"))[0] == 404
     assert _error(finance.post("/api/v1/disputes/dp_nope/evidence/", {}, format="json"))[0] == 404
-    assert gateway.calls == []
+    assert (_calls("update_dispute"), _calls("close_dispute")) == (0, 0)
 
 
 # --- accepting ----------------------------------------------------------------------------------------------
-def test_accepting_a_dispute_closes_it_as_lost(opened, finance, gateway):
-    dispute = opened()
+def test_accepting_a_dispute_closes_it_as_lost(charged_back, finance):
+    dispute = charged_back()
 
     accepted = finance.post(f"/api/v1/disputes/{dispute.public_id}/accept/", format="json")
 
     assert accepted.status_code == 200, accepted.json()
     assert accepted.json()["status"] == "lost"
-    assert [(call.operation, call.idempotency_key) for call in gateway.calls] == [
-        ("close_dispute", f"{dispute.public_id}:accept")
-    ]
+    assert _calls("close_dispute") == 1
+    assert SimulatorGateway.calls_for_key(f"{dispute.public_id}:accept") == 1
+    assert SimulatorGateway().retrieve_dispute(reference=dispute.gateway_reference).status == "lost"
     assert Event.objects.filter(subject_id=dispute.public_id, type="dispute.closed").count() == 1
     change = DisputeStatusChange.objects.filter(dispute=dispute).last()
     assert (change.to_status, change.actor, change.reason) == ("lost", finance.user, "accepted")
@@ -275,7 +322,7 @@ def test_accepting_a_dispute_closes_it_as_lost(opened, finance, gateway):
     again = finance.post(f"/api/v1/disputes/{dispute.public_id}/accept/", format="json")
 
     assert _error(again) == (409, "state_error", "dispute_unexpected_state")
-    assert len(gateway.calls) == 1
+    assert _calls("close_dispute") == 1
 
 
 # --- the payment ---------------------------------------------------------------------------------------------
