@@ -6,7 +6,7 @@ compare-and-set step. Disputes run on the wall clock (`time.time()`, so `time_ma
 not on the billing test clocks.
 
 - `pm_card_createDispute` (Stripe's 4000000000000259): the charge succeeds and is disputed at once as
-  `fraudulent`, `needs_response`, evidence due in 7 days; the amount and a 15.00 fee are withdrawn
+  `fraudulent`, `needs_response`, evidence due in 7 days; the amount and a fee of 1500 minor units are withdrawn
   (`charge.dispute.created`, then `charge.dispute.funds_withdrawn`).
 - `pm_card_createDisputeInquiry` (Stripe's 4000000000001976): an inquiry, `warning_needs_response`, reason
   `general`; no money moves and the charge can still be refunded (`charge.dispute.created` only).
@@ -34,7 +34,7 @@ INQUIRY_TOKENS = {"pm_card_createDisputeInquiry": ("visa", "1976", "credit")}
 DISPUTE_INDEX = "disputes-by-created"
 EVENT_QUEUE = "dispute-events"  # a list of events to hand over (pending_dispute_events), oldest first
 EVIDENCE_DAYS = 7
-DISPUTE_FEE = 1500  # Stripe's dispute fee (15.00 in the charge's currency here)
+DISPUTE_FEE = 1500  # Stripe's dispute fee, in minor units of the charge's currency (as Stripe charges $15)
 _DAY = 86_400
 _SUBMITTED = {"needs_response": "under_review", "warning_needs_response": "warning_under_review"}
 _INQUIRIES = {"warning_needs_response", "warning_under_review", "warning_closed"}

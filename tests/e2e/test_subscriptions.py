@@ -86,7 +86,8 @@ def test_agent_finds_and_cancels_subscriptions_and_the_dashboard_mrr_follows(
     page.set_viewport_size({"width": 1400, "height": 900})
     _log_in(page, live_server.url, "agent-sue")
 
-    # before anything is canceled the dashboard's MRR is every subscription's month: 900 + 2416.67 + 5800 cents
+    # before anything is canceled the dashboard's MRR is every subscription's month: 900 + 29000/12 + 5800 cents,
+    # summed as a fraction and rounded down once (9116)
     expect(page.locator("#dash-mrr-usd")).to_have_text("$91.16")
     expect(page.locator("#dash-mrr-jpy")).to_have_text("¥1,000")
     expect(page.locator("#dash-active-subscriptions .dash-value")).to_have_text("4")
