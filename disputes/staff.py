@@ -14,13 +14,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
 from audit.approvals import ApprovalOutcome
 from audit.models import ApprovalRequest
-from audit.services import approval_request_create, staff_action_record
+from audit.services import approval_followup, approval_request_create, staff_action_record
 from config.api.errors import ApplicationError
 from disputes import states
 from disputes.errors import DisputeUnexpectedState, ParameterInvalid
@@ -164,26 +163,6 @@ def _accept(
     return done
 
 
-def _accept_approved(*, dispute_id: int, approver: User, reason: str, approval_request: int) -> None:
-    """After the approval's commit: the gateway call. A failure is logged and kept in the staff log; the
-    dispute stays open, and a new request (same gateway key, `dp_X:accept`) can finish it."""
-    try:
-        _accept(
-            dispute_id=dispute_id, actor=approver, reason=reason, remote_addr=None, approval_request=approval_request
-        )
-    except (ApplicationError, GatewayError) as exc:
-        logger.exception("Unable to accept an approved dispute", extra={"dispute_id": dispute_id})
-        public_id = Dispute.objects.values_list("public_id", flat=True).get(pk=dispute_id)
-        staff_action_record(
-            actor=approver,
-            action="accept_dispute_failed",
-            object_type="dispute",
-            object_id=public_id,
-            reason=reason,
-            after={"error": str(exc), "approval_request": approval_request},
-        )
-
-
 def run_approved_dispute_accept(request: ApprovalRequest, approver: User) -> ApprovalOutcome:
     """The approval kind `dispute_accept`.
 
@@ -199,9 +178,21 @@ def run_approved_dispute_accept(request: ApprovalRequest, approver: User) -> App
         raise DisputeUnexpectedState(f"The dispute is {dispute.status} already.")
     if dispute.currency != request.params["currency"]:
         raise ParameterInvalid("The request's currency is not the dispute's.", param="currency")
-    reason = request.reason
-    transaction.on_commit(
-        lambda: _accept_approved(dispute_id=dispute.pk, approver=approver, reason=reason, approval_request=request.pk)
+    approval_followup(
+        work=lambda: _accept(
+            dispute_id=dispute.pk,
+            actor=approver,
+            reason=request.reason,
+            remote_addr=None,
+            approval_request=request.pk,
+        ),
+        failures=(ApplicationError, GatewayError),
+        approver=approver,
+        action="accept_dispute",
+        object_type="dispute",
+        object_id=dispute.public_id,
+        reason=request.reason,
+        approval_request=request.pk,
     )
     return ApprovalOutcome(
         result=f"dispute {dispute.public_id} sent to the gateway to be accepted (lost)",

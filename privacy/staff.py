@@ -5,13 +5,12 @@ called after the approval commits (no transaction open across it), and the expor
 import logging
 from typing import Any
 
-from django.db import transaction
 from rest_framework.exceptions import NotFound
 
 from accounts.models import User
 from audit.approvals import ApprovalOutcome
 from audit.models import ApprovalRequest
-from audit.services import approval_request_create, staff_action_record
+from audit.services import approval_followup, approval_request_create, staff_action_record
 from config.api.errors import ApplicationError
 from customers.models import Customer
 from gateways.base import GatewayError
@@ -51,29 +50,6 @@ def customer_erase_request(
     )
 
 
-def _erase_approved(*, client_pk: int, customer_id: str, public_id: str, approver: User, reason: str) -> None:
-    """After the approval's commit: the erasure. A failure is logged and kept in the staff log; a new request
-    finishes it (the same gateway keys)."""
-    try:
-        customer_erase(
-            client=User.objects.get(pk=client_pk),
-            customer_id=customer_id,
-            actor=approver,
-            reason=reason,
-            source=ChangeSource.ADMIN,
-        )
-    except (ApplicationError, GatewayError, NotFound) as exc:
-        logger.exception("Unable to erase an approved customer", extra={"customer": public_id})
-        staff_action_record(
-            actor=approver,
-            action="erase_customer_failed",
-            object_type="customer",
-            object_id=public_id,
-            reason=reason,
-            after={"error": str(exc)},
-        )
-
-
 def run_approved_erase(request: ApprovalRequest, approver: User) -> ApprovalOutcome:
     """The approval kind `customer_erase`: checked here, erased right after the approval commits.
 
@@ -84,12 +60,22 @@ def run_approved_erase(request: ApprovalRequest, approver: User) -> ApprovalOutc
         customer = customer_find_erasable(client=User.objects.get(pk=client_pk), customer_id=customer_id)
     except NotFound:
         raise CustomerErased() from None
-    reason = request.reason
     public_id = customer.public_id
-    transaction.on_commit(
-        lambda: _erase_approved(
-            client_pk=client_pk, customer_id=customer_id, public_id=public_id, approver=approver, reason=reason
-        )
+    approval_followup(
+        work=lambda: customer_erase(
+            client=User.objects.get(pk=client_pk),
+            customer_id=customer_id,
+            actor=approver,
+            reason=request.reason,
+            source=ChangeSource.ADMIN,
+        ),
+        failures=(ApplicationError, GatewayError, NotFound),
+        approver=approver,
+        action="erase_customer",
+        object_type="customer",
+        object_id=public_id,
+        reason=request.reason,
+        approval_request=request.pk,
     )
     return ApprovalOutcome(
         result=f"customer {public_id} sent to be erased (gateway first, then our rows)",

@@ -16,7 +16,7 @@ from django.db import transaction
 from accounts.models import User
 from audit.approvals import ApprovalOutcome
 from audit.models import ApprovalRequest, StaffAction
-from audit.services import approval_request_create, staff_action_record
+from audit.services import approval_followup, approval_request_create, staff_action_record
 from config.api.errors import ApplicationError
 from gateways.base import GatewayError, Permanent
 from payments.models import ChangeSource
@@ -206,30 +206,6 @@ def _mark_uncollectible(
     return done
 
 
-def _mark_approved(*, invoice_id: int, approver: User, reason: str, approval_request: int) -> None:
-    """After the approval's commit: the gateway call. A failure is logged and kept in the staff log; the
-    invoice stays open, and a new request (same gateway key) can finish it."""
-    try:
-        _mark_uncollectible(
-            invoice_id=invoice_id,
-            actor=approver,
-            reason=reason,
-            remote_addr=None,
-            approval_request=approval_request,
-        )
-    except (ApplicationError, GatewayError) as exc:
-        logger.exception("Unable to mark an approved invoice uncollectible", extra={"invoice_id": invoice_id})
-        public_id = Invoice.objects.values_list("public_id", flat=True).get(pk=invoice_id)
-        staff_action_record(
-            actor=approver,
-            action="mark_invoice_uncollectible_failed",
-            object_type="invoice",
-            object_id=public_id,
-            reason=reason,
-            after={"error": str(exc), "approval_request": approval_request},
-        )
-
-
 def run_approved_mark_uncollectible(request: ApprovalRequest, approver: User) -> ApprovalOutcome:
     """The approval kind `invoice_mark_uncollectible`.
 
@@ -244,9 +220,21 @@ def run_approved_mark_uncollectible(request: ApprovalRequest, approver: User) ->
     _check_open(invoice)
     if invoice.currency != request.params["currency"]:
         raise ParameterInvalid("The request's currency is not the invoice's.", param="currency")
-    reason = request.reason
-    transaction.on_commit(
-        lambda: _mark_approved(invoice_id=invoice.pk, approver=approver, reason=reason, approval_request=request.pk)
+    approval_followup(
+        work=lambda: _mark_uncollectible(
+            invoice_id=invoice.pk,
+            actor=approver,
+            reason=request.reason,
+            remote_addr=None,
+            approval_request=request.pk,
+        ),
+        failures=(ApplicationError, GatewayError),
+        approver=approver,
+        action="mark_invoice_uncollectible",
+        object_type="invoice",
+        object_id=invoice.public_id,
+        reason=request.reason,
+        approval_request=request.pk,
     )
     return ApprovalOutcome(
         result=f"invoice {invoice.public_id} sent to the gateway to be marked uncollectible",

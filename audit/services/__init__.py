@@ -1,6 +1,11 @@
 """Writes of the back office's ground floor: the hash-chained staff log and four-eyes approvals."""
 
-from audit.services.approvals import approval_request_approve, approval_request_create, approval_request_reject
+from audit.services.approvals import (
+    approval_followup,
+    approval_request_approve,
+    approval_request_create,
+    approval_request_reject,
+)
 from audit.services.chain import (
     ERASED,
     GENESIS_HASH,
@@ -16,6 +21,7 @@ __all__ = [
     "ERASED",
     "GENESIS_HASH",
     "ChainBreak",
+    "approval_followup",
     "approval_request_approve",
     "approval_request_create",
     "approval_request_reject",

@@ -1,6 +1,7 @@
 """Four-eyes approval requests: open, approve (run the owning app's service through its kind), reject."""
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
@@ -144,3 +145,39 @@ def approval_request_reject(
             remote_addr=remote_addr,
         )
     return request
+
+
+def approval_followup(
+    *,
+    work: Callable[[], object],
+    failures: tuple[type[Exception], ...],
+    approver: User,
+    action: str,
+    object_type: str,
+    object_id: str,
+    reason: str,
+    approval_request: int,
+) -> None:
+    """Run an approved action's gateway work right after the approval commits.
+
+    An approval runs its kind inside a transaction, and no transaction may be held across a gateway call, so a
+    kind that calls the gateway checks the object and hands the call here. A failure (one of `failures`) is
+    logged and kept in the staff log as `<action>_failed`; the object is left as it was, and a new request
+    (the same gateway keys) can finish it.
+    """
+
+    def run() -> None:
+        try:
+            work()
+        except failures as exc:
+            logger.exception("An approved action failed", extra={"action": action, "object": object_id})
+            staff_action_record(
+                actor=approver,
+                action=f"{action}_failed",
+                object_type=object_type,
+                object_id=object_id,
+                reason=reason,
+                after={"error": str(exc), "approval_request": approval_request},
+            )
+
+    transaction.on_commit(run)

@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from audit.models import ApprovalRequest, ApprovalStatus, StaffAction
 from customers.models import Customer
 from events.models import Event
+from gateways.simulator import SimulatorGateway
 from subscriptions.models import Invoice, Price, Subscription
 from subscriptions.services import billing_gateway
 from subscriptions.staff import InvoiceNotOpen, invoice_retry
@@ -377,3 +378,36 @@ def test_the_customer_page_lists_its_subscriptions_and_invoices_at_a_constant_co
         assert sub.latest_invoice.public_id in page
     other = Subscription.objects.get(customer__customer_id="cus_other")
     assert other.public_id not in page
+
+
+def test_an_approved_write_off_the_gateway_does_not_answer_is_kept_failed_and_a_new_request_finishes_it(
+    lead, second_lead, declined_invoice, django_capture_on_commit_callbacks
+):
+    invoice = declined_invoice(quantity=100)
+    lead.post(_url(invoice, "mark_uncollectible"), {"reason": "Bankrupt"})
+    request = ApprovalRequest.objects.get()
+    decide = {"action": "approve_selected", ACTION_CHECKBOX_NAME: [request.pk]}
+
+    SimulatorGateway.inject_fault("mark_invoice_uncollectible", "unavailable")
+    with django_capture_on_commit_callbacks(execute=True):
+        second_lead.post("/admin/audit/approvalrequest/", decide)
+
+    # the approval stands; the gateway's failure is in the staff log, and nothing moved
+    assert Invoice.objects.get(pk=invoice.pk).status == "open"
+    failed = StaffAction.objects.get(action="mark_invoice_uncollectible_failed")
+    assert (failed.actor.username, failed.object_id, failed.after["approval_request"]) == (
+        "lead-2",
+        invoice.public_id,
+        request.pk,
+    )
+    assert not StaffAction.objects.filter(action="mark_invoice_uncollectible").exists()
+
+    # a new request, approved, finishes it with the same gateway key
+    lead.post(_url(invoice, "mark_uncollectible"), {"reason": "Bankrupt, again"})
+    again = ApprovalRequest.objects.exclude(pk=request.pk).get()
+    with django_capture_on_commit_callbacks(execute=True):
+        second_lead.post(
+            "/admin/audit/approvalrequest/", {"action": "approve_selected", ACTION_CHECKBOX_NAME: [again.pk]}
+        )
+    assert Invoice.objects.get(pk=invoice.pk).status == "uncollectible"
+    assert SimulatorGateway.calls_for_key(f"{invoice.public_id}:mark_uncollectible") == 2
