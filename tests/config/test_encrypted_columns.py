@@ -14,10 +14,10 @@ from django.test import Client
 from config.encryption import email_index, ip_index, is_encrypted
 from customers.models import Customer
 from disputes.models import Dispute
+from gateways.simulator import SimulatorGateway
 from payments.models import DeadLetter, IdempotencyKey, Payment
 from tests.accounts.factories import StaffUserFactory
 from tests.customers.conftest import put_customer
-from tests.disputes.conftest import gateway, paid, shop_user, story  # noqa: F401 - the disputes fixtures
 from tests.webhooks import payloads
 from tests.webhooks.conftest import deliver, payment_in, webhook_secret  # noqa: F401 - signed deliveries
 from webhooks.models import WebhookEvent
@@ -241,13 +241,15 @@ def test_a_delivered_webhook_is_stored_encrypted_and_still_processed(payment_in,
     assert json.loads(WebhookEvent.objects.get(stripe_id=event["id"]).body) == event
 
 
-def test_a_disputes_evidence_is_stored_encrypted(story, deliver, gateway, finance):  # noqa: F811
-    told = story()
-    created, withdrawn = told.lost()[:2]
-    deliver(created)
-    deliver(withdrawn)
-    gateway.know(withdrawn["data"]["object"])
-    dispute = Dispute.objects.get(gateway_reference=told.reference)
+def test_a_disputes_evidence_is_stored_encrypted(storefront, deliver, finance):  # noqa: F811
+    body = {"amount": 2000, "currency": "usd", "customer_id": "cus_ev", "payment_method": "pm_card_createDispute"}
+    created = storefront.post(
+        "/api/v1/payments/", {**body, "confirm": True}, format="json", HTTP_IDEMPOTENCY_KEY="ev-1"
+    )
+    assert created.status_code == 201, created.json()
+    for event in SimulatorGateway.pending_dispute_events():
+        deliver(event)
+    dispute = Dispute.objects.get(payment__public_id=created.json()["id"])
     evidence = {"customer_name": NAME, "customer_email_address": EMAIL, "billing_address": "12 St James's Square"}
 
     response = finance.post(f"/api/v1/disputes/{dispute.public_id}/evidence/", {"evidence": evidence}, format="json")
