@@ -175,7 +175,7 @@ REDIS_SOCKET_TIMEOUT_SECONDS = env.float("REDIS_SOCKET_TIMEOUT_SECONDS", default
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.cache.RedisCache",  # Django's, with one client per pool (config/cache.py)
             "LOCATION": REDIS_URL,
             # redis-py pool kwargs; gateways/simulator/store.py builds its pool with the same ones.
             "OPTIONS": {
@@ -259,6 +259,9 @@ WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=64 * 1024)
 WEBHOOKS_PROCESS_MAX_RETRIES = env.int("WEBHOOKS_PROCESS_MAX_RETRIES", default=8)
 WEBHOOKS_RETRY_BASE_SECONDS = env.float("WEBHOOKS_RETRY_BASE_SECONDS", default=2.0)
 WEBHOOKS_RETRY_MAX_SECONDS = env.float("WEBHOOKS_RETRY_MAX_SECONDS", default=600.0)
+# Stored events are processed by one drain task, run this long after the first commit that stored one, for all
+# stored meanwhile (0: a drain per commit, no guard; the default where tasks run inline, as under `make run`).
+WEBHOOKS_DRAIN_DELAY_MS = env.int("WEBHOOKS_DRAIN_DELAY_MS", default=0 if CELERY_TASK_ALWAYS_EAGER else 20)
 WEBHOOKS_RECOVERY_INTERVAL_SECONDS = env.int("WEBHOOKS_RECOVERY_INTERVAL_SECONDS", default=300)
 WEBHOOKS_RECOVERY_LOOKBACK_SECONDS = env.int("WEBHOOKS_RECOVERY_LOOKBACK_SECONDS", default=3600)
 WEBHOOKS_RECOVERY_OVERLAP_SECONDS = env.int("WEBHOOKS_RECOVERY_OVERLAP_SECONDS", default=600)

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
+from config.rows import insert
 from config.tasks import publish
 from events.locks import RELAY_GUARD_KEY
 from events.models import Event
@@ -40,9 +41,7 @@ def event_record(*, type: str, client_id: int, subject_type: str, subject_id: st
             raise UnsafeEventPayload(f"{type} event would carry {', '.join(unsafe)}")
         logger.error("Event payload held forbidden keys; stripped", extra={"event_type": type, "keys": unsafe})
         data = event_safe(data)
-    event = Event.objects.create(
-        type=type, client_id=client_id, subject_type=subject_type, subject_id=subject_id, data=data
-    )
+    event = insert(Event(type=type, client_id=client_id, subject_type=subject_type, subject_id=subject_id, data=data))
     connection = transaction.get_connection()
     if not any(callback is _trigger_relay for _sids, callback, _robust in connection.run_on_commit):
         transaction.on_commit(_trigger_relay, robust=True)

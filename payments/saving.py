@@ -7,10 +7,14 @@ that copy to auditlog as the old version: the same log entry, without the second
 A payment this request has just committed (created, then sent to the gateway) need not be read
 again to be changed: `remember_as_committed` keeps the committed copy, and the next save is a
 conditional UPDATE that only matches while the row is still that copy (same `updated_at`, status and
-recorded operation; every write of a payment goes through `save()`, which sets `updated_at`). The
-UPDATE takes the row lock, so from then on the transaction holds the row exactly as if it had
-locked it first. When something else changed the row meanwhile (a webhook, a worker, staff), the
-save raises `PaymentChanged` before writing anything and the caller takes the locking path.
+recorded operation; every write of a payment sets `updated_at`). The UPDATE takes the row lock, so
+from then on the transaction holds the row exactly as if it had locked it first. When something
+else changed the row meanwhile (a webhook, a worker, staff), the save raises `PaymentChanged` before
+writing anything and the caller takes the locking path.
+
+The money path writes a payment on every request, so these writes go through `config.rows` (SQL
+compiled once per shape) instead of `save()`; what `save()` would add is done here: the blind indexes
+of `Payment.save()`, and the audit log entry of auditlog's receivers (its only ones on Payment).
 """
 
 import copy
@@ -18,12 +22,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from auditlog import get_logentry_model
-from auditlog.context import disable_auditlog
 from auditlog.receivers import _create_log_entry  # private, but it is what applies the registration's field rules
 from django.conf import settings
+from django.db import DatabaseError
 from django.db.models import Field
 
-from payments.models import Payment
+from config.rows import insert_row, update_row
+from payments.models import BLIND_INDEXES, Payment, keep_indexes
 
 _AS_LOCKED = "_as_locked"
 _UNLOCKED = "_as_committed"  # the copy is the committed row, but this transaction holds no lock on it yet
@@ -55,6 +60,26 @@ def is_committed_copy(payment: Payment) -> bool:
     return bool(payment.__dict__.get(_UNLOCKED))
 
 
+def payment_insert(payment: Payment) -> Payment:
+    """INSERT a new payment with its creation's audit log entry: what `save()` and auditlog's receiver write.
+
+    The row goes through `config.rows.insert_row` (an INSERT compiled once) instead of `save()`: the
+    blind indexes `Payment.save()` sets are set here, and the log entry auditlog's `post_save` receiver
+    would write is written here (auditlog's are Payment's only receivers: tests/payments/test_saving.py).
+    """
+    keep_indexes(payment, None, BLIND_INDEXES)
+    insert_row(payment)
+    _create_log_entry(
+        action=get_logentry_model().Action.CREATE,
+        instance=payment,
+        sender=Payment,
+        diff_old=None,
+        diff_new=payment,
+        use_json_for_changes=getattr(settings, "AUDITLOG_STORE_JSON_CHANGES", False),
+    )
+    return payment
+
+
 def payment_update(payment: Payment, **changes: Any) -> Payment:
     """Set `changes` on a payment the caller has locked and save just those fields (see `payment_save`)."""
     for name, value in changes.items():
@@ -69,11 +94,12 @@ def payment_save(payment: Payment, fields: Iterable[str]) -> Payment:
     if old is None:  # not read under `lock_payment`: auditlog reads the old row itself
         payment.save(update_fields=update_fields)
         return payment
+    update_fields = keep_indexes(payment, update_fields, BLIND_INDEXES) or update_fields  # what save() adds
     if payment.__dict__.get(_UNLOCKED):
         _save_if_unchanged(payment, old, update_fields)
-    else:
-        with disable_auditlog():
-            payment.save(update_fields=update_fields)
+    elif not update_row(payment, _concrete(update_fields), where={"id": payment.pk}):
+        # What save(update_fields=…) says of a row that is gone.
+        raise DatabaseError("Save with update_fields did not affect any rows.")
     _create_log_entry(
         action=get_logentry_model().Action.UPDATE,
         instance=payment,
@@ -91,14 +117,11 @@ def _save_if_unchanged(payment: Payment, old: Payment, update_fields: list[str])
 
     :raises PaymentChanged: the row was changed since it was committed; nothing was written.
     """
-    fields = [Payment._meta.get_field(name) for name in update_fields]
-    concrete = [field for field in fields if isinstance(field, Field)]
-    for field in concrete:
-        if field.name == "updated_at":
-            field.pre_save(payment, add=False)  # what save() would set: now
-    values = {field.attname: getattr(payment, field.attname) for field in concrete}
-    matched = Payment.objects.filter(
-        pk=payment.pk, updated_at=old.updated_at, status=old.status, pending_operation=old.pending_operation
-    ).update(**values)
-    if not matched:
+    where = {"id": payment.pk, "updated_at": old.updated_at, "status": old.status}
+    where["pending_operation"] = old.pending_operation
+    if not update_row(payment, _concrete(update_fields), where=where):  # `updated_at` takes the time now, as save()
         raise PaymentChanged()
+
+
+def _concrete(names: list[str]) -> list[str]:
+    return [name for name in names if isinstance(Payment._meta.get_field(name), Field)]

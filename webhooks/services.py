@@ -1,33 +1,42 @@
 """Every write to the webhook inbox: verify and store once, process once, recover missed events.
 
-Receiving is one insert and one enqueue: the raw event is stored under Stripe's unique event id
-(a duplicate delivery ends in `IntegrityError` and changes nothing) and processing is enqueued
-after commit. Processing locks the webhook row, so one event is applied once however many workers
-or operators run it, and applies the event in the same transaction as the row's new status.
+Receiving is one insert: the raw event is stored under Stripe's unique event id (a duplicate
+delivery ends in `IntegrityError` and changes nothing), and after commit a drain of the stored
+events is triggered, debounced: the first commit sets a guard in the cache and sends one
+`drain_received_events` task `WEBHOOKS_DRAIN_DELAY_MS` later; commits while the guard stands send
+nothing, since that drain will see their rows. The drain clears the guard before it reads, so a
+commit that finds no guard always sends a drain that runs after it. Under any load at most one drain
+waits in the `webhooks` queue; the recovery task (beat) is the safety net for a drain that was lost.
+
+Processing locks the webhook row, so one event is applied once however many workers, drains or
+operators run it, and applies the event in the same transaction as the row's new status.
 """
 
 import json
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import stripe
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from config.api.parsers import unstorable
-from config.tasks import enqueue
+from config.rows import insert
+from config.tasks import publish, registered
 from gateways import stripe_gateway
 from gateways.stripe import StripeGateway
 from webhooks import handlers
 from webhooks.errors import InvalidWebhook, WebhookProcessingFailed
-from webhooks.locks import lock_webhook_event
+from webhooks.locks import WEBHOOK_DRAIN_GUARD_KEY, lock_webhook_event
 from webhooks.metrics import webhook_count, webhook_processed_count
 from webhooks.models import ReceivedVia, WebhookCursor, WebhookEvent, WebhookStatus
 
@@ -36,7 +45,11 @@ logger = logging.getLogger(__name__)
 MAX_ID_LENGTH = 255
 MAX_TYPE_LENGTH = 128
 MAX_ERROR_LENGTH = 20_000
-PROCESS_TASK = "webhooks.tasks.process_webhook_event"
+DRAIN_TASK = "webhooks.tasks.drain_received_events"
+DRAIN_BATCH_SIZE = 200  # rows read per query of the drain
+DRAIN_MAX_PER_RUN = 1000  # rows one drain run takes on; past it the drain sends itself again (a task time limit)
+# How long the guard stands if the drain it announced is lost (a broker hiccup): then the next commit triggers again.
+GUARD_SECONDS = 5
 RECOVERY_CURSOR = "stripe_events"
 RECOVERY_PAGE_SIZE = 100  # rows stored per bulk check (Stripe pages hold up to 100)
 
@@ -55,7 +68,7 @@ class VerifiedEvent:
 
 # --- receiving ----------------------------------------------------------------------------------
 def webhook_receive(*, payload: bytes, signature: str | None) -> WebhookEvent | None:
-    """Verify a delivery, store it once and enqueue its processing after commit.
+    """Verify a delivery, store it once and trigger its processing (the drain) after commit.
 
     Returns the new row, or None for a duplicate delivery (which changes nothing).
 
@@ -158,24 +171,26 @@ def _event_from(data: dict[str, Any], *, body: str) -> VerifiedEvent:
 
 
 def webhook_event_store(*, event: VerifiedEvent, via: str) -> tuple[WebhookEvent | None, bool]:
-    """Insert the event once (Stripe's id is unique) and enqueue its processing after commit.
+    """Insert the event once (Stripe's id is unique) and trigger the drain that processes it after commit.
 
     Returns (row, True) for a new event and (None, False) for one already stored.
     """
     try:
         with transaction.atomic():
-            row = WebhookEvent.objects.create(
-                stripe_id=event.stripe_id,
-                type=event.type,
-                api_version=event.api_version,
-                livemode=event.livemode,
-                created_at=event.created_at,
-                body=event.body,
-                received_via=via,
+            row = insert(
+                WebhookEvent(
+                    stripe_id=event.stripe_id,
+                    type=event.type,
+                    api_version=event.api_version,
+                    livemode=event.livemode,
+                    created_at=event.created_at,
+                    body=event.body,
+                    received_via=via,
+                )
             )
-            # robust: a broker outage must not turn an accepted event into a 500; recovery re-enqueues it.
+            # robust: a broker outage must not turn an accepted event into a 500; recovery triggers a drain later.
             # A named function, not functools.partial: Django logs a robust callback's failure by its __qualname__.
-            transaction.on_commit(lambda: _enqueue_process(row.pk), robust=True)
+            transaction.on_commit(webhook_drain_trigger, robust=True)
     except IntegrityError:
         logger.info("Duplicate Stripe event ignored", extra={"stripe_event": event.stripe_id, "via": via})
         return None, False
@@ -183,12 +198,69 @@ def webhook_event_store(*, event: VerifiedEvent, via: str) -> tuple[WebhookEvent
     return row, True
 
 
-def _enqueue_process(webhook_event_id: int) -> None:
-    enqueue(PROCESS_TASK, webhook_event_id=webhook_event_id)
+def webhook_drain_trigger() -> None:
+    """Send a drain of the stored events, debounced: nothing while the guard of a drain still to start stands.
+
+    Called after the commit that stored an event. Without the cache (an outage) the drain is sent anyway.
+    """
+    delay_ms = settings.WEBHOOKS_DRAIN_DELAY_MS
+    try:
+        first = delay_ms <= 0 or cache.add(WEBHOOK_DRAIN_GUARD_KEY, 1, GUARD_SECONDS)
+    except Exception:  # noqa: BLE001 - the cache is only an optimisation: trigger as if there were none
+        logger.warning("Webhook drain guard unavailable; triggering the drain without it", exc_info=True)
+        first = True
+    if first:
+        # One send, bounded by the broker's timeouts and never retried: a commit must not wait on a silent broker.
+        # A drain not sent is not lost: the recovery task (beat) sends one for events left `received`.
+        publish(registered(DRAIN_TASK), countdown=delay_ms / 1000 if delay_ms > 0 else None)
 
 
 # --- processing ---------------------------------------------------------------------------------
 PROCESSABLE = frozenset({WebhookStatus.RECEIVED, WebhookStatus.FAILED})
+
+
+@dataclass(frozen=True)
+class DrainResult:
+    processed: int  # rows applied (or found already done by a concurrent run)
+    failed: int  # rows whose processing raised: now `failed`, handed to `on_failure`
+    more: bool  # the run stopped at its limit with `received` rows left
+
+
+def webhook_events_drain(
+    *,
+    on_failure: Callable[[int], object],
+    batch_size: int = DRAIN_BATCH_SIZE,
+    limit: int = DRAIN_MAX_PER_RUN,
+) -> DrainResult:
+    """Process the events left `received`, by id, each through `webhook_event_process` (so exactly once).
+
+    Rows are read `batch_size` at a time after the last id seen, so a run ends however fast rows
+    arrive; a row stored behind it has triggered a drain of its own. At most `limit` rows per run.
+    A row that fails is left `failed` and its id given to `on_failure` (which schedules its retries).
+    """
+    processed = failed = 0
+    after = 0
+    while processed + failed < limit:
+        ids = list(
+            WebhookEvent.objects.filter(status=WebhookStatus.RECEIVED, pk__gt=after)
+            .order_by("pk")
+            .values_list("pk", flat=True)[: min(batch_size, limit - processed - failed)]
+        )
+        if not ids:
+            return DrainResult(processed=processed, failed=failed, more=False)
+        for webhook_event_id in ids:
+            try:
+                webhook_event_process(webhook_event_id=webhook_event_id)
+            except WebhookEvent.DoesNotExist:
+                continue  # gone since the batch was read
+            except WebhookProcessingFailed:
+                failed += 1
+                on_failure(webhook_event_id)
+            else:
+                processed += 1
+        after = ids[-1]
+    more = WebhookEvent.objects.filter(status=WebhookStatus.RECEIVED, pk__gt=after).exists()
+    return DrainResult(processed=processed, failed=failed, more=more)
 
 
 def webhook_event_process(*, webhook_event_id: int) -> WebhookEvent:
@@ -268,7 +340,7 @@ class RecoveryResult:
 
 def webhook_recover(*, gateway: StripeGateway | None = None) -> RecoveryResult:
     """Store, once, any handled event in Stripe's recent event list that never reached us, and
-    re-enqueue events left `received` (an enqueue lost to a broker outage).
+    send a drain for events left `received` (a drain lost to a broker outage).
 
     The cursor (the newest event time seen) lives in the database; each run reads back
     `WEBHOOKS_RECOVERY_OVERLAP_SECONDS` before it, since duplicates cost nothing.
@@ -321,18 +393,15 @@ def _store_missing(events: list[dict[str, Any]]) -> int:
 
 
 def webhook_requeue_stuck() -> int:
-    """Enqueue again the processing of events left `received` (their enqueue was lost to a broker fault)."""
+    """Send a drain when events are left `received` past `WEBHOOKS_RECOVERY_STUCK_SECONDS` (their drain was lost
+    to a broker fault); it processes every `received` event. Returns how many were stuck (counted up to 1000)."""
     return _requeue_stuck()
 
 
 def _requeue_stuck() -> int:
     age = settings.WEBHOOKS_RECOVERY_STUCK_SECONDS
     cutoff = timezone.now() - timedelta(seconds=age)
-    ids = list(
-        WebhookEvent.objects.filter(status=WebhookStatus.RECEIVED, received_at__lt=cutoff).values_list("pk", flat=True)[
-            :1000
-        ]
-    )
-    for webhook_event_id in ids:
-        _enqueue_process(webhook_event_id)
-    return len(ids)
+    stuck = WebhookEvent.objects.filter(status=WebhookStatus.RECEIVED, received_at__lt=cutoff)[:1000].count()
+    if stuck:
+        publish(registered(DRAIN_TASK))  # past the guard: a safety net sends whatever a lost trigger left standing
+    return stuck

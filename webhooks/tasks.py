@@ -1,4 +1,5 @@
-"""Webhook tasks: process one stored event (retried with backoff, bounded) and recover missed events."""
+"""Webhook tasks: drain the stored events (debounced, one task for any backlog), retry one failed event with
+backoff (bounded), and recover missed events."""
 
 import logging
 from typing import Any
@@ -6,23 +7,29 @@ from typing import Any
 import stripe
 from celery import shared_task
 from django.conf import settings
+from django.core.cache import cache
 
-from config.tasks import run_with_retries
+from config.celery import app
+from config.tasks import backoff_seconds, publish, run_with_retries
 from webhooks import services
 from webhooks.errors import WebhookProcessingFailed
+from webhooks.locks import WEBHOOK_DRAIN_GUARD_KEY
 from webhooks.test_helpers import deliver_simulator_disputes
 
 logger = logging.getLogger(__name__)
 
 
+def _log_exhausted(webhook_event_id: int) -> str:
+    logger.error("Stripe event still failing; retries exhausted", extra={"webhook_event_id": webhook_event_id})
+    return "failed"
+
+
 @shared_task(bind=True, max_retries=None)
 def process_webhook_event(self: Any, *, webhook_event_id: int, **kwargs: Any) -> str:
-    """Apply a stored Stripe event once; a failure is retried, then left `failed` for the admin and the command."""
+    """Apply a stored Stripe event once; a failure is retried, then left `failed` for the admin and the command.
 
-    def exhausted(exc: Exception) -> str:
-        logger.error("Stripe event still failing; retries exhausted", extra={"webhook_event_id": webhook_event_id})
-        return "failed"
-
+    The drain hands over the events that failed in it, as this task's first retry (see `_retry_failed`).
+    """
     return run_with_retries(
         self,
         lambda: services.webhook_event_process(webhook_event_id=webhook_event_id).status,
@@ -30,8 +37,42 @@ def process_webhook_event(self: Any, *, webhook_event_id: int, **kwargs: Any) ->
         max_retries=settings.WEBHOOKS_PROCESS_MAX_RETRIES,
         base_seconds=settings.WEBHOOKS_RETRY_BASE_SECONDS,
         max_seconds=settings.WEBHOOKS_RETRY_MAX_SECONDS,
-        on_exhausted=exhausted,
+        on_exhausted=lambda exc: _log_exhausted(webhook_event_id),
     )
+
+
+def _retry_failed(webhook_event_id: int) -> None:
+    """Retry an event that failed in the drain as `process_webhook_event` retries itself: the drain's attempt
+    was its first run, so the same backoff and the same bound follow, and the event ends `failed` as before.
+
+    Inline (eager: tests, `make run`) there is no broker to retry with: the event is left `failed` at once.
+    """
+    if settings.WEBHOOKS_PROCESS_MAX_RETRIES < 1:
+        _log_exhausted(webhook_event_id)
+        return
+    if app.conf.task_always_eager:
+        logger.error("Stripe event failed; not retried inline", extra={"webhook_event_id": webhook_event_id})
+        return
+    countdown = backoff_seconds(0, base=settings.WEBHOOKS_RETRY_BASE_SECONDS, cap=settings.WEBHOOKS_RETRY_MAX_SECONDS)
+    retry = process_webhook_event.signature(kwargs={"webhook_event_id": webhook_event_id}, retries=1)
+    publish(retry, countdown=countdown)  # a retry not sent leaves the event `failed`: the admin and command see it
+
+
+@shared_task
+def drain_received_events(**kwargs: Any) -> int:
+    """Process every stored event left `received`, oldest first (sent after the commits that store events,
+    debounced; by the recovery task for events left behind). Returns how many were processed."""
+    # Cleared before reading: a commit after this point sends a drain of its own.
+    try:
+        cache.delete(WEBHOOK_DRAIN_GUARD_KEY)
+    except Exception:  # noqa: BLE001 - a guard left standing expires by itself; draining matters more
+        logger.warning("Webhook drain guard not cleared", exc_info=True)
+    result = services.webhook_events_drain(
+        on_failure=_retry_failed, batch_size=services.DRAIN_BATCH_SIZE, limit=services.DRAIN_MAX_PER_RUN
+    )
+    if result.more:
+        publish(drain_received_events)  # the rest in a new run (each run is bounded, like any task)
+    return result.processed
 
 
 @shared_task
@@ -44,9 +85,8 @@ def deliver_simulator_events(**kwargs: Any) -> int:
 def recover_missed_events(**kwargs: Any) -> int:
     """Store and process the Stripe events that never reached the endpoint (scheduled by beat).
 
-    Events stored but left `received` (their processing could not be enqueued: a broker fault) are
-    enqueued again on every run, whatever the gateway: the simulator has no event list, and Stripe's
-    may not answer.
+    When events stored are left `received` (their drain was never sent: a broker fault), a drain is
+    sent on every run, whatever the gateway: the simulator has no event list, and Stripe's may not answer.
     """
     if not settings.STRIPE_SECRET_KEY:
         services.webhook_requeue_stuck()

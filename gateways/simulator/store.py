@@ -36,6 +36,8 @@ from typing import Any, Protocol, cast
 
 import redis
 from django.conf import settings
+from django.core.cache.backends.redis import RedisCache
+from django.utils.module_loading import import_string
 
 PREFIX = "gwsim:"
 IDEMPOTENCY_TTL = 86400  # seconds: Stripe keeps idempotency keys for 24 hours
@@ -349,7 +351,7 @@ _REDIS_OPTIONS = ("socket_timeout", "socket_connect_timeout", "health_check_inte
 def get_store() -> Store:
     """The store for the configured cache: one per process and location, so one Redis connection pool."""
     config: dict[str, Any] = dict(settings.CACHES["default"])
-    redis_cache = config["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    redis_cache = issubclass(import_string(config["BACKEND"]), RedisCache)
     location = config.get("LOCATION", "")
     url = (location if isinstance(location, str) else location[0]).split(",")[0] if redis_cache else ""
     if (store := _stores.get(url)) is not None:

@@ -25,7 +25,7 @@ from payments.ports import (
     risk_assessor,
     saved_methods,
 )
-from payments.saving import remember_as_committed
+from payments.saving import payment_insert, remember_as_committed
 from payments.services.operations import call_for_api, payment_confirm
 from payments.services.status import payment_status_change, payment_status_initial
 from payments.states import PaymentStatus
@@ -225,17 +225,19 @@ def _insert_assessed(
     blocked = verdict.decision == Decision.BLOCK
     held = verdict.decision == Decision.REVIEW
     operation = GatewayOperation.CREATE_CONFIRM if confirm and fields["payment_method"] else GatewayOperation.CREATE
-    payment = Payment.objects.create(
-        client=client,
-        status=initial,
-        gateway=risk.gateway_name,
-        pending_operation="" if blocked else operation,
-        pending_operation_at=None if blocked else timezone.now(),
-        risk_score=verdict.score,
-        risk_level=verdict.level,
-        review_state=ReviewState.PENDING if held else ReviewState.NONE,
-        review_reasons=list(verdict.reasons) if held else [],
-        **{**fields, **({"capture_method": CaptureMethod.MANUAL} if held else {})},
+    payment = payment_insert(
+        Payment(
+            client=client,
+            status=initial,
+            gateway=risk.gateway_name,
+            pending_operation="" if blocked else operation,
+            pending_operation_at=None if blocked else timezone.now(),
+            risk_score=verdict.score,
+            risk_level=verdict.level,
+            review_state=ReviewState.PENDING if held else ReviewState.NONE,
+            review_reasons=list(verdict.reasons) if held else [],
+            **{**fields, **({"capture_method": CaptureMethod.MANUAL} if held else {})},
+        )
     )
     assessor.record(payment=payment, verdict=verdict, card_fingerprint=prepared.card_fingerprint)
     payment_status_initial(payment, source=source)

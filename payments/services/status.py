@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from accounts.models import User
+from config.rows import insert
 from events.models import Event
 from events.services import event_record
 from payments import states
@@ -37,7 +38,7 @@ def payment_event_record(*, payment: Payment, type: str, data: dict[str, Any] | 
 
 def payment_status_initial(payment: Payment, *, source: str) -> None:
     """Record the status of a payment just inserted: the history row from nothing, and `payment.initiated`."""
-    PaymentStatusChange.objects.create(payment=payment, from_status="", to_status=payment.status, source=source)
+    insert(PaymentStatusChange(payment=payment, from_status="", to_status=payment.status, source=source))
     payment_transaction_count(payment)
     payment_event_record(payment=payment, type="payment.initiated")
     if payment.review_state == ReviewState.PENDING:
@@ -110,8 +111,10 @@ def _write(
         # Nobody needs to decide a payment that can no longer be captured (or whose status staff set).
         state = ReviewState.REJECTED if to_status in states.ENDS_REVIEW else ReviewState.APPROVED
         payment_review_close(payment, state=state, note=hold_note or f"Payment {to_status} while held.")
-    PaymentStatusChange.objects.create(
-        payment=payment, from_status=from_status, to_status=to_status, actor=actor, source=source, reason=reason
+    insert(
+        PaymentStatusChange(
+            payment=payment, from_status=from_status, to_status=to_status, actor=actor, source=source, reason=reason
+        )
     )
     payment_event_record(payment=payment, type=event_type or states.EVENT_FOR_STATUS[to_status])
     payment_transaction_count(payment)

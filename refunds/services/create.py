@@ -10,6 +10,7 @@ import logging
 from django.db import IntegrityError, transaction
 
 from accounts.models import User
+from config.rows import insert
 from config.tasks import enqueue_on_commit
 from gateways.base import RefundResult
 from payments import states as payment_states
@@ -68,7 +69,7 @@ def refund_create(
             "requested_by": requested_by,
         }
         if claim is not None:  # the key is the request's, stored below with the answer: no duplicate can exist
-            refund = Refund.objects.create(**fields)
+            refund = insert(Refund(**fields))
         else:
             try:
                 with transaction.atomic():

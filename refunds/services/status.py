@@ -4,6 +4,7 @@ import logging
 from typing import Any
 
 from accounts.models import User
+from config.rows import insert
 from events.models import Event
 from events.services import event_record
 from refunds import states
@@ -28,8 +29,10 @@ def refund_event_record(*, refund: Refund, type: str) -> Event:  # noqa: A002
 
 def refund_status_initial(refund: Refund, *, source: str, actor: User | None = None, reason: str = "") -> None:
     """Record a refund just inserted (`pending`): the history row from nothing and `refund.created`."""
-    RefundStatusChange.objects.create(
-        refund=refund, from_status="", to_status=RefundStatus.PENDING, actor=actor, source=source, reason=reason
+    insert(
+        RefundStatusChange(
+            refund=refund, from_status="", to_status=RefundStatus.PENDING, actor=actor, source=source, reason=reason
+        )
     )
     refund_event_record(refund=refund, type="refund.created")
 
@@ -47,9 +50,7 @@ def refund_status_change(
         setattr(refund, name, value)
     refund.status = to_status
     refund.save(update_fields=["status", "updated_at", *changes])
-    RefundStatusChange.objects.create(
-        refund=refund, from_status=from_status, to_status=to_status, actor=actor, source=source
-    )
+    insert(RefundStatusChange(refund=refund, from_status=from_status, to_status=to_status, actor=actor, source=source))
     refund_event_record(refund=refund, type=states.EVENT_FOR_STATUS[to_status])
     logger.info("Refund status changed", extra={"refund": refund.public_id, "from": from_status, "to": to_status})
     return refund

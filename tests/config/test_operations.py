@@ -41,7 +41,7 @@ def test_ready_is_503_naming_the_broker_when_it_is_down(settings):
 def test_ready_is_503_naming_the_cache_when_it_is_down(settings):
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.cache.RedisCache",
             "LOCATION": CLOSED,
             "OPTIONS": {"socket_connect_timeout": 0.5},
         }

@@ -189,7 +189,7 @@ def test_limits_fail_open_when_the_cache_is_unreachable(shop, storefront, settin
     settings.RATELIMIT_TOKEN = settings.RATELIMIT_READS = "1/h"
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.cache.RedisCache",
             "LOCATION": "redis://127.0.0.1:1/0",
             "OPTIONS": {"socket_connect_timeout": 0.5},
         }

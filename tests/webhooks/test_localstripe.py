@@ -96,7 +96,7 @@ def test_event_never_delivered_is_recovered_from_the_event_list_once(
 
 
 @pytest.mark.django_db
-def test_recovery_requeues_an_event_whose_processing_was_never_enqueued(stripe_settings, tasks_inline):
+def test_recovery_drains_the_inbox_when_an_event_was_never_processed(stripe_settings, tasks_inline):
     stuck = WebhookEventFactory(
         stripe_id="evt_stuck", type="customer.created", received_at=timezone.now() - timedelta(minutes=10)
     )
@@ -107,7 +107,17 @@ def test_recovery_requeues_an_event_whose_processing_was_never_enqueued(stripe_s
     stuck.refresh_from_db()
     fresh.refresh_from_db()
     assert (stuck.status, stuck.ignored_reason, stuck.attempts) == ("ignored", "unknown_type", 1)
-    assert (fresh.status, fresh.attempts) == ("received", 0)  # its own task may still be on its way
+    assert (fresh.status, fresh.attempts) == ("ignored", 1)  # the drain takes every event waiting, once
+
+
+@pytest.mark.django_db
+def test_recovery_sends_no_drain_while_only_fresh_events_wait(stripe_settings, tasks_inline):
+    fresh = WebhookEventFactory(stripe_id="evt_fresh", type="customer.created")
+
+    recover_missed_events()
+
+    fresh.refresh_from_db()
+    assert (fresh.status, fresh.attempts) == ("received", 0)  # the drain its commit sent may still be on its way
 
 
 @pytest.mark.django_db

@@ -1,0 +1,145 @@
+"""Writing one row without compiling its SQL every time: for the rows the money path writes on every request.
+
+`Model.objects.create()` and `save(update_fields=…)` build and compile a query on every call; for
+the payment, its history rows and outbox events, written several times per request, compiling costs
+more than the database does. These functions compile a model's INSERT (and each UPDATE shape) once
+per database vendor, then only prepare the values as `save()` does (each field's `pre_save` and
+`get_db_prep_save`: `auto_now`, JSON, the encrypted fields) and run the SQL.
+
+- `insert(obj)` is `obj.save(force_insert=True)`: the same `pre_save`/`post_save` signals (so
+  django-auditlog's receivers and its actor context still run), the same row, `RETURNING` the primary
+  key and the database defaults. A model with its own `save()` is saved through it.
+- `insert_row(obj)` and `update_row(obj, fields, where)` write without signals and without the
+  model's `save()`: for a caller that does itself what those would do (`payments.saving`).
+
+Django's compiled insert is used for what a plan does not cover: a database default the object
+overrides, a field with its own placeholder, inherited models, a backend without `INSERT … RETURNING`.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.models import Field, Model
+from django.db.models.expressions import DatabaseDefault
+from django.db.models.fields import AutoFieldMixin
+from django.db.models.signals import post_save, pre_save
+
+
+@dataclass(frozen=True)
+class _Insert:
+    sql: str
+    fields: tuple[Field, ...]  # the columns written, in the SQL's order
+    defaulted: tuple[Field, ...]  # left to their database default (`db_default`)
+    returning: tuple[Field, ...]  # read back: the primary key and the database defaults
+
+
+@dataclass(frozen=True)
+class _Update:
+    sql: str
+    fields: tuple[Field, ...]  # SET, in order
+    where: tuple[Field, ...]  # WHERE … = %s AND …, in order
+
+
+_inserts: dict[tuple[type[Model], str], _Insert | None] = {}
+_updates: dict[tuple[type[Model], str, tuple[str, ...], tuple[str, ...]], _Update] = {}
+
+
+def insert(obj: Model, *, using: str = DEFAULT_DB_ALIAS) -> Model:
+    """INSERT the new `obj` as `obj.save(force_insert=True)` does, signals included, and set its primary key."""
+    model = type(obj)
+    if model.save is not Model.save or model._meta.proxy:
+        obj.save(force_insert=True, using=using)
+        return obj
+    signals = not model._meta.auto_created
+    if signals:
+        pre_save.send(sender=model, instance=obj, raw=False, using=using, update_fields=None)
+    insert_row(obj, using=using)
+    if signals:
+        post_save.send(sender=model, instance=obj, created=True, update_fields=None, raw=False, using=using)
+    return obj
+
+
+def insert_row(obj: Model, *, using: str = DEFAULT_DB_ALIAS) -> Model:
+    """INSERT the new `obj` as `Model.save()` would, without the model's own `save()` and without signals.
+
+    For a caller that does itself what those would do (`payments.saving.payment_insert`); else use `insert`.
+    """
+    model = type(obj)
+    connection = connections[using]
+    key = (model, connection.vendor)
+    if key not in _inserts:
+        _inserts[key] = _insert_plan(model, using)  # a race compiles it twice: the same plan, one kept
+    plan = _inserts[key]
+    with transaction.mark_for_rollback_on_error(using=using):
+        if plan is None or any(not isinstance(getattr(obj, f.attname), DatabaseDefault) for f in plan.defaulted):
+            obj._save_table(cls=model, force_insert=True, using=using)  # Django's own insert, compiled as usual
+        else:
+            values = [field.get_db_prep_save(field.pre_save(obj, True), connection=connection) for field in plan.fields]
+            with connection.cursor() as cursor:
+                cursor.execute(plan.sql, values)
+                row = cursor.fetchone() if plan.returning else ()
+            for field, value in zip(plan.returning, row, strict=True):
+                setattr(obj, field.attname, value)
+    obj._state.adding = False
+    obj._state.db = using
+    return obj
+
+
+def update_row(obj: Model, fields: Iterable[str], *, where: Mapping[str, Any], using: str = DEFAULT_DB_ALIAS) -> int:
+    """UPDATE `fields` of `obj`'s row where each column of `where` equals its value; the number of rows matched.
+
+    `SET` values are prepared as `save(update_fields=…)` prepares them (`pre_save`, so `auto_now`
+    fields take the time now). No signals and not the model's `save()`: see the module docstring.
+    """
+    if any(value is None for value in where.values()):
+        raise ValueError("update_row matches with '=': a None in `where` would match nothing")
+    model = type(obj)
+    connection = connections[using]
+    names = tuple(fields)
+    key = (model, connection.vendor, names, tuple(where))
+    plan = _updates.get(key)
+    if plan is None:
+        plan = _updates[key] = _update_plan(model, names, tuple(where), using)
+    values = [field.get_db_prep_save(field.pre_save(obj, False), connection=connection) for field in plan.fields]
+    values += [field.get_db_prep_value(where[field.name], connection=connection) for field in plan.where]
+    with transaction.mark_for_rollback_on_error(using=using), connection.cursor() as cursor:
+        cursor.execute(plan.sql, values)
+        return int(cursor.rowcount)
+
+
+def _insert_plan(model: type[Model], using: str) -> _Insert | None:
+    connection = connections[using]
+    meta = model._meta
+    if not connection.features.can_return_columns_from_insert or meta.parents:
+        return None
+    concrete = [field for field in meta.local_concrete_fields if not field.generated]
+    pk = meta.pk
+    auto_pk = isinstance(pk, AutoFieldMixin)  # the database numbers the row
+    fields = tuple(f for f in concrete if not f.has_db_default() and not (auto_pk and f is pk))
+    defaulted = tuple(f for f in concrete if f.has_db_default())
+    if any(hasattr(field, "get_placeholder") for field in fields):
+        return None
+    returning = tuple([pk] if auto_pk else []) + defaulted
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608 - names from the model
+        f"VALUES ({', '.join(['%s'] * len(fields))})"
+    )
+    if returning:
+        returning_sql, _params = connection.ops.return_insert_columns(list(returning))
+        sql = f"{sql} {returning_sql}"
+    return _Insert(sql=sql, fields=fields, defaulted=defaulted, returning=returning)
+
+
+def _update_plan(model: type[Model], names: tuple[str, ...], where: tuple[str, ...], using: str) -> _Update:
+    quote = connections[using].ops.quote_name
+    meta = model._meta
+    fields = tuple(meta.get_field(name) for name in names)
+    keys = tuple(meta.get_field(name) for name in where)
+    if any(not f.concrete or hasattr(f, "get_placeholder") for f in (*fields, *keys)):
+        raise ValueError(f"update_row writes plain columns only: {names} where {where}")
+    sets = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+    conditions = " AND ".join(f"{quote(f.column)} = %s" for f in keys)
+    return _Update(sql=f"UPDATE {quote(meta.db_table)} SET {sets} WHERE {conditions}", fields=fields, where=keys)  # noqa: S608

@@ -1,0 +1,111 @@
+"""`config.rows.insert`: the row `save()` writes, without compiling the INSERT each time;
+`save()` where it could differ."""
+
+import pytest
+from django.db import connection
+from django.db.models.signals import post_save, pre_save
+
+from config.rows import insert, update_row
+from events.models import Event
+from payments.models import DeadLetter, Payment, PaymentStatusChange
+from tests.accounts.factories import UserFactory
+from tests.payments.factories import PaymentFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _columns(model, pk) -> dict:
+    fields = list(model._meta.local_concrete_fields)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(connection.ops.quote_name(f.column) for f in fields)} "  # noqa: S608
+            f"FROM {connection.ops.quote_name(model._meta.db_table)} WHERE {model._meta.pk.column} = %s",
+            [pk],
+        )
+        return dict(zip([f.column for f in fields], cursor.fetchone(), strict=True))
+
+
+def test_an_event_is_written_as_create_writes_it_with_its_database_defaults_and_sequence():
+    client = UserFactory()
+    data = {"amount": 2000, "nested": {"list": [1, "two"]}}
+
+    made = Event.objects.create(
+        type="payment.initiated", client=client, subject_type="payment", subject_id="pay_1", data=data
+    )
+    fast = insert(Event(type="payment.initiated", client=client, subject_type="payment", subject_id="pay_1", data=data))
+
+    assert fast.sequence == made.sequence + 1
+    assert fast._state.adding is False
+    ours, theirs = _columns(Event, fast.sequence), _columns(Event, made.sequence)
+    assert ours["transaction_id"] == theirs["transaction_id"]  # pg_current_xact_id(): the same test transaction
+    assert ours["transaction_id"] is not None
+    assert ours["created_at"] >= theirs["created_at"]
+    differs = {"sequence", "public_id", "created_at"}
+    assert {k: v for k, v in ours.items() if k not in differs} == {k: v for k, v in theirs.items() if k not in differs}
+    assert Event.objects.get(sequence=fast.sequence).data == data
+
+
+def test_an_encrypted_column_is_sealed_as_save_seals_it():
+    row = insert(DeadLetter(source="order.placed", body="customer ann@example.com", headers={"h": "1"}, error="bad"))
+
+    stored = _columns(DeadLetter, row.pk)
+    assert "ann@example.com" not in str(stored["body"])
+    assert DeadLetter.objects.get(pk=row.pk).body == "customer ann@example.com"
+
+
+def test_pre_and_post_save_receivers_run_as_they_do_for_save():
+    payment = PaymentFactory()
+    seen = []
+
+    def before(sender, instance, **kwargs):
+        seen.append(("pre", instance.pk, kwargs["raw"]))
+        instance.reason = "set by a pre_save receiver"
+
+    def after(sender, instance, created, **kwargs):
+        seen.append(("post", instance.pk is not None, created))
+
+    pre_save.connect(before, sender=PaymentStatusChange)
+    post_save.connect(after, sender=PaymentStatusChange)
+    try:
+        row = insert(PaymentStatusChange(payment=payment, from_status="", to_status="succeeded", source="api"))
+    finally:
+        pre_save.disconnect(before, sender=PaymentStatusChange)
+        post_save.disconnect(after, sender=PaymentStatusChange)
+
+    assert seen == [("pre", None, False), ("post", True, True)]
+    assert PaymentStatusChange.objects.get(pk=row.pk).reason == "set by a pre_save receiver"
+    assert PaymentStatusChange.objects.get(pk=row.pk).to_status == "succeeded"
+
+
+def test_a_database_default_the_object_sets_is_kept():
+    client = UserFactory()
+
+    row = insert(
+        Event(type="t.t", client=client, subject_type="payment", subject_id="pay_2", data={}, transaction_id=7)
+    )
+
+    assert _columns(Event, row.sequence)["transaction_id"] == 7
+
+
+def test_update_row_sets_the_fields_where_the_row_still_matches_and_counts_it():
+    payment = PaymentFactory(requires_confirmation=True)
+    before = payment.updated_at
+    payment.status, payment.failure_code = "failed", "card_declined"
+
+    assert update_row(payment, ["status", "failure_code", "updated_at"], where={"id": payment.pk, "status": "x"}) == 0
+    assert Payment.objects.get(pk=payment.pk).status == "requires_confirmation"
+    matched = update_row(
+        payment, ["status", "failure_code", "updated_at"], where={"id": payment.pk, "status": "requires_confirmation"}
+    )
+
+    assert matched == 1
+    stored = Payment.objects.get(pk=payment.pk)
+    assert (stored.status, stored.failure_code) == ("failed", "card_declined")
+    assert stored.updated_at > before  # auto_now, as save(update_fields=…) sets it
+
+
+def test_update_row_refuses_a_none_it_could_never_match():
+    payment = PaymentFactory()
+
+    with pytest.raises(ValueError, match="None"):
+        update_row(payment, ["status"], where={"id": payment.pk, "gateway_reference": None})
