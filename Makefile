@@ -37,7 +37,8 @@ fuzz: install
 	@scripts/ensure-system-deps.sh
 	scripts/with-services.sh $(BIN)/python tests/fuzz/run.py
 
-bench: install
+# The HTTP table first (each endpoint's ratio to the floor view, issue #14), then the in-process benches.
+bench: bench-http
 	scripts/with-services.sh sh -c '$(BIN)/python bench/api_bench.py && $(BIN)/python bench/relay_bench.py && $(BIN)/python bench/reconcile_bench.py && $(BIN)/python bench/admin_bench.py && $(BIN)/python bench/customer_admin_bench.py && $(BIN)/python bench/subscription_admin_bench.py && $(BIN)/python bench/read_bench.py && $(BIN)/python bench/rotation_bench.py'
 
 # Faults under load (kill -9 the worker and a gunicorn worker, restart PostgreSQL, stop and freeze Redis),

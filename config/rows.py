@@ -18,12 +18,12 @@ overrides, a field with its own placeholder, inherited models, a backend without
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Field, Model
 from django.db.models.expressions import DatabaseDefault
-from django.db.models.fields import AutoFieldMixin
+from django.db.models.fields import NOT_PROVIDED, AutoFieldMixin
 from django.db.models.signals import post_save, pre_save
 
 
@@ -42,11 +42,13 @@ class _Update:
     where: tuple[Field, ...]  # WHERE … = %s AND …, in order
 
 
+M = TypeVar("M", bound=Model)
+
 _inserts: dict[tuple[type[Model], str], _Insert | None] = {}
 _updates: dict[tuple[type[Model], str, tuple[str, ...], tuple[str, ...]], _Update] = {}
 
 
-def insert(obj: Model, *, using: str = DEFAULT_DB_ALIAS) -> Model:
+def insert(obj: M, *, using: str = DEFAULT_DB_ALIAS) -> M:
     """INSERT the new `obj` as `obj.save(force_insert=True)` does, signals included, and set its primary key."""
     model = type(obj)
     if model.save is not Model.save or model._meta.proxy:
@@ -61,7 +63,7 @@ def insert(obj: Model, *, using: str = DEFAULT_DB_ALIAS) -> Model:
     return obj
 
 
-def insert_row(obj: Model, *, using: str = DEFAULT_DB_ALIAS) -> Model:
+def insert_row(obj: M, *, using: str = DEFAULT_DB_ALIAS) -> M:
     """INSERT the new `obj` as `Model.save()` would, without the model's own `save()` and without signals.
 
     For a caller that does itself what those would do (`payments.saving.payment_insert`); else use `insert`.
@@ -74,7 +76,7 @@ def insert_row(obj: Model, *, using: str = DEFAULT_DB_ALIAS) -> Model:
     plan = _inserts[key]
     with transaction.mark_for_rollback_on_error(using=using):
         if plan is None or any(not isinstance(getattr(obj, f.attname), DatabaseDefault) for f in plan.defaulted):
-            obj._save_table(cls=model, force_insert=True, using=using)  # Django's own insert, compiled as usual
+            obj._save_table(cls=model, force_insert=True, using=using)  # type: ignore[attr-defined]  # Django's own insert
         else:
             values = [field.get_db_prep_save(field.pre_save(obj, True), connection=connection) for field in plan.fields]
             with connection.cursor() as cursor:
@@ -117,8 +119,8 @@ def _insert_plan(model: type[Model], using: str) -> _Insert | None:
     concrete = [field for field in meta.local_concrete_fields if not field.generated]
     pk = meta.pk
     auto_pk = isinstance(pk, AutoFieldMixin)  # the database numbers the row
-    fields = tuple(f for f in concrete if not f.has_db_default() and not (auto_pk and f is pk))
-    defaulted = tuple(f for f in concrete if f.has_db_default())
+    fields = tuple(f for f in concrete if f.db_default is NOT_PROVIDED and not (auto_pk and f is pk))
+    defaulted = tuple(f for f in concrete if f.db_default is not NOT_PROVIDED)
     if any(hasattr(field, "get_placeholder") for field in fields):
         return None
     returning = tuple([pk] if auto_pk else []) + defaulted
@@ -136,10 +138,11 @@ def _insert_plan(model: type[Model], using: str) -> _Insert | None:
 def _update_plan(model: type[Model], names: tuple[str, ...], where: tuple[str, ...], using: str) -> _Update:
     quote = connections[using].ops.quote_name
     meta = model._meta
-    fields = tuple(meta.get_field(name) for name in names)
-    keys = tuple(meta.get_field(name) for name in where)
-    if any(not f.concrete or hasattr(f, "get_placeholder") for f in (*fields, *keys)):
+    found = [meta.get_field(name) for name in (*names, *where)]
+    columns = [f for f in found if isinstance(f, Field) and f.concrete and not hasattr(f, "get_placeholder")]
+    if len(columns) != len(found):
         raise ValueError(f"update_row writes plain columns only: {names} where {where}")
+    fields, keys = tuple(columns[: len(names)]), tuple(columns[len(names) :])
     sets = ", ".join(f"{quote(f.column)} = %s" for f in fields)
     conditions = " AND ".join(f"{quote(f.column)} = %s" for f in keys)
     return _Update(sql=f"UPDATE {quote(meta.db_table)} SET {sets} WHERE {conditions}", fields=fields, where=keys)  # noqa: S608

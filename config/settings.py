@@ -162,6 +162,13 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False  # services own their transactio
 # DATABASE_CONN_MAX_AGE=0 and let PgBouncer pool (docs/architecture.md, "Connections").
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Server-side binding: psycopg prepares a statement run 5 times on a connection, so PostgreSQL parses and plans
+    # each of the money path's statements once per connection, not once per request (docs/architecture.md,
+    # "Connections"). Under PgBouncer in transaction mode, before 1.21's max_prepared_statements: set it false.
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env.bool(
+        "DATABASE_SERVER_SIDE_BINDING", default=True
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 

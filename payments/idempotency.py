@@ -34,6 +34,7 @@ from config.api.idempotency import (
     should_store,
 )
 from config.metrics import api_error_count
+from config.rows import update_row
 from payments.locks import lock_idempotency_key
 from payments.metrics import idempotency_counted
 from payments.models import IdempotencyKey
@@ -184,6 +185,10 @@ def run_idempotent(request: Request, *, required: bool, handler: Callable[[str],
     return response
 
 
+# What answering a claimed key writes (one UPDATE, compiled once: config.rows).
+ANSWERED_FIELDS = ("response_status", "response_body", "locked_at", "lock_token")
+
+
 class KeyClaim(Generic[T]):
     """A create request's key, claimed in the service's first transaction and answered in its last.
 
@@ -238,9 +243,10 @@ class KeyClaim(Generic[T]):
                 raise KeyTaken()
             self.row_id = inserted
         else:
-            IdempotencyKey.objects.filter(pk=self.row_id).update(
-                response_status=response[0], response_body=response[1], locked_at=None, lock_token=""
+            answered = IdempotencyKey(
+                pk=self.row_id, response_status=response[0], response_body=response[1], locked_at=None, lock_token=""
             )
+            update_row(answered, ANSWERED_FIELDS, where={"id": self.row_id})
         self.response = response
 
 

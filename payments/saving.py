@@ -21,12 +21,11 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
-from auditlog import get_logentry_model
-from auditlog.receivers import _create_log_entry  # private, but it is what applies the registration's field rules
-from django.conf import settings
+from auditlog.models import LogEntry
 from django.db import DatabaseError
 from django.db.models import Field
 
+from audit.entries import log_entry_write
 from config.rows import insert_row, update_row
 from payments.models import BLIND_INDEXES, Payment, keep_indexes
 
@@ -69,14 +68,7 @@ def payment_insert(payment: Payment) -> Payment:
     """
     keep_indexes(payment, None, BLIND_INDEXES)
     insert_row(payment)
-    _create_log_entry(
-        action=get_logentry_model().Action.CREATE,
-        instance=payment,
-        sender=Payment,
-        diff_old=None,
-        diff_new=payment,
-        use_json_for_changes=getattr(settings, "AUDITLOG_STORE_JSON_CHANGES", False),
-    )
+    log_entry_write(action=LogEntry.Action.CREATE, instance=payment, old=None)
     return payment
 
 
@@ -100,15 +92,7 @@ def payment_save(payment: Payment, fields: Iterable[str]) -> Payment:
     elif not update_row(payment, _concrete(update_fields), where={"id": payment.pk}):
         # What save(update_fields=…) says of a row that is gone.
         raise DatabaseError("Save with update_fields did not affect any rows.")
-    _create_log_entry(
-        action=get_logentry_model().Action.UPDATE,
-        instance=payment,
-        sender=Payment,
-        diff_old=old,
-        diff_new=payment,
-        fields_to_check=update_fields,
-        use_json_for_changes=getattr(settings, "AUDITLOG_STORE_JSON_CHANGES", False),
-    )
+    log_entry_write(action=LogEntry.Action.UPDATE, instance=payment, old=old, fields=update_fields)
     return remember_as_locked(payment)
 
 

@@ -5,17 +5,22 @@ settings with the currency's thresholds and whether a card fingerprint is blockl
 `rules_snapshot`); inside it the identity locks (1, PostgreSQL only), then the blocklist and the
 velocity and decline counts together (1, `blocklist_and_velocity`); and, only when the amount reaches
 the first-seen amount, whether the customer paid before (1).
+
+The two statements of every creation are built and compiled by the ORM once per shape (which
+identities are given, how many domains and networks) and then only run with new values
+(`config.prepared`): building them cost more Python time than the database takes to answer.
 """
 
 import ipaddress
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, Q, QuerySet, Subquery, Value
 from django.utils import timezone
 
 from accounts.models import User
 from config.encryption import email_index, ip_index
+from config.prepared import PreparedQuery, Slots
 from payments.models import Payment
 from payments.services import normalize_email
 from payments.states import PaymentStatus
@@ -32,6 +37,12 @@ def settings_ensure(queryset: QuerySet[RiskSettings] | None = None) -> RiskSetti
     found = rows.filter(pk=1).first()
     if found is not None:
         return found
+    _settings_create()
+    return rows.get(pk=1)
+
+
+def _settings_create() -> None:
+    """Create the settings row with the defaults, and the default thresholds (unless another request just did)."""
     try:
         with transaction.atomic():
             RiskSettings.objects.create(pk=1)
@@ -44,7 +55,6 @@ def settings_ensure(queryset: QuerySet[RiskSettings] | None = None) -> RiskSetti
             )
     except IntegrityError:  # created meanwhile by another request
         pass
-    return rows.get(pk=1)
 
 
 THRESHOLD_FIELDS = ("review_amount", "block_amount", "first_seen_amount")
@@ -55,22 +65,47 @@ def rules_load(currency: str) -> engine.Rules:
     return rules_snapshot(currency)[0]
 
 
-def rules_snapshot(currency: str, now: datetime | None = None) -> tuple[engine.Rules, bool]:
-    """The rules and whether any card fingerprint is blocklisted, in one statement (the rest as subqueries)."""
-    thresholds = CurrencyThreshold.objects.filter(currency=currency)
-    fingerprints = BlocklistEntry.objects.filter(active_entries(now or timezone.now()), kind=BlockKind.CARD_FINGERPRINT)
-    row = settings_ensure(
-        RiskSettings.objects.annotate(
-            has_threshold=Exists(thresholds),
-            fingerprints_blocked=Exists(fingerprints),
-            **{f"threshold_{name}": Subquery(thresholds.values(name)[:1]) for name in THRESHOLD_FIELDS},
-        )
+SNAPSHOT_COLUMNS = (
+    "version",
+    *RULE_FIELDS,
+    "has_threshold",
+    *(f"threshold_{name}" for name in THRESHOLD_FIELDS),
+    "fingerprints_blocked",
+)
+
+
+@PreparedQuery
+def _snapshot_query(slots: Slots) -> QuerySet:
+    """The settings row with the currency's thresholds and whether a card fingerprint is blocklisted."""
+    thresholds = CurrencyThreshold.objects.filter(currency=slots.text("currency"))
+    fingerprints = BlocklistEntry.objects.filter(active_entries(slots.moment("now")), kind=BlockKind.CARD_FINGERPRINT)
+    rows = RiskSettings.objects.annotate(
+        has_threshold=Exists(thresholds),
+        fingerprints_blocked=Exists(fingerprints),
+        **{f"threshold_{name}": Subquery(thresholds.values(name)[:1]) for name in THRESHOLD_FIELDS},
     )
+    return rows.filter(pk=1).order_by("pk").values_list(*SNAPSHOT_COLUMNS)[:1]  # as settings_ensure's first()
+
+
+def rules_snapshot(currency: str, now: datetime | None = None) -> tuple[engine.Rules, bool]:
+    """The rules and whether any card fingerprint is blocklisted, in one statement (the rest as subqueries).
+
+    The settings row is created with the defaults when missing (as `settings_ensure` does).
+    :raises RiskSettings.DoesNotExist: still no settings row after creating it.
+    """
+    values = {"currency": currency, "now": now or timezone.now()}
+    rows = _snapshot_query.execute(values=values)
+    if not rows:
+        _settings_create()
+        rows = _snapshot_query.execute(values=values)
+        if not rows:
+            raise RiskSettings.DoesNotExist("RiskSettings matching query does not exist.")
+    row = dict(zip(SNAPSHOT_COLUMNS, rows[0], strict=True))
     threshold = None
-    if getattr(row, "has_threshold", False):
-        threshold = engine.Threshold(*(getattr(row, f"threshold_{name}") for name in THRESHOLD_FIELDS))
-    rules = engine.Rules(version=row.version, threshold=threshold, **{name: getattr(row, name) for name in RULE_FIELDS})
-    return rules, bool(getattr(row, "fingerprints_blocked", False))
+    if row["has_threshold"]:
+        threshold = engine.Threshold(*(row[f"threshold_{name}"] for name in THRESHOLD_FIELDS))
+    rules = engine.Rules(version=row["version"], threshold=threshold, **{name: row[name] for name in RULE_FIELDS})
+    return rules, bool(row["fingerprints_blocked"])
 
 
 def normalize_domain(value: str) -> str:
@@ -111,7 +146,22 @@ def _domains(email: str) -> list[str]:
 def _networks(ip: str) -> list[str]:
     """Every network that contains the address, in stored form: 33 for IPv4, 129 for IPv6."""
     address = ipaddress.ip_address(ip)
-    return [str(ipaddress.ip_network(f"{address}/{bits}", strict=False)) for bits in range(address.max_prefixlen + 1)]
+    if "%" in ip:  # an IPv6 scope: leave its handling to ipaddress
+        return [
+            str(ipaddress.ip_network(f"{address}/{bits}", strict=False)) for bits in range(address.max_prefixlen + 1)
+        ]
+    # what str(ip_network(f"{address}/{bits}", strict=False)) gives, formatting each distinct network address once
+    # (an IPv6 address formats slowly, and many prefixes share a network address: 129 networks cost 1.7 ms)
+    width, whole, kind = address.max_prefixlen, int(address), type(address)
+    names: dict[int, str] = {}
+    networks = []
+    for bits in range(width + 1):
+        masked = whole >> (width - bits) << (width - bits)
+        name = names.get(masked)
+        if name is None:
+            name = names[masked] = str(kind(masked))
+        networks.append(f"{name}/{bits}")
+    return networks
 
 
 def active_entries(now: datetime) -> Q:
@@ -121,17 +171,40 @@ def active_entries(now: datetime) -> Q:
 def blocklist_matches(
     *, client: User, customer_id: str, email: str, ip: str | None, card_fingerprint: str, now: datetime
 ) -> QuerySet[BlocklistEntry]:
+    return _blocklist_query(
+        client=client,
+        customer_id=customer_id,
+        email=email,
+        domains=_domains(email) if email else [],
+        networks=_networks(ip) if ip else None,
+        card_fingerprint=card_fingerprint,
+        now=now,
+    )
+
+
+def _blocklist_query(
+    *,
+    client: User | int,
+    customer_id: str,
+    email: str,
+    domains: list[str],
+    networks: list[str] | None,
+    card_fingerprint: str,
+    now: datetime,
+) -> QuerySet[BlocklistEntry]:
+    """The active entries for these values (`email` "": none; `networks` None: no IP; `client` a user or its id)."""
     match = Q(kind=BlockKind.CUSTOMER, value=customer_id) & (Q(client__isnull=True) | Q(client=client))
     if email:
-        match |= Q(kind=BlockKind.EMAIL, value=email) | Q(kind=BlockKind.EMAIL_DOMAIN, value__in=_domains(email))
-    if ip:
-        match |= Q(kind=BlockKind.IP, value__in=_networks(ip))
+        match |= Q(kind=BlockKind.EMAIL, value=email) | Q(kind=BlockKind.EMAIL_DOMAIN, value__in=domains)
+    if networks is not None:
+        match |= Q(kind=BlockKind.IP, value__in=networks)
     if card_fingerprint:
         match |= Q(kind=BlockKind.CARD_FINGERPRINT, value=card_fingerprint)
     return BlocklistEntry.objects.filter(match, active_entries(now)).order_by("id")
 
 
 Counts = tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]
+WINDOWS = ("short", "long")
 
 
 def blocklist_and_velocity(
@@ -147,75 +220,126 @@ def blocklist_and_velocity(
     """The blocklist hits and the velocity counts in one statement: the aggregate row joined to the matching entries.
 
     `SELECT v.*, h.id, h.kind, h.value FROM (<velocity>) v LEFT JOIN (<blocklist>) h ON 1 = 1`, both
-    parts compiled by the ORM: the aggregate is always one row, so there is one row per hit, or one
-    row with no hit. Run after `lock_identities`: the statement's snapshot then counts every payment
-    committed by creations that held those locks before this one.
+    parts compiled by the ORM (once per shape, see `_combined_query`): the aggregate is always one row,
+    so there is one row per hit, or one row with no hit. Run after `lock_identities`: the statement's
+    snapshot then counts every payment committed by creations that held those locks before this one.
     """
-    who, starts, velocity = _velocity_query(
-        client=client, customer_id=customer_id, email=email, ip=ip, rules=rules, now=now
-    )
-    hits = blocklist_matches(
-        client=client, customer_id=customer_id, email=email, ip=ip, card_fingerprint=card_fingerprint, now=now
-    ).values("id", "kind", "value")
-    velocity_sql, velocity_params = velocity.query.sql_with_params()
-    hits_sql, hits_params = hits.query.sql_with_params()
-    names = list(velocity.query.annotation_select)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT v.*, h.id, h.kind, h.value FROM ({velocity_sql}) v LEFT JOIN ({hits_sql}) h ON 1 = 1",  # noqa: S608
-            [*velocity_params, *hits_params],
-        )
-        rows = cursor.fetchall()
+    domains = _domains(email) if email else []
+    networks = _networks(ip) if ip else None
+    starts = {
+        "short": now - timedelta(minutes=rules.short_window_minutes),
+        "long": now - timedelta(hours=rules.long_window_hours),
+    }
+    values = {
+        "client": client.pk,
+        "customer_id": customer_id,
+        "email": email,
+        "email_index": email_index(email) if email else "",
+        "ip_index": ip_index(ip) if ip else "",
+        "domains": domains,
+        "networks": networks or [],
+        "card_fingerprint": card_fingerprint,
+        "now": now,
+        "since": min(starts.values()),
+        **{f"{window}_start": start for window, start in starts.items()},
+    }
+    shape = (bool(email), len(domains), None if networks is None else len(networks), bool(card_fingerprint))
+    rows = _combined_query.execute(*shape, values=values)
+    identities = _identities(email=bool(email), ip=bool(ip))
+    names = _velocity_names(identities)
     totals = dict(zip(names, rows[0][: len(names)], strict=True))
     found = tuple(
         engine.BlocklistHit(kind=kind, value=value, entry_id=pk)
         for pk, kind, value in (row[len(names) :] for row in rows)
         if pk is not None
     )
-    return found, _velocity_split(totals, who, starts)
+    return found, _velocity_split(totals, identities)
+
+
+@PreparedQuery
+def _combined_query(
+    slots: Slots, with_email: bool, domain_count: int, network_count: int | None, with_card: bool
+) -> tuple[str, list]:
+    """The velocity aggregate joined to the blocklist matches, for which values are given and how many."""
+    client = slots.number("client")
+    customer_id = slots.text("customer_id")
+    velocity = _velocity_query(
+        client=client,
+        customer_id=customer_id,
+        email_index=slots.text("email_index") if with_email else "",
+        ip_index=slots.text("ip_index") if network_count is not None else "",
+        starts={window: slots.moment(f"{window}_start") for window in WINDOWS},
+        since=slots.moment("since"),
+    )
+    hits = _blocklist_query(
+        client=client,
+        customer_id=customer_id,
+        email=slots.text("email") if with_email else "",
+        domains=slots.texts("domains", domain_count),
+        networks=None if network_count is None else slots.texts("networks", network_count),
+        card_fingerprint=slots.text("card_fingerprint") if with_card else "",
+        now=slots.moment("now"),
+    ).values("id", "kind", "value")
+    velocity_sql, velocity_params = slots.compile(velocity)
+    hits_sql, hits_params = slots.compile(hits)
+    return (
+        f"SELECT v.*, h.id, h.kind, h.value FROM ({velocity_sql}) v LEFT JOIN ({hits_sql}) h ON 1 = 1",  # noqa: S608
+        [*velocity_params, *hits_params],
+    )
+
+
+def _identities(*, email: bool, ip: bool) -> tuple[str, ...]:
+    return ("customer", *(("email",) if email else ()), *(("ip",) if ip else ()))
+
+
+def _velocity_names(identities: tuple[str, ...]) -> list[str]:
+    """The aggregate's columns, in the order `_velocity_query` selects them."""
+    return [f"{kind}_{i}_{w}" for i in identities for w in WINDOWS for kind in ("p", "d")]
 
 
 def _velocity_query(
-    *, client: User, customer_id: str, email: str, ip: str | None, rules: engine.Rules, now: datetime
-) -> tuple[dict[str, Q], dict[str, datetime], QuerySet]:
+    *,
+    client: User | int,
+    customer_id: str,
+    email_index: str,
+    ip_index: str,
+    starts: dict[str, datetime],
+    since: datetime,
+) -> QuerySet:
     """Earlier payments and declines per identity and window as a one-row aggregate queryset (a constant group:
-    no GROUP BY, always one row). A window of W covers (now − W, now]: a payment exactly W old has left it.
-    Declines are payments created in the window that the gateway declined (our own blocks are not declines).
+    no GROUP BY, always one row), over payments created after `since` (the earliest of `starts`). A window of W
+    covers (now − W, now]: a payment exactly W old has left it. Declines are payments created in the window
+    that the gateway declined (our own blocks are not declines). An identity whose index is "" is not counted.
     """
-    starts = {
-        "short": now - timedelta(minutes=rules.short_window_minutes),
-        "long": now - timedelta(hours=rules.long_window_hours),
-    }
     who = {"customer": Q(client=client, customer_id=customer_id)}
     # The e-mail and IP are encrypted: matched by their blind indexes (each with created_at on one index).
-    if email:
-        who["email"] = Q(customer_email_index=email_index(email))
-    if ip:
-        who["ip"] = Q(customer_ip_index=ip_index(ip))
+    if email_index:
+        who["email"] = Q(customer_email_index=email_index)
+    if ip_index:
+        who["ip"] = Q(customer_ip_index=ip_index)
     declined = Q(status=PaymentStatus.FAILED) & ~Q(failure_code__in=["", "blocked"])
     aggregates = {}
     for identity, match in who.items():
-        for window, start in starts.items():
-            aggregates[f"p_{identity}_{window}"] = Count("pk", filter=match & Q(created_at__gt=start))
-            aggregates[f"d_{identity}_{window}"] = Count("pk", filter=match & Q(created_at__gt=start) & declined)
+        for window in WINDOWS:
+            in_window = match & Q(created_at__gt=starts[window])
+            aggregates[f"p_{identity}_{window}"] = Count("pk", filter=in_window)
+            aggregates[f"d_{identity}_{window}"] = Count("pk", filter=in_window & declined)
     any_identity = Q()
     for match in who.values():
         any_identity |= match
-    earliest = min(starts.values())
-    queryset = (
-        Payment.objects.filter(any_identity, created_at__gt=earliest)
+    return (
+        Payment.objects.filter(any_identity, created_at__gt=since)
         .order_by()
         .annotate(group=Value(1))
         .values("group")
         .annotate(**aggregates)
         .values(*aggregates)
     )
-    return who, starts, queryset
 
 
-def _velocity_split(totals: dict[str, int], who: dict[str, Q], starts: dict[str, datetime]) -> Counts:
-    payments = {(i, w): totals[f"p_{i}_{w}"] for i in who for w in starts}
-    declines = {(i, w): totals[f"d_{i}_{w}"] for i in who for w in starts}
+def _velocity_split(totals: dict[str, int], identities: tuple[str, ...]) -> Counts:
+    payments = {(i, w): totals[f"p_{i}_{w}"] for i in identities for w in WINDOWS}
+    declines = {(i, w): totals[f"d_{i}_{w}"] for i in identities for w in WINDOWS}
     return payments, declines
 
 

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from audit.services import staff_action_record
+from config.rows import insert
 from gateways.base import Gateway
 from payments import states
 from payments.locks import lock_payment
@@ -95,14 +96,16 @@ def risk_assess(
 def risk_record(*, payment: Payment, assessment: engine.Assessment, card_fingerprint: str = "") -> RiskAssessment:
     """Store the assessment of a payment just inserted (same transaction); count it on commit."""
     rules = sorted({reason.rule for reason in assessment.reasons})
-    row = RiskAssessment.objects.create(
-        payment=payment,
-        score=assessment.score,
-        level=assessment.level,
-        decision=assessment.decision,
-        reasons=[reason.as_dict() for reason in assessment.reasons],
-        settings_version=assessment.settings_version,
-        card_fingerprint=card_fingerprint,
+    row = insert(
+        RiskAssessment(
+            payment=payment,
+            score=assessment.score,
+            level=assessment.level,
+            decision=assessment.decision,
+            reasons=[reason.as_dict() for reason in assessment.reasons],
+            settings_version=assessment.settings_version,
+            card_fingerprint=card_fingerprint,
+        )
     )
     transaction.on_commit(lambda: metrics.count_decision(decision=assessment.decision, rules=rules))
     if assessment.decision != Decision.ALLOW:

@@ -116,6 +116,26 @@ def test_an_ip_inside_a_blocklisted_network_is_blocked(create, block, entry, ip)
 @pytest.mark.parametrize(
     ("entry", "ip"),
     [
+        ("0.0.0.0/1", "127.0.0.1"),
+        ("203.0.113.6/31", "203.0.113.7"),
+        ("::/1", "::1"),
+        ("2001:db8:8000::/33", "2001:db8:85a3::8a2e:370:7334"),
+        ("2001:db8:85a3::8a2e:370:7334/127", "2001:db8:85a3::8a2e:370:7335"),
+        ("2001:db8::/96", "2001:db8::ffff:1"),
+    ],
+    ids=["v4-slash-1", "v4-slash-31", "v6-slash-1", "v6-slash-33", "v6-slash-127", "v6-slash-96"],
+)
+def test_a_network_of_any_prefix_length_blocks_the_addresses_inside_it(create, block, entry, ip):
+    block("ip", entry)
+
+    response = create(customer_ip=ip)
+
+    assert _blocked_by(response) == ["blocklisted_ip"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "ip"),
+    [
         ("198.51.100.7", "198.51.100.8"),
         ("203.0.113.0/24", "203.0.114.0"),
         ("203.0.113.0/24", "203.0.112.255"),

@@ -1,0 +1,74 @@
+"""django-auditlog entries for rows saved without `save()` (`payments.saving`), written as auditlog writes them.
+
+auditlog writes an entry from its `post_save`/`pre_save` receivers (`auditlog.receivers._create_log_entry`):
+`pre_log`, the diff, `LogEntry.objects.log_create`, `post_log`. `log_entry_write` does the same steps
+with auditlog's own diff and `log_create` (so the entry's fields, its correlation id and the actor the
+auditlog middleware's context sets are the same), through a manager whose `create` is one INSERT
+compiled once (`config.rows.insert`, which sends the `pre_save` the actor context listens to).
+"""
+
+from functools import cache
+from typing import Any
+
+from auditlog import get_logentry_model
+from auditlog.diff import model_instance_diff
+from auditlog.models import LogEntry, LogEntryManager
+from auditlog.signals import post_log, pre_log
+from django.conf import settings
+from django.db.models import Model
+
+from config.rows import insert
+
+
+class _InsertingManager(LogEntryManager):
+    """auditlog's manager, with `create` as one compiled INSERT (signals sent, as `save()` sends them)."""
+
+    def create(self, **kwargs: Any) -> Any:
+        return insert(self.model(**kwargs))
+
+
+@cache
+def _entries() -> _InsertingManager:
+    manager = _InsertingManager()
+    manager.model = get_logentry_model()
+    return manager
+
+
+def log_entry_write(
+    *, action: int, instance: Model, old: Model | None, fields: list[str] | None = None
+) -> LogEntry | None:
+    """The entry auditlog's receiver writes for saving `instance` (from `old`; None for a creation), or None.
+
+    `fields` limits the diff as `save(update_fields=…)` does. Raises what the write raises, after `post_log`.
+    """
+    sender = type(instance)
+    pre_log_results = pre_log.send(sender, instance=instance, action=action)
+    if any(result is False for _receiver, result in pre_log_results):
+        return None
+    error: BaseException | None = None
+    entry = None
+    changes = None
+    use_json = getattr(settings, "AUDITLOG_STORE_JSON_CHANGES", False)
+    try:
+        changes = model_instance_diff(old, instance, fields_to_check=fields, use_json_for_changes=use_json)
+        if changes:
+            entry = _entries().log_create(instance, action=action, changes=changes, force_log=False)
+    except BaseException as exc:  # noqa: BLE001 - re-raised below, after post_log, as auditlog does
+        error = exc
+    finally:
+        if entry or error:
+            post_log.send(
+                sender,
+                instance=instance,
+                instance_old=old,
+                action=action,
+                error=error,
+                pre_log_results=pre_log_results,
+                changes=changes,
+                log_entry=entry,
+                log_created=entry is not None,
+                use_json_for_changes=use_json,
+            )
+    if error is not None:
+        raise error
+    return entry
