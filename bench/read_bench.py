@@ -105,7 +105,7 @@ def seed() -> tuple[User, list[str], list[str]]:
         )
         payments.append(payment)
     refunds = [
-        refund_create(payment=payment, requested_by=shop, amount=500).public_id
+        refund_create(payment_id=payment.pk, requested_by=shop, amount=500).public_id
         for payment in payments
         if payment.status == "succeeded"
     ]

@@ -163,12 +163,14 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False  # services own their transactio
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Server-side binding: psycopg prepares a statement run 5 times on a connection, so PostgreSQL parses and plans
-    # each of the money path's statements once per connection, not once per request (docs/architecture.md,
-    # "Connections"). Under PgBouncer in transaction mode, before 1.21's max_prepared_statements: set it false.
+    # Server-side binding (values sent apart from the SQL, not quoted into it by psycopg), and psycopg prepares a
+    # statement a connection has run DATABASE_PREPARE_THRESHOLD times, so PostgreSQL parses and plans the money
+    # path's statements once per connection, not once per request (docs/architecture.md, "Connections"). Under
+    # PgBouncer in transaction mode before 1.21 (max_prepared_statements), set DATABASE_PREPARE_THRESHOLD=0.
     DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env.bool(
         "DATABASE_SERVER_SIDE_BINDING", default=True
     )
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = env.int("DATABASE_PREPARE_THRESHOLD", default=5) or None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 

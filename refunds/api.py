@@ -16,8 +16,7 @@ from config.api.serializers import StrictSerializer
 from payments.api import METADATA_SCHEMA, body_of, list_filters, validate_metadata
 from payments.idempotency import run_idempotent_service
 from payments.money import MAX_AMOUNT
-from payments.reads import RowCursorPagination, RowQuery, payment_row
-from payments.selectors import payment_get
+from payments.reads import RowCursorPagination, RowQuery, payment_key, payment_row
 from refunds import reads, selectors, services
 from refunds.models import Refund, RefundReason
 from refunds.rendering import render_refund
@@ -129,13 +128,13 @@ class PaymentRefundViewSet(viewsets.GenericViewSet):
 
     def create(self, request: Request, payment_id: str) -> Response:
         client = request_client(request)
-        payment = payment_get(client=client, public_id=payment_id)
+        payment = payment_key(client=client, public_id=payment_id)  # 404 unless the client may refund it
         data = body_of(request, RefundCreateSerializer)
 
         return run_idempotent_service(
             request,
             required=True,
-            service=lambda claim: services.refund_create(payment=payment, requested_by=client, claim=claim, **data),
+            service=lambda claim: services.refund_create(payment_id=payment, requested_by=client, claim=claim, **data),
             render=lambda refund: (201, render_refund(refund)),
         )
 

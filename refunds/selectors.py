@@ -1,6 +1,7 @@
 """Reads of refunds: the API's, what is left to refund, staff approval limits, refunds left pending."""
 
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet, Sum
@@ -8,6 +9,7 @@ from django.utils import timezone
 from rest_framework.exceptions import NotFound
 
 from accounts.models import ApiRole, User
+from config.prepared import PreparedQuery, Slots
 from payments.models import Payment
 from refunds import states
 from refunds.models import Refund
@@ -36,8 +38,17 @@ def refundable_amount(payment: Payment) -> int:
     Money under a chargeback the gateway will not refund (needs response, under review, lost) is not
     refundable: `Payment.amount_dispute_held`, kept by the disputes app.
     """
-    committed = Refund.objects.filter(payment=payment, status__in=states.COMMITTED).aggregate(total=Sum("amount"))
-    return max(payment.amount_received - (committed["total"] or 0) - payment.amount_dispute_held, 0)
+    rows = _committed_total.execute(values={"payment": payment.pk})
+    # No committed refund: no group, no row. PostgreSQL's SUM of a bigint is a numeric: back to an int.
+    committed = int(rows[0][0]) if rows else 0
+    return max(payment.amount_received - committed - payment.amount_dispute_held, 0)
+
+
+@PreparedQuery
+def _committed_total(slots: Slots) -> QuerySet[Any, Any]:
+    """The sum of a payment's succeeded and pending refunds (compiled once: it runs under every refund's lock)."""
+    refunds = Refund.objects.filter(payment_id=slots.number("payment"), status__in=sorted(states.COMMITTED))
+    return refunds.order_by().values("payment_id").annotate(total=Sum("amount")).values("total")
 
 
 def refund_approval_limit(*, currency: str) -> int:

@@ -17,7 +17,7 @@ from payments import states as payment_states
 from payments.errors import AmountTooLarge, PaymentUnexpectedState
 from payments.idempotency import KeyClaim
 from payments.locks import lock_payment
-from payments.models import ChangeSource, Payment
+from payments.models import ChangeSource
 from payments.money import format_amount
 from refunds.models import Refund
 from refunds.selectors import refundable_amount
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 def refund_create(
     *,
-    payment: Payment,
+    payment_id: int,
     requested_by: User | None,
     amount: int | None = None,
     reason: str = "",
@@ -48,11 +48,11 @@ def refund_create(
     :raises KeyTaken: (with a claim) the key was used before; nothing was written.
     """
     if idempotency_key:
-        existing = Refund.objects.filter(payment=payment, idempotency_key=idempotency_key).first()
+        existing = Refund.objects.filter(payment_id=payment_id, idempotency_key=idempotency_key).first()
         if existing is not None:
             return existing
     with transaction.atomic():
-        locked = lock_payment(payment.pk)
+        locked = lock_payment(payment_id)
         if locked.status not in payment_states.REFUNDABLE:
             raise PaymentUnexpectedState(f"A payment in status {locked.status} cannot be refunded.")
         remaining = refundable_amount(locked)

@@ -56,7 +56,7 @@ def staff_refund_request(
         )
     with transaction.atomic():
         refund = refund_create(
-            payment=payment, requested_by=actor, amount=amount, reason=refund_reason, source=ChangeSource.ADMIN
+            payment_id=payment.pk, requested_by=actor, amount=amount, reason=refund_reason, source=ChangeSource.ADMIN
         )
         staff_action_record(
             actor=actor,
@@ -80,7 +80,7 @@ def run_approved_refund(request: ApprovalRequest, approver: User) -> ApprovalOut
     if request.params["currency"] != payment.currency:
         raise AmountTooLarge("The request's currency is not the payment's.", param="currency")
     refund = refund_create(
-        payment=payment,
+        payment_id=payment.pk,
         requested_by=request.requested_by,
         amount=request.params["amount"],
         reason=request.params.get("refund_reason", ""),

@@ -119,7 +119,7 @@ def test_payment_changelist_links_to_the_export_with_its_filters(agent, three):
 
 def test_refund_export_streams_refunds_with_their_payment(agent, three):
     # given a partial refund of the KWD payment
-    refund = refund_create(payment=three["kwd"], requested_by=agent, amount=250)
+    refund = refund_create(payment_id=three["kwd"].pk, requested_by=agent, amount=250)
 
     # when the agent exports the refund changelist filtered on pending refunds
     response = logged_in(agent).get("/admin/refunds/refund/export-csv/?status__exact=pending")

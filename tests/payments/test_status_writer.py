@@ -122,7 +122,7 @@ def test_a_refund_flagged_for_staff_is_in_the_audit_log():
     payment = payment_create(
         client=shop, amount=5000, currency="usd", customer_id="cus_1", payment_method="pm_card_visa", confirm=True
     )
-    refund = refund_create(payment=payment, requested_by=shop, amount=1000)
+    refund = refund_create(payment_id=payment.pk, requested_by=shop, amount=1000)
 
     # when its retries run out
     refund_mark_needs_attention(refund_id=refund.pk, error="GatewayTimeout: no answer")
