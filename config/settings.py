@@ -271,6 +271,9 @@ WEBHOOKS_RETRY_MAX_SECONDS = env.float("WEBHOOKS_RETRY_MAX_SECONDS", default=600
 # Stored events are processed by one drain task, run this long after the first commit that stored one, for all
 # stored meanwhile (0: a drain per commit, no guard; the default where tasks run inline, as under `make run`).
 WEBHOOKS_DRAIN_DELAY_MS = env.int("WEBHOOKS_DRAIN_DELAY_MS", default=0 if CELERY_TASK_ALWAYS_EAGER else 20)
+# Rows the drain reads per query, and takes on per run (past it the drain sends itself again: a task time limit).
+WEBHOOKS_DRAIN_BATCH_SIZE = env.int("WEBHOOKS_DRAIN_BATCH_SIZE", default=200)
+WEBHOOKS_DRAIN_MAX_PER_RUN = env.int("WEBHOOKS_DRAIN_MAX_PER_RUN", default=1000)
 WEBHOOKS_RECOVERY_INTERVAL_SECONDS = env.int("WEBHOOKS_RECOVERY_INTERVAL_SECONDS", default=300)
 WEBHOOKS_RECOVERY_LOOKBACK_SECONDS = env.int("WEBHOOKS_RECOVERY_LOOKBACK_SECONDS", default=3600)
 WEBHOOKS_RECOVERY_OVERLAP_SECONDS = env.int("WEBHOOKS_RECOVERY_OVERLAP_SECONDS", default=600)

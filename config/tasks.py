@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import celery
 import redis
 from django.conf import settings
+from django.core.cache import cache
 from django.db import DatabaseError, InterfaceError, OperationalError, connections, transaction
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
@@ -155,6 +156,22 @@ def publish(task: celery.Task, *, kwargs: dict[str, Any] | None = None, countdow
         )
         return False
     return True
+
+
+def publish_debounced(task: celery.Task, *, guard_key: str, delay_ms: int, guard_seconds: int = 5) -> bool:
+    """Send `task` `delay_ms` from now unless one sent by an earlier call is still to start; True when sent.
+
+    The first call sets `guard_key` in the cache (`cache.add`); while it stands nothing more is sent. The task
+    must delete the guard before it reads its work, so a call after that sends again. `guard_seconds` bounds
+    how long a lost send holds others back. Without the cache (an outage), it sends as if there were no guard;
+    `delay_ms <= 0` sends at once, unguarded. One send, as `publish`: a commit never waits on a silent broker.
+    """
+    try:
+        first = delay_ms <= 0 or cache.add(guard_key, 1, guard_seconds)
+    except Exception:  # noqa: BLE001 - the cache is only an optimisation: send as if there were none
+        logger.warning("Task guard unavailable; sending without it", extra={"task": task.name}, exc_info=True)
+        first = True
+    return bool(first) and publish(task, countdown=delay_ms / 1000 if delay_ms > 0 else None)
 
 
 def enqueue(task_name: str, **kwargs: Any) -> bool:

@@ -11,11 +11,10 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 
 from config.rows import insert
-from config.tasks import publish
+from config.tasks import publish_debounced
 from events.locks import RELAY_GUARD_KEY
 from events.models import Event
 from events.payloads import UnsafeEventPayload, event_safe, strict_payloads, unsafe_keys
@@ -49,13 +48,7 @@ def event_record(*, type: str, client_id: int, subject_type: str, subject_id: st
 
 
 def _trigger_relay() -> None:
-    delay_ms = settings.OUTBOX_RELAY_DELAY_MS
-    try:
-        first = delay_ms <= 0 or cache.add(RELAY_GUARD_KEY, 1, GUARD_SECONDS)
-    except Exception:  # noqa: BLE001 - the cache is only an optimisation: trigger as if there were none
-        logger.warning("Relay guard unavailable; triggering the relay without it", exc_info=True)
-        first = True
-    if first:
-        # One send, bounded by the broker's timeouts and never retried: a commit must not wait on a silent broker.
-        # A relay not sent is not lost: the beat sweep (`outbox-relay-sweep`, every 30 s) publishes the rows.
-        publish(relay_outbox, countdown=delay_ms / 1000 if delay_ms > 0 else None)
+    # A relay not sent is not lost: the beat sweep (`outbox-relay-sweep`, every 30 s) publishes the rows.
+    publish_debounced(
+        relay_outbox, guard_key=RELAY_GUARD_KEY, delay_ms=settings.OUTBOX_RELAY_DELAY_MS, guard_seconds=GUARD_SECONDS
+    )

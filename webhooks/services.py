@@ -23,7 +23,6 @@ from typing import Any
 
 import stripe
 from django.conf import settings
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
@@ -31,7 +30,7 @@ from django.utils import timezone
 
 from config.api.parsers import unstorable
 from config.rows import insert
-from config.tasks import publish, registered
+from config.tasks import publish, publish_debounced, registered
 from gateways import stripe_gateway
 from gateways.stripe import StripeGateway
 from webhooks import handlers
@@ -46,8 +45,6 @@ MAX_ID_LENGTH = 255
 MAX_TYPE_LENGTH = 128
 MAX_ERROR_LENGTH = 20_000
 DRAIN_TASK = "webhooks.tasks.drain_received_events"
-DRAIN_BATCH_SIZE = 200  # rows read per query of the drain
-DRAIN_MAX_PER_RUN = 1000  # rows one drain run takes on; past it the drain sends itself again (a task time limit)
 # How long the guard stands if the drain it announced is lost (a broker hiccup): then the next commit triggers again.
 GUARD_SECONDS = 5
 RECOVERY_CURSOR = "stripe_events"
@@ -203,16 +200,13 @@ def webhook_drain_trigger() -> None:
 
     Called after the commit that stored an event. Without the cache (an outage) the drain is sent anyway.
     """
-    delay_ms = settings.WEBHOOKS_DRAIN_DELAY_MS
-    try:
-        first = delay_ms <= 0 or cache.add(WEBHOOK_DRAIN_GUARD_KEY, 1, GUARD_SECONDS)
-    except Exception:  # noqa: BLE001 - the cache is only an optimisation: trigger as if there were none
-        logger.warning("Webhook drain guard unavailable; triggering the drain without it", exc_info=True)
-        first = True
-    if first:
-        # One send, bounded by the broker's timeouts and never retried: a commit must not wait on a silent broker.
-        # A drain not sent is not lost: the recovery task (beat) sends one for events left `received`.
-        publish(registered(DRAIN_TASK), countdown=delay_ms / 1000 if delay_ms > 0 else None)
+    # A drain not sent is not lost: the recovery task (beat) sends one for events left `received`.
+    publish_debounced(
+        registered(DRAIN_TASK),
+        guard_key=WEBHOOK_DRAIN_GUARD_KEY,
+        delay_ms=settings.WEBHOOKS_DRAIN_DELAY_MS,
+        guard_seconds=GUARD_SECONDS,
+    )
 
 
 # --- processing ---------------------------------------------------------------------------------
@@ -229,8 +223,8 @@ class DrainResult:
 def webhook_events_drain(
     *,
     on_failure: Callable[[int], object],
-    batch_size: int = DRAIN_BATCH_SIZE,
-    limit: int = DRAIN_MAX_PER_RUN,
+    batch_size: int = 200,
+    limit: int = 1000,
 ) -> DrainResult:
     """Process the events left `received`, by id, each through `webhook_event_process` (so exactly once).
 

@@ -68,7 +68,9 @@ def drain_received_events(**kwargs: Any) -> int:
     except Exception:  # noqa: BLE001 - a guard left standing expires by itself; draining matters more
         logger.warning("Webhook drain guard not cleared", exc_info=True)
     result = services.webhook_events_drain(
-        on_failure=_retry_failed, batch_size=services.DRAIN_BATCH_SIZE, limit=services.DRAIN_MAX_PER_RUN
+        on_failure=_retry_failed,
+        batch_size=settings.WEBHOOKS_DRAIN_BATCH_SIZE,
+        limit=settings.WEBHOOKS_DRAIN_MAX_PER_RUN,
     )
     if result.more:
         publish(drain_received_events)  # the rest in a new run (each run is bounded, like any task)

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
+from django.db.models.signals import post_save
 from django.utils import timezone
 
 from refunds.models import Refund
@@ -17,7 +18,6 @@ from tests.helpers import wait_for
 from tests.webhooks import payloads
 from tests.webhooks.conftest import send
 from tests.webhooks.factories import WebhookEventFactory
-from webhooks import services
 from webhooks.locks import WEBHOOK_DRAIN_GUARD_KEY
 from webhooks.models import WebhookEvent
 from webhooks.tasks import drain_received_events, recover_missed_events
@@ -130,9 +130,9 @@ def test_with_the_cache_down_every_commit_still_sends_a_drain(
 
 # --- the drain -------------------------------------------------------------------------------------
 @pytest.mark.django_db
-def test_the_drain_processes_every_received_event_once_in_id_order(broker_queue, monkeypatch):
+def test_the_drain_processes_every_received_event_once_in_id_order(broker_queue, settings):
     # given seven events waiting (read two at a time), and one processed and one failed before
-    monkeypatch.setattr(services, "DRAIN_BATCH_SIZE", 2)
+    settings.WEBHOOKS_DRAIN_BATCH_SIZE = 2
     waiting = [WebhookEventFactory(type=UNHANDLED) for _ in range(7)]
     done = WebhookEventFactory(type=UNHANDLED, processed=True)
     failed = WebhookEventFactory(type=UNHANDLED, failed=True)
@@ -153,9 +153,9 @@ def test_the_drain_processes_every_received_event_once_in_id_order(broker_queue,
 
 
 @pytest.mark.django_db
-def test_a_drain_stops_at_its_limit_and_sends_itself_again(broker_queue, monkeypatch):
-    monkeypatch.setattr(services, "DRAIN_BATCH_SIZE", 2)
-    monkeypatch.setattr(services, "DRAIN_MAX_PER_RUN", 3)
+def test_a_drain_stops_at_its_limit_and_sends_itself_again(broker_queue, settings):
+    settings.WEBHOOKS_DRAIN_BATCH_SIZE = 2
+    settings.WEBHOOKS_DRAIN_MAX_PER_RUN = 3
     rows = [WebhookEventFactory(type=UNHANDLED) for _ in range(5)]
 
     first = drain_received_events()
@@ -171,23 +171,24 @@ def test_a_drain_stops_at_its_limit_and_sends_itself_again(broker_queue, monkeyp
 
 @pytest.mark.django_db
 def test_the_guard_is_cleared_before_the_drain_reads_so_a_later_commit_sends_a_drain(
-    broker_queue, drain_delay, monkeypatch, django_capture_on_commit_callbacks
+    broker_queue, drain_delay, django_capture_on_commit_callbacks
 ):
     # given one event stored: its drain is on its way and the guard stands
     first_event, later_event = _unhandled_event(), _unhandled_event()
     _stored(django_capture_on_commit_callbacks, first_event)
     assert [task.name for task in broker_queue("webhooks")] == [DRAIN]
-    process = services.webhook_event_process
 
-    def another_delivery_arrives_meanwhile(*, webhook_event_id: int) -> WebhookEvent:
-        if not WebhookEvent.objects.filter(stripe_id=later_event["id"]).exists():
+    def another_delivery_arrives_meanwhile(sender, instance, created, **kwargs):
+        # the drain saving the first event's outcome: another delivery commits at that moment
+        if instance.stripe_id == first_event["id"] and not WebhookEvent.objects.filter(stripe_id=later_event["id"]):
             _stored(django_capture_on_commit_callbacks, later_event)
-        return process(webhook_event_id=webhook_event_id)
 
-    monkeypatch.setattr(services, "webhook_event_process", another_delivery_arrives_meanwhile)
-
-    # when the drain runs and another event commits while it processes the first
-    drain_received_events()
+    post_save.connect(another_delivery_arrives_meanwhile, sender=WebhookEvent)
+    try:
+        # when the drain runs and another event commits while it processes the first
+        drain_received_events()
+    finally:
+        post_save.disconnect(another_delivery_arrives_meanwhile, sender=WebhookEvent)
 
     # then that commit found no guard and sent a drain of its own (which finds nothing left to do)
     assert [task.name for task in broker_queue("webhooks")] == [DRAIN, DRAIN]
