@@ -18,7 +18,10 @@ state or a rule JSON Schema cannot say, never one about the request's shape. All
 a list or an object is serialized away (`?page_size=1` for `{"page_size": 1, "customer_id": []}`), so the
 service receives a valid request that schemathesis counts as a negative one it should have refused.
 `filter_path_parameters` does the same for path segments, which have no type: the "negative" integer 0
-arrives as the valid id "0" (`GET /api/v1/customers/0/` then finds the customer a PUT made as "0").
+arrives as the valid id "0" (`GET /api/v1/customers/0/` then finds the customer a PUT made as "0"). The
+hook sees the segments after schemathesis has quoted them with `quote_plus`, which writes a space as "+";
+a path does not decode "+" (only a query does), so the "negative" id " " arrived as the valid id "+" and
+was created. A "+" of its own is quoted as %2B, so a "+" in a quoted segment is always a space.
 """
 
 import json
@@ -77,4 +80,4 @@ def filter_query(context, query) -> bool:
 
 @schemathesis.hook
 def filter_path_parameters(context, path_parameters) -> bool:
-    return not path_parameters or all(isinstance(value, str) for value in path_parameters.values())
+    return not path_parameters or all(isinstance(value, str) and "+" not in value for value in path_parameters.values())
