@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import re
+import resource
 import secrets
 import signal
 import subprocess
@@ -87,6 +88,7 @@ class Result:
     statements: float
     commits: float
     queue_after: int
+    cpu: dict[str, float]  # CPU ms per request by process group (`cpu_by_group`)
 
 
 # --- processes ------------------------------------------------------------------------------------------
@@ -141,6 +143,41 @@ def queue_length() -> int:
 
 
 # --- measuring ------------------------------------------------------------------------------------------
+CPU_GROUPS = ("gunicorn", "postgres", "worker", "redis", "wrk")
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_group() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by this machine's processes, by group: gunicorn, PostgreSQL,
+    the Celery worker, Redis (from /proc), and wrk (this process's finished children)."""
+    totals = dict.fromkeys(CPU_GROUPS, 0.0)
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+            cmdline = Path(entry.path, "cmdline").read_bytes()
+        except OSError:  # it ended meanwhile
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime
+        if comm.startswith("postgres") or cmdline.startswith(b"postgres"):
+            group = "postgres"
+        elif comm.startswith("redis"):
+            group = "redis"
+        elif b"gunicorn" in cmdline:
+            group = "gunicorn"
+        elif b"celery" in cmdline:
+            group = "worker"
+        else:
+            continue
+        totals[group] += ticks / _TICK
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk, once it has exited
+    totals["wrk"] = usage.ru_utime + usage.ru_stime
+    return totals
+
+
 def run_wrk(url: str, script: Path | None, *, seconds: int = SECONDS) -> dict[str, Any]:
     args = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
     if script:
@@ -407,10 +444,20 @@ end
             else:
                 script = workdir / "get.lua"
                 script.write_text(_headers(auth))
+            before = cpu_by_group()
             figures = run_wrk(f"http://127.0.0.1:{port}{scenario.path}", script)
+            used = cpu_by_group()
+            cpu = {group: (used[group] - before[group]) * 1000 / max(figures["requests"], 1) for group in CPU_GROUPS}
             statements, commits = count_in_process(scenario.in_process, test_client)
             results.append(
-                Result(scenario.name, statements=statements, commits=commits, queue_after=queue_length(), **figures)
+                Result(
+                    scenario.name,
+                    statements=statements,
+                    commits=commits,
+                    queue_after=queue_length(),
+                    cpu=cpu,
+                    **figures,
+                )
             )
             print(f"  {scenario.name}: {figures['rps']:.1f} req/s", flush=True)
         print_table(results)
@@ -474,6 +521,12 @@ def print_table(results: list[Result]) -> None:
             f"| {r.name} | {r.rps:.1f} | {r.p50:.0f} / {r.p99:.0f} | {_non_2xx(r)} of {r.requests} | "
             f"{r.statements:.1f} | {r.commits:.1f} | {r.queue_after} | {r.rps / floor:.3f} |"
         )
+    print("\nCPU ms per request, by process (user + system, during the same runs):")
+    print(f"| request | {' | '.join(CPU_GROUPS)} | total |")
+    print(f"|---|{'---|' * (len(CPU_GROUPS) + 1)}")
+    for r in results:
+        cells = " | ".join(f"{r.cpu[group]:.2f}" for group in CPU_GROUPS)
+        print(f"| {r.name} | {cells} | {sum(r.cpu.values()):.2f} |")
 
 
 if __name__ == "__main__":

@@ -8,12 +8,18 @@ Tracing (config/tracing.py, only with `OTEL_EXPORTER_OTLP_ENDPOINT` set) starts 
 (`worker_process_init`: the prefork children and the solo pool; the thread and green pools are not
 traced) and in beat, and flushes its last spans when a pool process exits. Workers and beat log through
 Django's LOGGING (config/logging.py), as the web does, instead of Celery's own format.
+
+Database connections persist across tasks as they do across requests: before and after each task the
+worker closes only a connection that is broken or older than `CONN_MAX_AGE` (Django's
+`close_old_connections`, what a request does). Celery's own fixup would close them around every task
+(`CELERY_DB_REUSE_MAX` turns that off), so each task paid a new PostgreSQL backend.
 """
 
 import os
 from typing import Any
 
 from celery import Celery, signals
+from django.db import close_old_connections
 from kombu import Queue
 
 from config.metrics import worker_signals_connect
@@ -44,6 +50,17 @@ worker_signals_connect()  # CELERY_METRICS_PORT: the worker's own /metrics expor
 @signals.setup_logging.connect(weak=False)
 def _keep_django_logging(**_kwargs: Any) -> None:
     """Log as the web does: Django's LOGGING (JSON lines, masked, trace ids, LOG_LEVEL), not Celery's format."""
+
+
+@signals.task_prerun.connect(weak=False)
+@signals.task_postrun.connect(weak=False)
+def _recycle_database_connections(task: Any = None, **_kwargs: Any) -> None:
+    """Close this thread's connections that are broken or past CONN_MAX_AGE; keep the rest for the next task.
+
+    Not for a task run inline (eager): it runs inside the caller's transaction and connection.
+    """
+    if task is not None and not task.request.is_eager:
+        close_old_connections()
 
 
 @signals.worker_process_init.connect(weak=False)

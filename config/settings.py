@@ -208,6 +208,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 100
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django fixup closes a worker's database connections before and after every task unless this is
+# set (then only every 2 x this many tasks); the worker recycles them itself, as Django does around a
+# request (`config.celery`: CONN_MAX_AGE, health checks), so a task does not open a new connection.
+CELERY_DB_REUSE_MAX = 2**31
 # A Redis broker through config/broker.py: kombu's transport, but a worker survives Redis going away mid-close.
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT = "config.broker:Transport"
