@@ -24,7 +24,7 @@ class _InsertingManager(LogEntryManager):
     """auditlog's manager, with `create` as one compiled INSERT (signals sent, as `save()` sends them)."""
 
     def create(self, **kwargs: Any) -> Any:
-        return insert(self.model(**kwargs))
+        return insert(self.model(**kwargs), deferred=True)  # inside `config.rows.batched()`, with the batch
 
 
 @cache

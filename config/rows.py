@@ -14,13 +14,25 @@ per database vendor, then only prepare the values as `save()` does (each field's
 
 Django's compiled insert is used for what a plan does not cover: a database default the object
 overrides, a field with its own placeholder, inherited models, a backend without `INSERT … RETURNING`.
+
+`batched()` saves round trips: inside it, the rows inserted with `deferred=True` (history rows, outbox
+events, audit entries: rows nothing reads back in the same transaction) wait, and go to PostgreSQL as
+one statement (a `WITH` of their INSERTs) just before the next other statement on the connection, or at
+the block's end. So their order against every other statement is kept (a SAVEPOINT or its rollback
+included), and each row still gets its primary key, at the flush. A deferred row of a model with
+`post_save` receivers is written at once (they expect the row); elsewhere (SQLite) the rows are written
+one by one at the flush.
 """
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import contextlib
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model
 from django.db.models.expressions import DatabaseDefault
 from django.db.models.fields import NOT_PROVIDED, AutoFieldMixin
@@ -44,12 +56,91 @@ class _Update:
 
 M = TypeVar("M", bound=Model)
 
+
+@dataclass(frozen=True)
+class _Row:
+    obj: Model
+    plan: _Insert
+    values: list[Any]
+
+
+@dataclass
+class _Batch:
+    connection: BaseDatabaseWrapper
+    using: str
+    rows: list[_Row] = field(default_factory=list)
+
+    def before_statement(self, execute: Callable, sql: str, params: Any, many: bool, context: Any) -> Any:
+        self.flush()  # the waiting rows go first: the order of the writes is kept
+        return execute(sql, params, many, context)
+
+    def flush(self) -> None:
+        rows, self.rows = self.rows, []
+        if not rows:
+            return
+        if len(rows) > 1 and self.connection.vendor != "postgresql":
+            for row in rows:
+                _execute(self.connection, self.using, row.obj, row.plan.sql, row.values, row.plan.returning)
+            return
+        if len(rows) == 1:
+            sql = rows[0].plan.sql
+        else:
+            members = ", ".join(f"r{n} AS ({row.plan.sql})" for n, row in enumerate(rows))
+            reading = [f"r{n}" for n, row in enumerate(rows) if row.plan.returning]
+            columns = ", ".join(f"{name}.*" for name in reading) or "1"
+            sql = f"WITH {members} SELECT {columns}" + (f" FROM {', '.join(reading)}" if reading else "")  # noqa: S608 - the plans' SQL
+        returning = tuple(f for row in rows for f in row.plan.returning)
+        targets = [row.obj for row in rows for _f in row.plan.returning]
+        values = [value for row in rows for value in row.values]
+        with transaction.mark_for_rollback_on_error(using=self.using), self.connection.cursor() as cursor:
+            cursor.execute(sql, values)
+            read = cursor.fetchone() if returning else ()
+        for obj, column, value in zip(targets, returning, read, strict=True):
+            setattr(obj, column.attname, value)
+
+
+_batches: "weakref.WeakKeyDictionary[BaseDatabaseWrapper, _Batch]" = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def batched(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+    """Hold the `deferred=True` inserts of the block and write them together (see the module docstring).
+
+    Use it directly inside `transaction.atomic()`. If the block raises, the rows are still written when
+    the transaction can go on (the caller may catch the error and commit), and dropped when it cannot.
+    """
+    connection = connections[using]
+    if connection in _batches:  # an enclosing block holds the rows
+        yield
+        return
+    batch = _batches[connection] = _Batch(connection, using)
+    try:
+        with connection.execute_wrapper(batch.before_statement):
+            try:
+                yield
+            except BaseException:
+                if connection.needs_rollback or not connection.in_atomic_block:
+                    batch.rows.clear()
+                else:
+                    # The block's own error is the one to raise; a failed flush marks the transaction for rollback.
+                    with contextlib.suppress(DatabaseError):
+                        batch.flush()
+                raise
+            batch.flush()
+    finally:
+        del _batches[connection]
+
+
 _inserts: dict[tuple[type[Model], str], _Insert | None] = {}
 _updates: dict[tuple[type[Model], str, tuple[str, ...], tuple[str, ...]], _Update] = {}
 
 
-def insert(obj: M, *, using: str = DEFAULT_DB_ALIAS) -> M:
-    """INSERT the new `obj` as `obj.save(force_insert=True)` does, signals included, and set its primary key."""
+def insert(obj: M, *, using: str = DEFAULT_DB_ALIAS, deferred: bool = False) -> M:
+    """INSERT the new `obj` as `obj.save(force_insert=True)` does, signals included, and set its primary key.
+
+    `deferred`: inside `batched()` the row may wait for the batch's statement (its key is set then),
+    unless the model has `post_save` receivers.
+    """
     model = type(obj)
     if model.save is not Model.save or model._meta.proxy:
         obj.save(force_insert=True, using=using)
@@ -57,16 +148,17 @@ def insert(obj: M, *, using: str = DEFAULT_DB_ALIAS) -> M:
     signals = not model._meta.auto_created
     if signals:
         pre_save.send(sender=model, instance=obj, raw=False, using=using, update_fields=None)
-    insert_row(obj, using=using)
+    insert_row(obj, using=using, deferred=deferred and not (signals and post_save.has_listeners(model)))
     if signals:
         post_save.send(sender=model, instance=obj, created=True, update_fields=None, raw=False, using=using)
     return obj
 
 
-def insert_row(obj: M, *, using: str = DEFAULT_DB_ALIAS) -> M:
+def insert_row(obj: M, *, using: str = DEFAULT_DB_ALIAS, deferred: bool = False) -> M:
     """INSERT the new `obj` as `Model.save()` would, without the model's own `save()` and without signals.
 
     For a caller that does itself what those would do (`payments.saving.payment_insert`); else use `insert`.
+    `deferred`: inside `batched()` the row may wait for the batch's statement (its key is set then).
     """
     model = type(obj)
     connection = connections[using]
@@ -78,15 +170,25 @@ def insert_row(obj: M, *, using: str = DEFAULT_DB_ALIAS) -> M:
         if plan is None or any(not isinstance(getattr(obj, f.attname), DatabaseDefault) for f in plan.defaulted):
             obj._save_table(cls=model, force_insert=True, using=using)  # type: ignore[attr-defined]  # Django's own insert
         else:
-            values = [field.get_db_prep_save(field.pre_save(obj, True), connection=connection) for field in plan.fields]
-            with connection.cursor() as cursor:
-                cursor.execute(plan.sql, values)
-                row = cursor.fetchone() if plan.returning else ()
-            for field, value in zip(plan.returning, row, strict=True):
-                setattr(obj, field.attname, value)
+            values = [f.get_db_prep_save(f.pre_save(obj, True), connection=connection) for f in plan.fields]
+            batch = _batches.get(connection) if deferred else None
+            if batch is not None:
+                batch.rows.append(_Row(obj, plan, values))
+            else:
+                _execute(connection, using, obj, plan.sql, values, plan.returning)
     obj._state.adding = False
     obj._state.db = using
     return obj
+
+
+def _execute(
+    connection: BaseDatabaseWrapper, using: str, obj: Model, sql: str, values: list[Any], returning: tuple[Field, ...]
+) -> None:
+    with transaction.mark_for_rollback_on_error(using=using), connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        row = cursor.fetchone() if returning else ()
+    for column, value in zip(returning, row, strict=True):
+        setattr(obj, column.attname, value)
 
 
 def update_row(obj: Model, fields: Iterable[str], *, where: Mapping[str, Any], using: str = DEFAULT_DB_ALIAS) -> int:

@@ -40,7 +40,8 @@ def event_record(*, type: str, client_id: int, subject_type: str, subject_id: st
             raise UnsafeEventPayload(f"{type} event would carry {', '.join(unsafe)}")
         logger.error("Event payload held forbidden keys; stripped", extra={"event_type": type, "keys": unsafe})
         data = event_safe(data)
-    event = insert(Event(type=type, client_id=client_id, subject_type=subject_type, subject_id=subject_id, data=data))
+    row = Event(type=type, client_id=client_id, subject_type=subject_type, subject_id=subject_id, data=data)
+    event = insert(row, deferred=True)  # inside `config.rows.batched()`, with the change's other rows
     connection = transaction.get_connection()
     if not any(callback is _trigger_relay for _sids, callback, _robust in connection.run_on_commit):
         transaction.on_commit(_trigger_relay, robust=True)

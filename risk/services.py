@@ -105,7 +105,8 @@ def risk_record(*, payment: Payment, assessment: engine.Assessment, card_fingerp
             reasons=[reason.as_dict() for reason in assessment.reasons],
             settings_version=assessment.settings_version,
             card_fingerprint=card_fingerprint,
-        )
+        ),
+        deferred=True,
     )
     transaction.on_commit(lambda: metrics.count_decision(decision=assessment.decision, rules=rules))
     if assessment.decision != Decision.ALLOW:

@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
+from config.rows import batched
 from gateways import get_gateway
 from gateways.base import Retryable
 from payments import states
@@ -152,7 +153,7 @@ def _create_claimed(
 ) -> Payment:
     """Claim the request's key and insert the payment in one transaction (or find what a retried request started)."""
     risk = _risk_prepared(fields)
-    with transaction.atomic():
+    with transaction.atomic(), batched():  # the rows written after the payment go in one statement
         if not claim.claim():  # a retry after a 5xx: resume its payment, if it got that far
             found = Payment.objects.filter(client=client, idempotency_key=claim.reference).first()
             if found is not None:
@@ -170,7 +171,7 @@ def _create_assessed(*, client: User, fields: dict[str, Any], confirm: bool, sou
     """
     risk = _risk_prepared(fields)
     try:
-        with transaction.atomic():
+        with transaction.atomic(), batched():
             payment, verdict = _insert_assessed(client=client, fields=fields, confirm=confirm, source=source, risk=risk)
     except IntegrityError:
         if not fields["idempotency_key"]:

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from config.rows import batched
 from config.tasks import enqueue_on_commit
 from gateways import get_gateway
 from gateways.base import ActionRequired, Declined, GatewayError, GatewayTimeout, IntentResult, Permanent, Retryable
@@ -197,11 +198,11 @@ def payment_apply_intent(
     """
     if known is not None:
         try:
-            with transaction.atomic():
+            with transaction.atomic(), batched():
                 return _apply_intent(known, intent, source=source, clear_operation=clear_operation, answer=answer)
         except PaymentChanged:
             pass  # a webhook, a worker or staff changed it meanwhile: lock it and decide on the current row
-    with transaction.atomic():
+    with transaction.atomic(), batched():
         payment = lock_payment(payment_id)
         return _apply_intent(payment, intent, source=source, clear_operation=clear_operation, answer=answer)
 
@@ -374,11 +375,11 @@ def _apply_created(
 ) -> Payment:
     if known is not None:
         try:
-            with transaction.atomic():
+            with transaction.atomic(), batched():
                 return _store_created(known, intent, then_confirm=then_confirm, answer=answer)
         except PaymentChanged:
             pass  # changed meanwhile: lock it and read it again
-    with transaction.atomic():
+    with transaction.atomic(), batched():
         return _store_created(lock_payment(payment_id), intent, then_confirm=then_confirm, answer=answer)
 
 

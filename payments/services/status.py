@@ -38,7 +38,7 @@ def payment_event_record(*, payment: Payment, type: str, data: dict[str, Any] | 
 
 def payment_status_initial(payment: Payment, *, source: str) -> None:
     """Record the status of a payment just inserted: the history row from nothing, and `payment.initiated`."""
-    insert(PaymentStatusChange(payment=payment, from_status="", to_status=payment.status, source=source))
+    insert(PaymentStatusChange(payment=payment, from_status="", to_status=payment.status, source=source), deferred=True)
     payment_transaction_count(payment)
     payment_event_record(payment=payment, type="payment.initiated")
     if payment.review_state == ReviewState.PENDING:
@@ -114,7 +114,8 @@ def _write(
     insert(
         PaymentStatusChange(
             payment=payment, from_status=from_status, to_status=to_status, actor=actor, source=source, reason=reason
-        )
+        ),
+        deferred=True,
     )
     payment_event_record(payment=payment, type=event_type or states.EVENT_FOR_STATUS[to_status])
     payment_transaction_count(payment)

@@ -10,7 +10,7 @@ import logging
 from django.db import IntegrityError, transaction
 
 from accounts.models import User
-from config.rows import insert
+from config.rows import batched, insert
 from config.tasks import enqueue_on_commit
 from gateways.base import RefundResult
 from payments import states as payment_states
@@ -51,7 +51,7 @@ def refund_create(
         existing = Refund.objects.filter(payment_id=payment_id, idempotency_key=idempotency_key).first()
         if existing is not None:
             return existing
-    with transaction.atomic():
+    with transaction.atomic(), batched():  # the refund's history row and event go in one statement
         locked = lock_payment(payment_id)
         if locked.status not in payment_states.REFUNDABLE:
             raise PaymentUnexpectedState(f"A payment in status {locked.status} cannot be refunded.")

@@ -32,7 +32,8 @@ def refund_status_initial(refund: Refund, *, source: str, actor: User | None = N
     insert(
         RefundStatusChange(
             refund=refund, from_status="", to_status=RefundStatus.PENDING, actor=actor, source=source, reason=reason
-        )
+        ),
+        deferred=True,
     )
     refund_event_record(refund=refund, type="refund.created")
 
@@ -50,7 +51,8 @@ def refund_status_change(
         setattr(refund, name, value)
     refund.status = to_status
     refund.save(update_fields=["status", "updated_at", *changes])
-    insert(RefundStatusChange(refund=refund, from_status=from_status, to_status=to_status, actor=actor, source=source))
+    change = RefundStatusChange(refund=refund, from_status=from_status, to_status=to_status, actor=actor, source=source)
+    insert(change, deferred=True)  # inside `config.rows.batched()`, with the event
     refund_event_record(refund=refund, type=states.EVENT_FOR_STATUS[to_status])
     logger.info("Refund status changed", extra={"refund": refund.public_id, "from": from_status, "to": to_status})
     return refund

@@ -7,6 +7,7 @@ from django.db import transaction
 from django.db.models import F
 
 from accounts.models import User
+from config.rows import batched
 from gateways import get_gateway
 from gateways.base import Declined, Permanent, RefundResult, Retryable
 from payments.locks import lock_payment
@@ -79,7 +80,7 @@ def refund_apply_result(
     Applying the same outcome twice changes nothing the second time.
     """
     payment_id = Refund.objects.values_list("payment_id", flat=True).get(pk=refund_id)
-    with transaction.atomic():
+    with transaction.atomic(), batched():
         payment = lock_payment(payment_id)
         refund = lock_refund(refund_id)
         reference_changed = bool(gateway_reference and not refund.gateway_reference)
@@ -103,7 +104,7 @@ def refund_apply_result(
 def refund_mark_needs_attention(*, refund_id: int, error: str) -> None:
     """Retries ran out: keep the refund pending and flag it for the back office."""
     payment_id = Refund.objects.values_list("payment_id", flat=True).get(pk=refund_id)
-    with transaction.atomic():
+    with transaction.atomic(), batched():
         lock_payment(payment_id)
         refund = lock_refund(refund_id)
         if refund.status != RefundStatus.PENDING:

@@ -1,0 +1,116 @@
+"""`config.rows.batched`: deferred INSERTs go to the database together, in order with everything else."""
+
+import pytest
+from django.db import connection, transaction
+from django.db.models.signals import post_save
+from django.test.utils import CaptureQueriesContext
+
+from config.rows import batched, insert
+from events.models import Event
+from payments.models import PaymentStatusChange
+from tests.accounts.factories import UserFactory
+from tests.payments.factories import PaymentFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _event(client, subject: str) -> Event:
+    return Event(type="payment.initiated", client=client, subject_type="payment", subject_id=subject, data={"n": 1})
+
+
+def _statements(captured) -> list[str]:
+    return [q["sql"] for q in captured.captured_queries if q["sql"] not in {"BEGIN", "COMMIT"}]
+
+
+def test_deferred_rows_are_one_statement_and_each_gets_its_key_and_database_defaults(on_postgres):
+    client = UserFactory()
+    payment = PaymentFactory(client=client)
+    with CaptureQueriesContext(connection) as captured, transaction.atomic(), batched():
+        first = insert(_event(client, "pay_a"), deferred=True)
+        change = insert(PaymentStatusChange(payment=payment, from_status="", to_status="succeeded"), deferred=True)
+        second = insert(_event(client, "pay_b"), deferred=True)
+        assert first.pk is None  # still waiting for the batch
+
+    statements = _statements(captured)
+    assert len(statements) == (1 if on_postgres else 3)
+    if on_postgres:
+        assert statements[0].startswith("WITH r0 AS (INSERT INTO")
+    assert second.sequence == first.sequence + 1
+    assert Event.objects.get(pk=first.pk).subject_id == "pay_a"
+    assert Event.objects.get(pk=second.pk).subject_id == "pay_b"
+    assert PaymentStatusChange.objects.get(pk=change.pk).payment_id == payment.pk
+    if on_postgres:  # a database default (the writing transaction's id) read back into each object
+        assert first.transaction_id == second.transaction_id is not None
+
+
+def test_a_statement_made_meanwhile_sees_the_rows_deferred_before_it():
+    client = UserFactory()
+    with transaction.atomic(), batched():
+        insert(_event(client, "pay_seen"), deferred=True)
+        assert Event.objects.filter(subject_id="pay_seen").count() == 1  # flushed first, then counted
+        insert(_event(client, "pay_seen"), deferred=True)
+    assert Event.objects.filter(subject_id="pay_seen").count() == 2
+
+
+def test_rows_deferred_in_a_savepoint_that_rolls_back_are_rolled_back_with_it():
+    client = UserFactory()
+    with transaction.atomic(), batched():
+        insert(_event(client, "pay_kept"), deferred=True)
+        try:
+            with transaction.atomic():
+                insert(_event(client, "pay_dropped"), deferred=True)
+                raise RuntimeError("undo this savepoint")
+        except RuntimeError:
+            pass
+    assert list(Event.objects.values_list("subject_id", flat=True)) == ["pay_kept"]
+
+
+def test_rows_deferred_before_an_error_the_caller_catches_are_committed():
+    client = UserFactory()
+    with transaction.atomic():
+        try:
+            with batched():
+                insert(_event(client, "pay_before_error"), deferred=True)
+                raise ValueError("not a database error")
+        except ValueError:
+            pass
+    assert Event.objects.filter(subject_id="pay_before_error").exists()
+
+
+def test_rows_deferred_in_a_transaction_that_fails_are_not_written():
+    client = UserFactory()
+
+    def fail_after_a_deferred_row() -> None:
+        with transaction.atomic(), batched():
+            insert(_event(client, "pay_rolled_back"), deferred=True)
+            raise ValueError("roll back")
+
+    with pytest.raises(ValueError, match="roll back"):
+        fail_after_a_deferred_row()
+    assert not Event.objects.filter(subject_id="pay_rolled_back").exists()
+
+
+def test_a_model_with_post_save_receivers_is_written_at_once():
+    client = UserFactory()
+    seen = []
+
+    def receiver(sender, instance, created, **kwargs):
+        seen.append(Event.objects.filter(pk=instance.pk).exists())
+
+    post_save.connect(receiver, sender=Event)
+    try:
+        with transaction.atomic(), batched():
+            event = insert(_event(client, "pay_received"), deferred=True)
+            assert event.pk is not None
+    finally:
+        post_save.disconnect(receiver, sender=Event)
+    assert seen == [True]  # the receiver found the row it was told about
+
+
+def test_without_a_batch_a_deferred_row_is_written_at_once():
+    client = UserFactory()
+    with CaptureQueriesContext(connection) as captured:
+        event = insert(_event(client, "pay_alone"), deferred=True)
+    assert event.pk is not None
+    assert len(_statements(captured)) == 1
+    assert Event.objects.filter(pk=event.pk).exists()
