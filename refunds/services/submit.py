@@ -46,9 +46,12 @@ def refund_submit(*, refund_id: int) -> Refund:
         Refund.objects.filter(pk=refund_id).update(last_error=f"{type(exc).__name__}: {exc.message}"[:2000])
         raise
     except (Declined, Permanent) as exc:
-        return refund_apply_result(refund_id=refund_id, status=RefundStatus.FAILED, failure_reason=exc.message)
+        return refund_apply_result(
+            refund_id=refund_id, payment_id=payment.pk, status=RefundStatus.FAILED, failure_reason=exc.message
+        )
     return refund_apply_result(
         refund_id=refund_id,
+        payment_id=payment.pk,
         status=result.status,
         gateway_reference=result.reference,
         failure_reason=result.failure_reason,
@@ -74,12 +77,15 @@ def refund_apply_result(
     failure_reason: str = "",
     source: str = ChangeSource.WORKER,
     actor: User | None = None,
+    payment_id: int | None = None,
 ) -> Refund:
     """Move a pending refund to the gateway's outcome; a succeeded refund counts on its payment.
 
-    Applying the same outcome twice changes nothing the second time.
+    Applying the same outcome twice changes nothing the second time. `payment_id`: the refund's payment,
+    when the caller has read it (a refund never changes payment), so it is not read again before the locks.
     """
-    payment_id = Refund.objects.values_list("payment_id", flat=True).get(pk=refund_id)
+    if payment_id is None:
+        payment_id = Refund.objects.values_list("payment_id", flat=True).get(pk=refund_id)
     with transaction.atomic(), batched():
         payment = lock_payment(payment_id)
         refund = lock_refund(refund_id)

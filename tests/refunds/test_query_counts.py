@@ -52,3 +52,23 @@ def test_a_repeated_refund_request_replays_without_a_second_refund(captured_paym
     assert again.json() == first.json()
     assert again["Idempotent-Replayed"] == "true"
     assert Refund.objects.count() == 1
+
+
+def test_submitting_a_refund_costs_a_fixed_number_of_statements(captured_payment, refund):
+    """The worker's side: 10 statements. The refund with its payment 1, the attempt counted 1; then one
+    transaction: both row locks 2, auditlog's read of the refund 1, its entry 1, the refund's UPDATE 1,
+    history with event 1 (`config.rows.batched`), the payment's refunded amount 1, its entry with history
+    and event 1. The payment is not read again before the locks (`refund_apply_result(payment_id=…)`)."""
+    from refunds.services.submit import refund_submit
+
+    payment = captured_payment(amount=10_000)
+    created = refund(payment["id"], amount=100)
+    assert created.status_code == 201
+    pending = Refund.objects.get(public_id=created.json()["id"])
+
+    with CaptureQueriesContext(connection) as queries:
+        submitted = refund_submit(refund_id=pending.pk)
+
+    statements = [q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
+    assert submitted.status == "succeeded"
+    assert len(statements) <= 10, statements
