@@ -78,17 +78,14 @@ class _Batch:
         rows, self.rows = self.rows, []
         if not rows:
             return
-        if len(rows) > 1 and self.connection.vendor != "postgresql":
+        if len(rows) == 1 or self.connection.vendor != "postgresql":  # no WITH of INSERTs elsewhere (SQLite)
             for row in rows:
                 _execute(self.connection, self.using, row.obj, row.plan.sql, row.values, row.plan.returning)
             return
-        if len(rows) == 1:
-            sql = rows[0].plan.sql
-        else:
-            members = ", ".join(f"r{n} AS ({row.plan.sql})" for n, row in enumerate(rows))
-            reading = [f"r{n}" for n, row in enumerate(rows) if row.plan.returning]
-            columns = ", ".join(f"{name}.*" for name in reading) or "1"
-            sql = f"WITH {members} SELECT {columns}" + (f" FROM {', '.join(reading)}" if reading else "")  # noqa: S608 - the plans' SQL
+        members = ", ".join(f"r{n} AS ({row.plan.sql})" for n, row in enumerate(rows))
+        reading = [f"r{n}" for n, row in enumerate(rows) if row.plan.returning]
+        columns = ", ".join(f"{name}.*" for name in reading) or "1"
+        sql = f"WITH {members} SELECT {columns}" + (f" FROM {', '.join(reading)}" if reading else "")  # noqa: S608 - the plans' SQL
         returning = tuple(f for row in rows for f in row.plan.returning)
         targets = [row.obj for row in rows for _f in row.plan.returning]
         values = [value for row in rows for value in row.values]

@@ -223,14 +223,15 @@ class DrainResult:
 def webhook_events_drain(
     *,
     on_failure: Callable[[int], object],
-    batch_size: int = 200,
-    limit: int = 1000,
+    batch_size: int,
+    limit: int,
 ) -> DrainResult:
     """Process the events left `received`, by id, each through `webhook_event_process` (so exactly once).
 
     Rows are read `batch_size` at a time after the last id seen, so a run ends however fast rows
     arrive; a row stored behind it has triggered a drain of its own. At most `limit` rows per run.
     A row that fails is left `failed` and its id given to `on_failure` (which schedules its retries).
+    The task passes `WEBHOOKS_DRAIN_BATCH_SIZE` and `WEBHOOKS_DRAIN_MAX_PER_RUN`.
     """
     processed = failed = 0
     after = 0
