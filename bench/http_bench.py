@@ -301,7 +301,6 @@ def signed_webhooks(references: list[str], count: int) -> list[tuple[str, str]]:
 
 
 def main() -> None:
-    global CONNECTIONS
     workdir = Path(tempfile.mkdtemp(prefix="http-bench-"))
     call_command("migrate", verbosity=0)
     with connection.cursor() as cursor:
@@ -450,6 +449,10 @@ end
     results: list[Result] = []
     worker_args = [str(BIN / "celery"), "-A", "config", "worker", "-l", "WARNING", "-P", "threads", "-c", "4"]
     worker_args += ["-Q", ",".join(QUEUES), "--without-mingle", "--without-gossip", "--without-heartbeat"]
+    create_confirm = next(s for s in all_scenarios if s.name.startswith("POST /payments/ create + confirm"))
+    if os.environ.get("BENCH_TABLE", "1") == "0":  # only the runs with a gateway's latency
+        latency_runs(create_confirm, workdir=workdir, auth=auth, worker_args=worker_args)
+        return
     print(
         f"gunicorn {WORKERS}x{THREADS} gthread, wrk -t2 -c{CONNECTIONS} -d{SECONDS}s, "
         f"CONN_MAX_AGE={settings.DATABASES['default'].get('CONN_MAX_AGE')}, "
@@ -518,15 +521,23 @@ end
             )
         print_table(results)
 
-    if os.environ.get("BENCH_LATENCY", "1") == "0":
-        return
+    if os.environ.get("BENCH_LATENCY", "1") != "0":
+        latency_runs(create_confirm, workdir=workdir, auth=auth, worker_args=worker_args)
+    print(f"\nlogs (gunicorn access and errors, worker): {workdir}")
+
+
+def latency_runs(create_confirm: Scenario, *, workdir: Path, auth: str, worker_args: list[str]) -> None:
+    """create + confirm with SIMULATOR_LATENCY_MS=300 at each thread count of BENCH_LATENCY_THREADS."""
+    global CONNECTIONS
     print(f"\ncreate + confirm with SIMULATOR_LATENCY_MS=300 (gunicorn {WORKERS} workers):")
-    print("| threads per worker | req/s | p50 ms | p99 ms | non-2xx |")
-    print("|---|---|---|---|---|")
-    create_confirm = next(s for s in all_scenarios if s.name.startswith("POST /payments/ create + confirm"))
+    print(
+        "| threads per worker | req/s | p50 ms | p99 ms | non-2xx | CPU ms/request "
+        "| of it: gunicorn / postgres / worker / redis | cores busy |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     script = workdir / "latency.lua"
     script.write_text(_headers(auth) + create_confirm.lua)
-    for threads in (4, 16, 32, 64):
+    for threads in [int(n) for n in os.environ.get("BENCH_LATENCY_THREADS", "4,16,32,64").split(",")]:
         CONNECTIONS = WORKERS * threads
         port = _free_port()
         latency_env = {"SIMULATOR_LATENCY_MS": "300"}
@@ -535,11 +546,17 @@ end
             gunicorn(port, threads=threads, extra_env=latency_env, workdir=workdir),
         ):
             warm_up(f"http://127.0.0.1:{port}/bench/floor/", workdir, auth)  # every thread's first connection
+            before, started = cpu_by_group(), time.monotonic()
             figures = run_wrk(f"http://127.0.0.1:{port}/api/v1/payments/", script)
+            after, elapsed = cpu_by_group(), time.monotonic() - started
+        used = {group: after[group] - before[group] for group in CPU_GROUPS}
+        per_request = sum(used.values()) * 1000 / max(figures["requests"], 1)
+        parts = " / ".join(f"{used[group] * 1000 / max(figures['requests'], 1):.1f}" for group in CPU_GROUPS[:4])
         print(
-            f"| {threads} | {figures['rps']:.1f} | {figures['p50']:.0f} | {figures['p99']:.0f} | {figures['non_2xx']} |"
+            f"| {threads} | {figures['rps']:.1f} | {figures['p50']:.0f} | {figures['p99']:.0f} | {figures['non_2xx']} "
+            f"| {per_request:.1f} | {parts} | {sum(used.values()) / elapsed:.2f} |",
+            flush=True,
         )
-    print(f"\nlogs (gunicorn access and errors, worker): {workdir}")
 
 
 def _headers(auth: str) -> str:

@@ -29,8 +29,8 @@ class Event(models.Model):
     sequence = models.BigAutoField(primary_key=True)
     public_id = models.CharField("ID", max_length=40, unique=True, default=new_event_id, editable=False)
     type = models.CharField(max_length=64)
-    client = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name="API client"
+    client = models.ForeignKey(  # indexed as the first column of event_client_feed_idx
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name="API client", db_index=False
     )
     subject_type = models.CharField(max_length=32, help_text="What the event is about: payment, …")
     subject_id = models.CharField(

@@ -61,8 +61,12 @@ class Payment(models.Model):
     """A payment intent of one API client. Only `payments.services.status` writes `status` (and its history)."""
 
     public_id = models.CharField("ID", max_length=40, unique=True, default=new_payment_id, editable=False)
-    client = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payments", verbose_name="API client"
+    client = models.ForeignKey(  # indexed as the first column of payment_client_created_idx
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="payments",
+        verbose_name="API client",
+        db_index=False,
     )
     idempotency_key = models.CharField(
         max_length=255,
@@ -266,7 +270,9 @@ def keep_indexes(
 class PaymentStatusChange(models.Model):
     """One row per status change: from, to, who, through what, why."""
 
-    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="status_changes")
+    payment = models.ForeignKey(  # indexed as the first column of status_change_payment_idx
+        Payment, on_delete=models.CASCADE, related_name="status_changes", db_index=False
+    )
     from_status = models.CharField(max_length=32, blank=True, default="")
     to_status = models.CharField(max_length=32)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
@@ -285,7 +291,9 @@ class PaymentStatusChange(models.Model):
 class IdempotencyKey(models.Model):
     """An API client's `Idempotency-Key`: the request it belongs to and the response it got."""
 
-    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="idempotency_keys")
+    client = models.ForeignKey(  # indexed as the first column of idempotency_unique_client_key
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="idempotency_keys", db_index=False
+    )
     key = models.CharField(max_length=255)
     fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
     lock_token = models.CharField(max_length=32, blank=True, default="")

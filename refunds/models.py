@@ -22,7 +22,9 @@ class Refund(models.Model):
     """Money going back to the customer. Only `refunds.services` writes `status`."""
 
     public_id = models.CharField("ID", max_length=40, unique=True, default=new_refund_id, editable=False)
-    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    payment = models.ForeignKey(  # indexed as the first column of refund_payment_status_idx
+        Payment, on_delete=models.PROTECT, related_name="refunds", db_index=False
+    )
     amount = models.BigIntegerField(help_text="In the currency's minor unit.")
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=16, choices=RefundStatus.choices, default=RefundStatus.PENDING)
