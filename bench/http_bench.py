@@ -41,6 +41,7 @@ ROUND_SECONDS = max(SECONDS // ROUNDS, 2)
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 THREADS = int(os.environ.get("BENCH_THREADS", "4"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
+LATENCY_WARM_SECONDS = int(os.environ.get("BENCH_LATENCY_WARM_SECONDS", "8"))
 SECRET = "whsec_bench"  # noqa: S105 - the throwaway endpoint secret of this run
 ENV = {
     **os.environ,
@@ -546,6 +547,9 @@ def latency_runs(create_confirm: Scenario, *, workdir: Path, auth: str, worker_a
             gunicorn(port, threads=threads, extra_env=latency_env, workdir=workdir),
         ):
             warm_up(f"http://127.0.0.1:{port}/bench/floor/", workdir, auth)  # every thread's first connection
+            # Unmeasured, the scenario itself: each thread's connection has its statements prepared (psycopg
+            # prepares one after its fifth run) and each new PostgreSQL backend its caches filled.
+            run_wrk(f"http://127.0.0.1:{port}/api/v1/payments/", script, seconds=LATENCY_WARM_SECONDS)
             before, started = cpu_by_group(), time.monotonic()
             figures = run_wrk(f"http://127.0.0.1:{port}/api/v1/payments/", script)
             after, elapsed = cpu_by_group(), time.monotonic() - started

@@ -11,6 +11,8 @@ per database vendor, then only prepare the values as `save()` does (each field's
   key and the database defaults. A model with its own `save()` is saved through it.
 - `insert_row(obj)` and `update_row(obj, fields, where)` write without signals and without the
   model's `save()`: for a caller that does itself what those would do (`payments.saving`).
+- `lock_row(model, pk)` reads one row as `select_for_update(of=("self",)).get(pk=pk)` does (the
+  same SQL, the fields' converters: JSON, the encrypted fields), compiled once per vendor.
 
 Django's compiled insert is used for what a plan does not cover: a database default the object
 overrides, a field with its own placeholder, inherited models, a backend without `INSERT … RETURNING`.
@@ -37,6 +39,7 @@ from django.db.models import Field, Model
 from django.db.models.expressions import DatabaseDefault
 from django.db.models.fields import NOT_PROVIDED, AutoFieldMixin
 from django.db.models.signals import post_save, pre_save
+from django.db.transaction import TransactionManagementError
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,13 @@ class _Update:
     sql: str
     fields: tuple[Field, ...]  # SET, in order
     where: tuple[Field, ...]  # WHERE … = %s AND …, in order
+
+
+@dataclass(frozen=True)
+class _Read:
+    sql: str
+    attnames: tuple[str, ...]  # the selected columns' attributes, in order (what `Model.from_db` takes)
+    converters: tuple[tuple[int, tuple[Callable[..., Any], ...], Any], ...]  # (position, converters, expression)
 
 
 M = TypeVar("M", bound=Model)
@@ -245,3 +255,49 @@ def _update_plan(model: type[Model], names: tuple[str, ...], where: tuple[str, .
     sets = ", ".join(f"{quote(f.column)} = %s" for f in fields)
     conditions = " AND ".join(f"{quote(f.column)} = %s" for f in keys)
     return _Update(sql=f"UPDATE {quote(meta.db_table)} SET {sets} WHERE {conditions}", fields=fields, where=keys)  # noqa: S608
+
+
+_reads: dict[tuple[type[Model], str], _Read] = {}
+_STAND_IN = 987_654_321_012  # the primary key the plan is compiled with: found once among the parameters
+
+
+def lock_row(model: type[M], pk: Any, *, using: str = DEFAULT_DB_ALIAS) -> M:
+    """`model.objects.select_for_update(of=("self",)).get(pk=pk)`, with its SQL compiled once per vendor.
+
+    :raises TransactionManagementError: outside a transaction, as `select_for_update` raises.
+    :raises model.DoesNotExist: no such row.
+    """
+    connection = connections[using]
+    if connection.get_autocommit():
+        raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
+    key = (model, connection.vendor)
+    plan = _reads.get(key)
+    if plan is None:
+        plan = _reads[key] = _read_plan(model, using)  # a race compiles it twice: the same plan, one kept
+    with connection.cursor() as cursor:
+        cursor.execute(plan.sql, [model._meta.pk.get_db_prep_value(pk, connection=connection)])
+        rows = cursor.fetchall()
+    if not rows:
+        raise model.DoesNotExist(f"{model._meta.object_name} matching query does not exist.")  # type: ignore[attr-defined]
+    values = list(rows[0])
+    for position, converters, expression in plan.converters:
+        value = values[position]
+        for converter in converters:
+            value = converter(value, expression, connection)
+        values[position] = value
+    return model.from_db(using, plan.attnames, values)
+
+
+def _read_plan(model: type[Model], using: str) -> _Read:
+    queryset = model._default_manager.using(using).select_for_update(of=("self",)).filter(pk=_STAND_IN).order_by()
+    compiler = queryset.query.get_compiler(using=using)
+    sql, params = compiler.as_sql()
+    if list(params) != [_STAND_IN]:
+        raise DatabaseError(f"lock_row({model.__name__}): the query has parameters besides the primary key")
+    expressions = [column[0] for column in compiler.select]
+    attnames = tuple(expression.target.attname for expression in expressions)
+    converters = tuple(
+        (position, tuple(found), expression)
+        for position, (found, expression) in compiler.get_converters(expressions).items()
+    )
+    return _Read(sql=sql, attnames=attnames, converters=converters)

@@ -474,7 +474,7 @@ LOGGING = {
 EVENTS_BROKER_URL = _secret("EVENTS_BROKER_URL") or CELERY_BROKER_URL
 OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=500)
 # The relay runs this long after the first commit that wrote events, for all that commit meanwhile (0: every commit).
-OUTBOX_RELAY_DELAY_MS = env.int("OUTBOX_RELAY_DELAY_MS", default=50)
+OUTBOX_RELAY_DELAY_MS = env.int("OUTBOX_RELAY_DELAY_MS", default=100)
 OUTBOX_MAX_PUBLISH_ATTEMPTS = env.int("OUTBOX_MAX_PUBLISH_ATTEMPTS", default=10)
 
 # --- order.placed consumer (docs/order-placed.md) ----------------------------------------------

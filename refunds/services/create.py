@@ -10,7 +10,7 @@ import logging
 from django.db import IntegrityError, transaction
 
 from accounts.models import User
-from config.rows import batched, insert
+from config.rows import batched
 from config.tasks import enqueue_on_commit
 from gateways.base import RefundResult
 from payments import states as payment_states
@@ -20,6 +20,7 @@ from payments.locks import lock_payment
 from payments.models import ChangeSource
 from payments.money import format_amount
 from refunds.models import Refund
+from refunds.saving import refund_insert
 from refunds.selectors import refundable_amount
 from refunds.services.status import refund_status_initial
 from refunds.services.submit import SUBMIT_TASK, refund_apply_gateway_refund
@@ -69,7 +70,7 @@ def refund_create(
             "requested_by": requested_by,
         }
         if claim is not None:  # the key is the request's, stored below with the answer: no duplicate can exist
-            refund = insert(Refund(**fields))
+            refund = refund_insert(Refund(**fields))
         else:
             try:
                 with transaction.atomic():

@@ -15,6 +15,7 @@ from payments.money import format_amount
 from refunds import states
 from refunds.locks import lock_refund
 from refunds.models import Refund
+from refunds.saving import refund_save
 from refunds.selectors import refund_approval_limit, refundable_amount
 from refunds.services.create import refund_create
 from refunds.services.submit import SUBMIT_TASK
@@ -111,7 +112,7 @@ def refund_retry_stuck(*, refund_id: int, actor: User, remote_addr: str | None) 
             return False
         before = {"needs_attention": refund.needs_attention, "attempts": refund.attempts}
         refund.needs_attention = False
-        refund.save(update_fields=["needs_attention", "updated_at"])
+        refund_save(refund, ["needs_attention"])
         staff_retry_record(
             actor=actor,
             object_type="refund",

@@ -10,6 +10,7 @@ from events.services import event_record
 from refunds import states
 from refunds.models import Refund, RefundStatusChange
 from refunds.rendering import render_refund
+from refunds.saving import refund_save
 from refunds.states import RefundStatus
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def refund_status_change(
     for name, value in changes.items():
         setattr(refund, name, value)
     refund.status = to_status
-    refund.save(update_fields=["status", "updated_at", *changes])
+    refund_save(refund, ["status", *changes])
     change = RefundStatusChange(refund=refund, from_status=from_status, to_status=to_status, actor=actor, source=source)
     insert(change, deferred=True)  # inside `config.rows.batched()`, with the event
     refund_event_record(refund=refund, type=states.EVENT_FOR_STATUS[to_status])

@@ -15,6 +15,7 @@ from payments.models import ChangeSource
 from payments.services import payment_add_refunded
 from refunds.locks import lock_refund
 from refunds.models import Refund
+from refunds.saving import refund_save
 from refunds.services.status import refund_status_change
 from refunds.states import RefundStatus
 
@@ -88,13 +89,13 @@ def refund_apply_result(
         payment_id = Refund.objects.values_list("payment_id", flat=True).get(pk=refund_id)
     with transaction.atomic(), batched():
         payment = lock_payment(payment_id)
-        refund = lock_refund(refund_id)
+        refund = lock_refund(refund_id, payment=payment)
         reference_changed = bool(gateway_reference and not refund.gateway_reference)
         if reference_changed:
             refund.gateway_reference = gateway_reference
         if refund.status != RefundStatus.PENDING or status == RefundStatus.PENDING:
             if reference_changed:
-                refund.save(update_fields=["gateway_reference", "updated_at"])
+                refund_save(refund, ["gateway_reference"])
             return refund
         changes: dict[str, Any] = {"needs_attention": False}
         if status == RefundStatus.FAILED:
@@ -111,11 +112,10 @@ def refund_mark_needs_attention(*, refund_id: int, error: str) -> None:
     """Retries ran out: keep the refund pending and flag it for the back office."""
     payment_id = Refund.objects.values_list("payment_id", flat=True).get(pk=refund_id)
     with transaction.atomic(), batched():
-        lock_payment(payment_id)
-        refund = lock_refund(refund_id)
+        refund = lock_refund(refund_id, payment=lock_payment(payment_id))
         if refund.status != RefundStatus.PENDING:
             return
         refund.needs_attention = True
         refund.last_error = error[:2000]
-        refund.save(update_fields=["needs_attention", "last_error", "updated_at"])
+        refund_save(refund, ["needs_attention", "last_error"])
     logger.error("Refund needs attention: retries exhausted", extra={"refund_id": refund_id})

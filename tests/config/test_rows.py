@@ -2,10 +2,11 @@
 `save()` where it could differ."""
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models.signals import post_save, pre_save
+from django.test.utils import CaptureQueriesContext
 
-from config.rows import insert, update_row
+from config.rows import insert, lock_row, update_row
 from events.models import Event
 from payments.models import DeadLetter, Payment, PaymentStatusChange
 from tests.accounts.factories import UserFactory
@@ -109,3 +110,30 @@ def test_update_row_refuses_a_none_it_could_never_match():
 
     with pytest.raises(ValueError, match="None"):
         update_row(payment, ["status"], where={"id": payment.pk, "gateway_reference": None})
+
+
+def test_lock_row_reads_the_row_as_select_for_update_get_does_and_locks_it():
+    payment = PaymentFactory(
+        customer_email="ann@example.com", customer_ip="203.0.113.7", metadata={"order": "A-1"}, amount=1234
+    )
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        ours = lock_row(Payment, payment.pk)
+        theirs = Payment.objects.select_for_update(of=("self",)).get(pk=payment.pk)
+
+    ours_sql, theirs_sql = (query["sql"] for query in queries.captured_queries)
+    assert ours_sql == theirs_sql.replace(" LIMIT 21", "")  # the ORM's SQL (get() adds its limit), FOR UPDATE
+    assert 'FOR UPDATE OF "payments_payment"' in ours_sql
+    fields = [f.attname for f in Payment._meta.concrete_fields]
+    assert {name: getattr(ours, name) for name in fields} == {name: getattr(theirs, name) for name in fields}
+    assert (ours.customer_email, ours.customer_ip, ours.metadata) == (
+        "ann@example.com",
+        "203.0.113.7",
+        {"order": "A-1"},
+    )
+    assert ours._state.adding is False
+    assert ours._state.db == "default"
+
+
+def test_lock_row_says_when_the_row_is_missing():
+    with transaction.atomic(), pytest.raises(Payment.DoesNotExist):
+        lock_row(Payment, 10**12)

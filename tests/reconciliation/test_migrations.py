@@ -77,6 +77,8 @@ def test_migrating_back_and_forth_keeps_content_types_permissions_and_grants(fre
     types = {ct.model: ct.pk for ct in ContentType.objects.filter(app_label="reconciliation", model__in=MOVED)}
 
     # when reconciliation's migration is unapplied: the content types go back to audit, with their ids
+    with connection.cursor() as cursor:  # audit's later migrations index a table these rows' FKs check at commit
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     _migrate(("audit", "0001_initial"))
     assert {ct.model: ct.pk for ct in ContentType.objects.filter(app_label="audit", model__in=MOVED)} == types
     assert _labels("run_reconciliation_fix") == ["audit"]
