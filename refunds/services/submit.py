@@ -1,17 +1,19 @@
 """Submitting a refund to the gateway (key `re_X:create`) and applying what the gateway answers."""
 
 import logging
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import Field
 
 from accounts.models import User
 from config.rows import batched
 from gateways import get_gateway
 from gateways.base import Declined, Permanent, RefundResult, Retryable
 from payments.locks import lock_payment
-from payments.models import ChangeSource
+from payments.models import ChangeSource, Payment
 from payments.services import payment_add_refunded
 from refunds.locks import lock_refund
 from refunds.models import Refund
@@ -28,34 +30,89 @@ def refund_submit(*, refund_id: int) -> Refund:
 
     :raises Retryable: the gateway did not answer; the caller retries with the same key.
     """
-    refund = Refund.objects.select_related("payment").get(pk=refund_id)
-    if refund.status != RefundStatus.PENDING:
-        return refund
-    # attempts and last_error are worker bookkeeping (left out of the audit log): a counter, updated with F().
-    Refund.objects.filter(pk=refund_id).update(attempts=F("attempts") + 1)
-    payment = refund.payment
-    gateway = get_gateway(payment.gateway)
+    submission = _count_attempt(refund_id)
+    if submission is None:  # no longer pending (or no such refund: DoesNotExist, as before)
+        return Refund.objects.select_related("payment").get(pk=refund_id)
+    gateway = get_gateway(submission.gateway)
     try:
         result = gateway.create_refund(
-            intent_reference=payment.gateway_reference or "",
-            amount=refund.amount,
-            reason=refund.reason,
-            metadata={"refund_id": refund.public_id, "payment_id": payment.public_id},
-            idempotency_key=f"{refund.public_id}:create",
+            intent_reference=submission.intent_reference,
+            amount=submission.amount,
+            reason=submission.reason,
+            metadata={"refund_id": submission.public_id, "payment_id": submission.payment_public_id},
+            idempotency_key=f"{submission.public_id}:create",
         )
     except Retryable as exc:
         Refund.objects.filter(pk=refund_id).update(last_error=f"{type(exc).__name__}: {exc.message}"[:2000])
         raise
     except (Declined, Permanent) as exc:
         return refund_apply_result(
-            refund_id=refund_id, payment_id=payment.pk, status=RefundStatus.FAILED, failure_reason=exc.message
+            refund_id=refund_id,
+            payment_id=submission.payment_id,
+            status=RefundStatus.FAILED,
+            failure_reason=exc.message,
         )
     return refund_apply_result(
         refund_id=refund_id,
-        payment_id=payment.pk,
+        payment_id=submission.payment_id,
         status=result.status,
         gateway_reference=result.reference,
         failure_reason=result.failure_reason,
+    )
+
+
+@dataclass(frozen=True)
+class _Submission:
+    """What the gateway call of a refund needs: the refund's own fields and its payment's."""
+
+    amount: int
+    reason: str
+    public_id: str
+    payment_id: int
+    gateway: str
+    intent_reference: str
+    payment_public_id: str
+
+
+def _count_attempt(refund_id: int) -> _Submission | None:
+    """Count one more attempt of a pending refund and read what its gateway call needs, in one statement.
+
+    `attempts` (like `last_error`) is worker bookkeeping, left out of the audit log: a counter added to in
+    SQL. None when the refund is not pending.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_attempt_sql(connection.vendor), [refund_id, RefundStatus.PENDING])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    amount, reason, public_id, payment_id, gateway, intent_reference, payment_public_id = row
+    return _Submission(amount, reason, public_id, payment_id, gateway, intent_reference or "", payment_public_id)
+
+
+@cache
+def _attempt_sql(vendor: str) -> str:
+    """`UPDATE … SET attempts = attempts + 1 WHERE id = %s AND status = %s RETURNING …` (the payment's as subqueries:
+    SQLite's RETURNING may not name an UPDATE's FROM tables)."""
+    quote = connection.ops.quote_name
+
+    def column(model: type[Refund | Payment], name: str) -> str:
+        field = model._meta.get_field(name)
+        assert isinstance(field, Field)  # noqa: S101 - a concrete column of the model
+        return quote(str(field.column))
+
+    refunds, payments = quote(Refund._meta.db_table), quote(Payment._meta.db_table)
+    paid = f"{refunds}.{column(Refund, 'payment')}"
+    of_payment = [
+        f"(SELECT {column(Payment, name)} FROM {payments} WHERE {column(Payment, 'id')} = {paid})"  # noqa: S608 - names
+        for name in ("gateway", "gateway_reference", "public_id")
+    ]
+    returning = ", ".join(
+        [*(column(Refund, name) for name in ("amount", "reason", "public_id", "payment")), *of_payment]
+    )
+    attempts = column(Refund, "attempts")
+    return (
+        f"UPDATE {refunds} SET {attempts} = {attempts} + 1 "  # noqa: S608 - names from the models
+        f"WHERE {column(Refund, 'id')} = %s AND {column(Refund, 'status')} = %s RETURNING {returning}"
     )
 
 
