@@ -453,6 +453,7 @@ LOGGING = {
     "filters": {
         "request_id": {"()": "config.logging.RequestIdFilter"},
         "mask_sensitive": {"()": "config.logging.SensitiveDataFilter"},
+        "routine_task_lines": {"()": "config.logging.RoutineTaskLinesFilter"},
     },
     "formatters": {"json": {"()": "config.logging.JsonFormatter"}},
     "handlers": {
@@ -467,8 +468,12 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "celery": {"level": "INFO"},
+        # A task's "received" and "succeeded" lines are left out (config.logging.RoutineTaskLinesFilter).
+        "celery.app.trace": {"level": "INFO", "filters": ["routine_task_lines"]},
+        "celery.worker.strategy": {"level": "INFO", "filters": ["routine_task_lines"]},
     },
 }
+LOG_TASK_SUCCESS = env.bool("LOG_TASK_SUCCESS", default=False)
 
 # --- Events outbox ---------------------------------------------------------------------------
 EVENTS_BROKER_URL = _secret("EVENTS_BROKER_URL") or CELERY_BROKER_URL

@@ -162,3 +162,40 @@ def test_ordinary_keys_and_words_are_kept(log_stream):
     lines = _lines(stream)
     assert (lines[0]["idempotency_key"], lines[0]["payment_id"]) == ("key-42", "pay_1")
     assert lines[1]["message"] == "token refused for client-7; idempotency_key=key-42"
+
+
+@pytest.fixture
+def task_lines(caplog):
+    caplog.set_level(logging.INFO, logger="celery")
+    return caplog
+
+
+def _log_task_lines() -> None:
+    from celery.app import trace
+
+    context = {"id": "t-1", "name": "refunds.tasks.submit_refund", "runtime": 0.01, "return_value": "'succeeded'"}
+    logging.getLogger("celery.worker.strategy").info(trace.LOG_RECEIVED, context)
+    logging.getLogger("celery.app.trace").info(trace.LOG_SUCCESS, context)
+    retry = {**context, "exc": "GatewayTimeout()"}
+    logging.getLogger("celery.app.trace").info(trace.LOG_RETRY, retry)
+    logging.getLogger("celery.app.trace").error(trace.LOG_FAILURE, {**retry, "description": "raised unexpected"})
+
+
+def test_a_tasks_received_and_succeeded_lines_are_left_out_and_its_retries_and_failures_kept(task_lines):
+    _log_task_lines()
+
+    messages = [record.getMessage() for record in task_lines.records]
+    assert messages == [
+        "Task refunds.tasks.submit_refund[t-1] retry: GatewayTimeout()",
+        "Task refunds.tasks.submit_refund[t-1] raised unexpected: GatewayTimeout()",
+    ]
+
+
+def test_log_task_success_keeps_the_routine_lines(task_lines, settings):
+    settings.LOG_TASK_SUCCESS = True
+    _log_task_lines()
+
+    assert [record.getMessage() for record in task_lines.records][:2] == [
+        "Task refunds.tasks.submit_refund[t-1] received",
+        "Task refunds.tasks.submit_refund[t-1] succeeded in 0.01s: 'succeeded'",
+    ]
