@@ -126,8 +126,9 @@ class RoutineTaskLinesFilter(logging.Filter):
     """Drop Celery's two lines per task that went well: "Task … received" and "Task … succeeded in …s".
 
     At the relay's and the refunds' rates they were most of a worker's log and about 8 % of its CPU (each line
-    is masked and formatted as JSON); the tasks' metrics count them (config/metrics.py). Retries, failures,
-    rejections and everything else Celery logs still pass. `LOG_TASK_SUCCESS=true` keeps the two lines.
+    is masked and formatted as JSON). Retries, failures, rejections and everything else Celery logs still
+    pass, as do the services' own lines ("Refund created", "Refund status changed"). `LOG_TASK_SUCCESS=true`
+    keeps the two lines.
     """
 
     def __init__(self) -> None:
