@@ -236,6 +236,7 @@ def stack(image, static_root, tmp_path_factory) -> Iterator[Stack]:
             PORT=str(port),
             STATIC_ROOT=str(static_root),
             BEAT_SCHEDULE_FILE=str(logs / "celerybeat-schedule"),
+            LOG_TASK_SUCCESS="true",  # the tests read a task's "succeeded" line in the worker's log
         )
         result = subprocess.run(  # noqa: S603 - our own script
             image.command("migrate"), cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
