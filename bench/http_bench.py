@@ -8,8 +8,10 @@ floor (`BENCH_ROUNDS`, 3): the machine's speed drifts, so each ratio is to the f
 prints req/s, p50/p99, non-2xx responses, SQL statements and commits per request (measured in-process
 on the same code), the Celery queue length after each run, each endpoint's throughput as a ratio to
 that floor, and the CPU each request took in gunicorn, PostgreSQL, the worker, Redis and wrk. Then
-create + confirm again with SIMULATOR_LATENCY_MS=300 (a real gateway's latency) at several thread
-counts. It prints figures; it asserts nothing. Everything runs on this machine's cores.
+create + confirm again with SIMULATOR_LATENCY_MS=300 (a real gateway's latency) at each thread count of
+BENCH_LATENCY_THREADS (4,16,32,64), each thread warmed on create + confirm first, with CPU per request by
+process and the cores busy (BENCH_TABLE=0: only those runs; BENCH_LATENCY=0: none). It prints figures; it
+asserts nothing. Everything runs on this machine's cores.
 """
 
 import base64
