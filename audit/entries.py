@@ -5,10 +5,15 @@ auditlog writes an entry from its `post_save`/`pre_save` receivers (`auditlog.re
 with auditlog's own diff and `log_create` (so the entry's fields, its correlation id and the actor the
 auditlog middleware's context sets are the same), through a manager whose `create` is one INSERT
 compiled once (`config.rows.insert`, which sends the `pre_save` the actor context listens to).
+
+`keep_as_read` keeps a copy of a row just read under its lock, and `as_read` gives it back as the old side
+of the next entry, so the save need not read the row again as auditlog's receiver would
+(`payments.saving`, `refunds.saving`).
 """
 
+import copy
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from auditlog import get_logentry_model
 from auditlog.diff import model_instance_diff
@@ -18,6 +23,23 @@ from django.conf import settings
 from django.db.models import Model
 
 from config.rows import insert
+
+M = TypeVar("M", bound=Model)
+_AS_READ = "_as_locked"  # where `keep_as_read` keeps the copy, on the instance itself
+
+
+def keep_as_read(instance: M) -> M:
+    """Keep a copy of `instance` as it is now (read under its lock): the old side of its next entry (`as_read`)."""
+    old = copy.copy(instance)
+    old._state = copy.copy(instance._state)
+    old.__dict__.pop(_AS_READ, None)
+    instance.__dict__[_AS_READ] = old
+    return instance
+
+
+def as_read(instance: M) -> M | None:
+    """The copy `keep_as_read` kept of `instance`, or None."""
+    return instance.__dict__.get(_AS_READ)
 
 
 class _InsertingManager(LogEntryManager):

@@ -17,7 +17,6 @@ compiled once per shape) instead of `save()`; what `save()` would add is done he
 of `Payment.save()`, and the audit log entry of auditlog's receivers (its only ones on Payment).
 """
 
-import copy
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,11 +24,10 @@ from auditlog.models import LogEntry
 from django.db import DatabaseError
 from django.db.models import Field
 
-from audit.entries import log_entry_write
+from audit.entries import as_read, keep_as_read, log_entry_write
 from config.rows import insert_row, update_row
 from payments.models import BLIND_INDEXES, Payment, keep_indexes
 
-_AS_LOCKED = "_as_locked"
 _UNLOCKED = "_as_committed"  # the copy is the committed row, but this transaction holds no lock on it yet
 
 
@@ -39,10 +37,7 @@ class PaymentChanged(Exception):
 
 def remember_as_locked(payment: Payment) -> Payment:
     """Keep a copy of the payment as it was read under its lock (the old side of the next audit diff)."""
-    old = copy.copy(payment)
-    old._state = copy.copy(payment._state)
-    old.__dict__.pop(_AS_LOCKED, None)
-    payment.__dict__[_AS_LOCKED] = old
+    keep_as_read(payment)
     payment.__dict__.pop(_UNLOCKED, None)
     return payment
 
@@ -82,7 +77,7 @@ def payment_update(payment: Payment, **changes: Any) -> Payment:
 def payment_save(payment: Payment, fields: Iterable[str]) -> Payment:
     """Save `fields` (and `updated_at`) of a payment the caller has locked, with one audit log entry of the change."""
     update_fields = list(dict.fromkeys([*fields, "updated_at"]))
-    old = payment.__dict__.get(_AS_LOCKED)
+    old = as_read(payment)
     if old is None:  # not read under `lock_payment`: auditlog reads the old row itself
         payment.save(update_fields=update_fields)
         return payment

@@ -8,26 +8,19 @@ entry is written the same way (`refund_insert`). auditlog's receivers are Refund
 (tests/refunds/test_saving.py); a refund not read by `lock_refund` is saved with `save()`.
 """
 
-import copy
 from collections.abc import Iterable
 
 from auditlog.models import LogEntry
 from django.db import DatabaseError
 
-from audit.entries import log_entry_write
+from audit.entries import as_read, keep_as_read, log_entry_write
 from config.rows import insert_row, update_row
 from refunds.models import Refund
-
-_AS_LOCKED = "_as_locked"
 
 
 def remember_as_locked(refund: Refund) -> Refund:
     """Keep a copy of the refund as it was read under its lock (the old side of the next audit diff)."""
-    old = copy.copy(refund)
-    old._state = copy.copy(refund._state)
-    old.__dict__.pop(_AS_LOCKED, None)
-    refund.__dict__[_AS_LOCKED] = old
-    return refund
+    return keep_as_read(refund)
 
 
 def refund_insert(refund: Refund) -> Refund:
@@ -44,7 +37,7 @@ def refund_insert(refund: Refund) -> Refund:
 def refund_save(refund: Refund, fields: Iterable[str]) -> Refund:
     """Save `fields` (and `updated_at`) of a refund the caller has locked, with one audit log entry of the change."""
     update_fields = list(dict.fromkeys([*fields, "updated_at"]))
-    old = refund.__dict__.get(_AS_LOCKED)
+    old = as_read(refund)
     if old is None:  # not read under `lock_refund`: auditlog reads the old row itself
         refund.save(update_fields=update_fields)
         return refund

@@ -106,8 +106,7 @@ def refund_retry_stuck(*, refund_id: int, actor: User, remote_addr: str | None) 
     """
     payment_id = Refund.objects.values_list("payment_id", flat=True).get(pk=refund_id)
     with transaction.atomic():
-        lock_payment(payment_id)
-        refund = lock_refund(refund_id)
+        refund = lock_refund(refund_id, payment=lock_payment(payment_id))
         if refund.status not in states.SUBMITTABLE:
             return False
         before = {"needs_attention": refund.needs_attention, "attempts": refund.attempts}
