@@ -8,8 +8,16 @@ error"). Here that case raises the broker's `ConnectionError` instead, which Cel
 worker reconnects as it does for any broker outage. Nothing is lost by skipping the restore there: the
 messages stay in the unacknowledged set and kombu puts them back on their queues after the visibility
 timeout (`restore_visible`), as it does after a worker crash.
+
+Each publish and acknowledgement also asks the channel for a Redis client (`conn_or_acquire`), for which
+kombu builds a new `redis.Redis` on the channel's pool every time: a tenth of a web request's publish.
+Here the channel keeps the one it built, for as long as it keeps that pool (a lost connection or a fork
+drops the pool, and the next call builds both anew). A client is a thin handle on the pool, safe to share
+between threads; its connections still come from, and go back to, the pool per command.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
@@ -22,6 +30,18 @@ class Channel(kombu_redis.Channel):
             raise RedisConnectionError("The broker connection is closed.")
         params: dict[str, Any] = super()._connparams(asynchronous=asynchronous)
         return params
+
+    @contextmanager
+    def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:
+        if client:
+            yield client
+            return
+        pool = self.pool
+        cached = self.__dict__.get("_sync_client")
+        if cached is None or cached[0] is not pool:
+            cached = (pool, self._create_client())
+            self.__dict__["_sync_client"] = cached
+        yield cached[1]
 
 
 class Transport(kombu_redis.Transport):
