@@ -32,7 +32,7 @@ test: install
 	scripts/with-services.sh $(BIN)/pytest $(PYTEST_ARGS)
 
 # schemathesis against the live service (gunicorn DEBUG=false + a worker) from /api/schema/, as a
-# storefront and as finance, on a throwaway PostgreSQL + Redis; about 5 minutes; fails on any finding.
+# storefront and as finance, on a throwaway PostgreSQL + Redis; 5 to 12 minutes; fails on any finding.
 fuzz: install
 	@scripts/ensure-system-deps.sh
 	scripts/with-services.sh $(BIN)/python tests/fuzz/run.py
