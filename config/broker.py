@@ -10,7 +10,8 @@ messages stay in the unacknowledged set and kombu puts them back on their queues
 timeout (`restore_visible`), as it does after a worker crash.
 
 Each publish and acknowledgement also asks the channel for a Redis client (`conn_or_acquire`), for which
-kombu builds a new `redis.Redis` on the channel's pool every time: a tenth of a web request's publish.
+kombu builds a new `redis.Redis` on the channel's pool every time: most of a publish's own cost (5,000
+publishes to a local Redis: 708-718 µs each with kombu's channel, 257-274 µs with this one).
 Here the channel keeps the one it built, for as long as it keeps that pool (a lost connection or a fork
 drops the pool, and the next call builds both anew). A client is a thin handle on the pool, safe to share
 between threads; its connections still come from, and go back to, the pool per command.
