@@ -42,6 +42,7 @@ BROKER_ERRORS = (BrokerOperationalError, redis.RedisError, OSError)
 # A failed send that took this long waited on a silent broker: pause sending rather than make every request wait.
 _SLOW_FAILURE_SECONDS = 0.25
 _paused_until: dict[str, float] = {}  # per broker URL: until when this process sends nothing there
+_sent_until: dict[str, float] = {}  # per guard key: until when the task this process sent surely waits
 
 
 def backoff_seconds(retries: int, *, base: float, cap: float) -> float:
@@ -163,15 +164,25 @@ def publish_debounced(task: celery.Task, *, guard_key: str, delay_ms: int, guard
 
     The first call sets `guard_key` in the cache (`cache.add`); while it stands nothing more is sent. The task
     must delete the guard before it reads its work, so a call after that sends again. `guard_seconds` bounds
-    how long a lost send holds others back. Without the cache (an outage), it sends as if there were no guard;
+    how long a lost send holds others back. For the first half of `delay_ms` after this process sent the
+    task, calls return at once without asking the cache (that task has not started: it sees their work). Without the cache (an outage), it sends as if there were no guard;
     `delay_ms <= 0` sends at once, unguarded. One send, as `publish`: a commit never waits on a silent broker.
     """
+    # The task this process sent last cannot have started before its countdown: a call in the first half of
+    # it needs no guard (that task will read this call's work) and costs no round trip to the cache.
+    local = delay_ms > 0 and not app.conf.task_always_eager  # an inline run has started already
+    sending = time.monotonic()
+    if local and sending < _sent_until.get(guard_key, 0.0):
+        return False
     try:
         first = delay_ms <= 0 or cache.add(guard_key, 1, guard_seconds)
     except Exception:  # noqa: BLE001 - the cache is only an optimisation: send as if there were none
         logger.warning("Task guard unavailable; sending without it", extra={"task": task.name}, exc_info=True)
         first = True
-    return bool(first) and publish(task, countdown=delay_ms / 1000 if delay_ms > 0 else None)
+    sent = bool(first) and publish(task, countdown=delay_ms / 1000 if delay_ms > 0 else None)
+    if sent and local:  # half the countdown: room for the worker's clock to run ahead of this one
+        _sent_until[guard_key] = sending + delay_ms / 2000
+    return sent
 
 
 def enqueue(task_name: str, **kwargs: Any) -> bool:

@@ -4,7 +4,8 @@ The relay is triggered after commit, debounced: the first commit that wrote even
 the cache and schedules one relay `OUTBOX_RELAY_DELAY_MS` later; commits while the guard stands
 schedule nothing, since that relay will see their rows. The relay clears the guard before it reads
 the outbox, so a commit that finds no guard always schedules a relay that runs after it. Under any
-load, at most one relay is waiting; the beat sweep (`outbox-relay-sweep`) is the safety net.
+load, at most one relay is waiting; the beat sweep (`outbox-relay-sweep`) is the safety net. In the first
+half of the delay after this process sent the relay, commits skip the cache too (`publish_debounced`).
 """
 
 import logging

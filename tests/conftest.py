@@ -72,12 +72,15 @@ def _clear_cache():
 
 @pytest.fixture(autouse=True)
 def _broker_sends_not_paused():
-    """A broker fault in one test pauses this process's sends (config.tasks); the next test starts unpaused."""
+    """A broker fault in one test pauses this process's sends (config.tasks); the next test starts unpaused,
+    and with no debounced send of an earlier test's still counted as waiting."""
     from config import tasks
 
     tasks._paused_until.clear()
+    tasks._sent_until.clear()
     yield
     tasks._paused_until.clear()
+    tasks._sent_until.clear()
 
 
 def client_for(user: User) -> APIClient:

@@ -1,5 +1,7 @@
 """The relay trigger is debounced: one relay waits however many commits write events; none is ever missed."""
 
+import time
+
 import pytest
 from django.core.cache import cache
 from django.db import transaction
@@ -41,10 +43,11 @@ def test_many_commits_schedule_one_relay_a_moment_later(settings, broker_queue):
 
 
 def test_a_commit_after_the_relay_started_schedules_another(settings, broker_queue):
-    # given a relay was scheduled and has started (it clears the guard before reading the outbox)
+    # given a relay was scheduled and has started, its delay over (it clears the guard before reading the outbox)
     settings.OUTBOX_RELAY_DELAY_MS = 50
     client = UserFactory()
     _commit_an_event(client)
+    time.sleep(0.05)
     relay_outbox.run()
 
     # when another transaction commits an event
@@ -63,3 +66,50 @@ def test_without_a_delay_every_commit_triggers_the_relay(settings, broker_queue)
 
     relays = _relays(broker_queue)
     assert [relay.eta for relay in relays] == [None, None]
+
+
+def test_commits_just_after_this_process_sent_the_relay_need_no_guard(settings, broker_queue):
+    # given this process sent a relay, due in 2 s, and its guard is gone (expired, or the cache emptied)
+    settings.OUTBOX_RELAY_DELAY_MS = 2000
+    client = UserFactory()
+    _commit_an_event(client)
+    cache.delete(RELAY_GUARD_KEY)
+
+    # when more transactions commit events in the first half of that delay
+    for _ in range(5):
+        _commit_an_event(client)
+
+    # then nothing more is sent, nor a guard set: the waiting relay has not started and will see their rows
+    assert len(_relays(broker_queue)) == 1
+    assert cache.get(RELAY_GUARD_KEY) is None
+
+
+def test_after_half_the_delay_a_commit_asks_the_guard_again(settings, broker_queue):
+    # given this process sent a relay due in 100 ms, whose guard is gone, and half that time has passed
+    settings.OUTBOX_RELAY_DELAY_MS = 100
+    client = UserFactory()
+    _commit_an_event(client)
+    cache.delete(RELAY_GUARD_KEY)
+    time.sleep(0.06)
+
+    # when another transaction commits an event
+    _commit_an_event(client)
+
+    # then it no longer counts on that relay: with no guard standing, it sends one of its own
+    assert len(_relays(broker_queue)) == 2
+    assert cache.get(RELAY_GUARD_KEY) == 1
+
+
+def test_inline_relays_run_for_every_commit(settings, tasks_inline):
+    # given tasks run inline (make run): a relay "sent" has already run
+    settings.OUTBOX_RELAY_DELAY_MS = 2000
+    client = UserFactory()
+    _commit_an_event(client)
+
+    # when another transaction commits an event at once
+    _commit_an_event(client)
+
+    # then its relay runs too and publishes it: nothing waits for the sweep
+    from events.models import Event
+
+    assert Event.objects.filter(published_at__isnull=True).count() == 0
