@@ -2,7 +2,7 @@
 
 auditlog writes an entry from its `post_save`/`pre_save` receivers (`auditlog.receivers._create_log_entry`):
 `pre_log`, the diff, `LogEntry.objects.log_create`, `post_log`. `log_entry_write` does the same steps
-with auditlog's own diff and `log_create` (so the entry's fields, its correlation id and the actor the
+with auditlog's own diff (for a creation, the same diff from `audit.diff.creation_diff`) and `log_create` (so the entry's fields, its correlation id and the actor the
 auditlog middleware's context sets are the same), through a manager whose `create` is one INSERT
 compiled once (`config.rows.insert`, which sends the `pre_save` the actor context listens to).
 
@@ -22,6 +22,7 @@ from auditlog.signals import post_log, pre_log
 from django.conf import settings
 from django.db.models import Model
 
+from audit.diff import creation_diff
 from config.rows import insert
 
 M = TypeVar("M", bound=Model)
@@ -72,7 +73,10 @@ def log_entry_write(
     changes = None
     use_json = getattr(settings, "AUDITLOG_STORE_JSON_CHANGES", False)
     try:
-        changes = model_instance_diff(old, instance, fields_to_check=fields, use_json_for_changes=use_json)
+        if old is None and fields is None:  # a creation: the same diff, the model's part worked out once
+            changes = creation_diff(instance, use_json_for_changes=use_json)
+        else:
+            changes = model_instance_diff(old, instance, fields_to_check=fields, use_json_for_changes=use_json)
         if changes:
             entry = _entries().log_create(instance, action=action, changes=changes, force_log=False)
     except BaseException as exc:  # noqa: BLE001 - re-raised below, after post_log, as auditlog does
