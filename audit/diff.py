@@ -43,7 +43,7 @@ def _plan(model: type[Model]) -> _Plan:
 
 def _build(model: type[Model]) -> _Plan:
     """The fields as `model_instance_diff(None, new)` selects them (`get_fields_in_model`, then the registration)."""
-    fields: Any = set(f for f in model._meta.get_fields() if track_field(f))
+    fields: Any = {f for f in model._meta.get_fields() if track_field(f)}
     model_fields = auditlog.get_model_fields(model)
     if model_fields and (model_fields["include_fields"] or model_fields["exclude_fields"]) and fields:
         if model_fields["include_fields"]:

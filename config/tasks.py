@@ -165,8 +165,9 @@ def publish_debounced(task: celery.Task, *, guard_key: str, delay_ms: int, guard
     The first call sets `guard_key` in the cache (`cache.add`); while it stands nothing more is sent. The task
     must delete the guard before it reads its work, so a call after that sends again. `guard_seconds` bounds
     how long a lost send holds others back. For the first half of `delay_ms` after this process sent the
-    task, calls return at once without asking the cache (that task has not started: it sees their work). Without the cache (an outage), it sends as if there were no guard;
-    `delay_ms <= 0` sends at once, unguarded. One send, as `publish`: a commit never waits on a silent broker.
+    task, calls return at once without asking the cache (that task has not started: it sees their work).
+    Without the cache (an outage), it sends as if there were no guard; `delay_ms <= 0` sends at once,
+    unguarded. One send, as `publish`: a commit never waits on a silent broker.
     """
     # The task this process sent last cannot have started before its countdown: a call in the first half of
     # it needs no guard (that task will read this call's work) and costs no round trip to the cache.

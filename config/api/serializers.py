@@ -34,6 +34,11 @@ def _find_nul(value: Any, path: str) -> str | None:
     return None
 
 
+# Per serializer class: its declared fields, deep-copied once and never bound; None when one of them
+# needs DRF's deep copy per instance.
+_prototypes: dict[type, dict[str, serializers.Field] | None] = {}
+
+
 def _flat(field: serializers.Field) -> bool:
     """A field whose shallow copy is as good as DRF's deep one: no nested serializer, no child field."""
     return not isinstance(field, serializers.BaseSerializer) and not hasattr(field, "child")
@@ -53,14 +58,12 @@ class StrictSerializer(serializers.Serializer):
     """
 
     def get_fields(self) -> dict[str, serializers.Field]:
-        # Per class (not inherited): the declared fields, deep-copied once and never bound; False when one
-        # of them needs DRF's deep copy per instance.
-        prototype = type(self).__dict__.get("_field_prototype")
-        if prototype is None:
+        cls = type(self)
+        if cls not in _prototypes:
             declared = copy.deepcopy(self._declared_fields)
-            prototype = declared if all(_flat(field) for field in declared.values()) else False
-            type(self)._field_prototype = prototype
-        if prototype is False:
+            _prototypes[cls] = declared if all(_flat(field) for field in declared.values()) else None
+        prototype = _prototypes[cls]
+        if prototype is None:
             return super().get_fields()
         return {name: _copy(field) for name, field in prototype.items()}
 

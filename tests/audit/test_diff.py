@@ -51,7 +51,7 @@ def test_saved_rows_with_relations_diff_as_auditlog_does():
     amount=st.integers(min_value=0, max_value=10**12),
     text=st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40),
     metadata=st.dictionaries(st.text(max_size=8), st.one_of(st.integers(), st.text(max_size=8), st.none()), max_size=4),
-    moment=st.one_of(st.none(), st.datetimes(timezones=st.just(UTC), min_value=datetime(2000, 1, 1))),
+    moment=st.one_of(st.none(), st.datetimes(timezones=st.just(UTC), min_value=datetime(2000, 1, 1))),  # noqa: DTZ001 - hypothesis bounds are naive
     flag=st.booleans(),
 )
 def test_any_payment_values_diff_as_auditlog_does(amount, text, metadata, moment, flag):
