@@ -1,20 +1,16 @@
 """The event log (outbox): one row per state change of any aggregate, written in the change's transaction."""
 
-import secrets
-import string
-
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from config.ids import random_token
 from events.db import CurrentTransactionId
 from events.payloads import SCHEMA_VERSION
 
-_ALPHABET = string.ascii_letters + string.digits
-
 
 def new_event_id() -> str:
-    return "evt_" + "".join(secrets.choice(_ALPHABET) for _ in range(24))
+    return "evt_" + random_token(24)
 
 
 class Event(models.Model):

@@ -1,7 +1,5 @@
 """Payments, their status history, API idempotency keys and dead-lettered order messages."""
 
-import secrets
-import string
 from collections.abc import Callable
 from typing import Any
 
@@ -10,13 +8,12 @@ from django.db import models
 from django.db.models import Q
 
 from config.encryption import EncryptedJSONField, EncryptedTextField, email_index, ip_index
+from config.ids import random_token
 from payments.states import PaymentStatus
-
-_ALPHABET = string.ascii_letters + string.digits
 
 
 def make_public_id(prefix: str, length: int = 24) -> str:
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    return prefix + random_token(length)
 
 
 def new_payment_id() -> str:
