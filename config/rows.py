@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model
 from django.db.models.expressions import DatabaseDefault
@@ -46,6 +46,7 @@ from django.db.transaction import TransactionManagementError
 class _Insert:
     sql: str
     fields: tuple[Field, ...]  # the columns written, in the SQL's order
+    as_is: tuple[type | None, ...]  # per column: the value type `get_db_prep_save` passes unchanged (`_as_is`)
     defaulted: tuple[Field, ...]  # left to their database default (`db_default`)
     returning: tuple[Field, ...]  # read back: the primary key and the database defaults
 
@@ -177,7 +178,7 @@ def insert_row(obj: M, *, using: str = DEFAULT_DB_ALIAS, deferred: bool = False)
         if plan is None or any(not isinstance(getattr(obj, f.attname), DatabaseDefault) for f in plan.defaulted):
             obj._save_table(cls=model, force_insert=True, using=using)  # type: ignore[attr-defined]  # Django's own insert
         else:
-            values = [f.get_db_prep_save(f.pre_save(obj, True), connection=connection) for f in plan.fields]
+            values = _insert_values(obj, plan, connection)
             batch = _batches.get(connection) if deferred else None
             if batch is not None:
                 batch.rows.append(_Row(obj, plan, values))
@@ -186,6 +187,17 @@ def insert_row(obj: M, *, using: str = DEFAULT_DB_ALIAS, deferred: bool = False)
     obj._state.adding = False
     obj._state.db = using
     return obj
+
+
+def _insert_values(obj: Model, plan: _Insert, connection: BaseDatabaseWrapper) -> list[Any]:
+    """Each column's `get_db_prep_save(pre_save(obj, True))`, as `save()` prepares it (`_as_is` where it is so)."""
+    state = obj.__dict__
+    return [
+        value
+        if kind is not None and type(value := state.get(f.attname, _MISSING)) is kind
+        else f.get_db_prep_save(f.pre_save(obj, True), connection=connection)
+        for f, kind in zip(plan.fields, plan.as_is, strict=True)
+    ]
 
 
 def _execute(
@@ -241,7 +253,32 @@ def _insert_plan(model: type[Model], using: str) -> _Insert | None:
     if returning:
         returning_sql, _params = connection.ops.return_insert_columns(list(returning))
         sql = f"{sql} {returning_sql}"
-    return _Insert(sql=sql, fields=fields, defaulted=defaulted, returning=returning)
+    return _Insert(
+        sql=sql, fields=fields, as_is=tuple(_as_is(f) for f in fields), defaulted=defaulted, returning=returning
+    )
+
+
+_MISSING = object()
+# Fields whose `get_prep_value` returns a value of this type unchanged (`to_python` of a str, of a bool) and
+# with no backend adaptation after it: for such a value, `get_db_prep_save(pre_save(obj))` is the attribute
+# itself. (Integers are adapted: PostgreSQL's backend wraps them in the column's integer type.)
+_PLAIN_TYPES: dict[type[Field], type] = {models.CharField: str, models.TextField: str, models.BooleanField: bool}
+
+
+def _as_is(field: Field) -> type | None:
+    """The type of value this column writes unchanged; None when every value goes through the field's methods.
+
+    Only for Django's own plain fields, not a subclass (the encrypted fields are `TextField`s with their own
+    preparation), and only while their saving methods are `Field`'s own (else Django changed them).
+    """
+    kind = _PLAIN_TYPES.get(type(field))
+    cls = type(field)
+    inherited = (
+        cls.pre_save is Field.pre_save
+        and cls.get_db_prep_save is Field.get_db_prep_save
+        and cls.get_db_prep_value is Field.get_db_prep_value
+    )
+    return kind if inherited else None
 
 
 def _update_plan(model: type[Model], names: tuple[str, ...], where: tuple[str, ...], using: str) -> _Update:

@@ -5,10 +5,14 @@ import pytest
 from django.db import connection, transaction
 from django.db.models.signals import post_save, pre_save
 from django.test.utils import CaptureQueriesContext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from config import rows
 from config.rows import insert, lock_row, update_row
 from events.models import Event
 from payments.models import DeadLetter, Payment, PaymentStatusChange
+from payments.states import PaymentStatus
 from tests.accounts.factories import UserFactory
 from tests.payments.factories import PaymentFactory
 
@@ -137,3 +141,45 @@ def test_lock_row_reads_the_row_as_select_for_update_get_does_and_locks_it():
 def test_lock_row_says_when_the_row_is_missing():
     with transaction.atomic(), pytest.raises(Payment.DoesNotExist):
         lock_row(Payment, 10**12)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    text=st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30),
+    flag=st.booleans(),
+    status=st.sampled_from(PaymentStatus),
+    email=st.one_of(st.just(""), st.emails()),
+)
+def test_each_column_is_prepared_as_save_prepares_it(text, flag, status, email):
+    payment = PaymentFactory.build(
+        client=UserFactory.build(pk=5),
+        description=text,
+        order_id=text[:20],
+        off_session=flag,
+        needs_attention=not flag,
+        status=status,
+        customer_email=email,
+        failure_message=text,
+    )
+    plan = rows._insert_plan(Payment, "default")
+    assert plan is not None
+    assert str in plan.as_is
+    assert bool in plan.as_is
+
+    ours = rows._insert_values(payment, plan, connection)
+
+    # the columns written as they are (the others take the fields' own path, as before)
+    for field, kind, value in zip(plan.fields, plan.as_is, ours, strict=True):
+        if kind is None:
+            continue
+        assert value == field.get_db_prep_save(field.pre_save(payment, True), connection=connection), field.name
+
+
+def test_encrypted_and_integer_columns_go_through_their_fields():
+    plan = rows._insert_plan(Payment, "default")
+    assert plan is not None
+    kinds = {field.name: kind for field, kind in zip(plan.fields, plan.as_is, strict=True)}
+
+    assert kinds["customer_email"] is None  # an encrypted TextField seals its value
+    assert kinds["amount"] is None  # PostgreSQL's backend adapts integers
+    assert kinds["currency"] is str

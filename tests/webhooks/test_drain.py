@@ -6,6 +6,7 @@ left `received` in id order; an event failing there is retried by `process_webho
 """
 
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -118,9 +119,10 @@ def test_with_the_cache_down_every_commit_still_sends_a_drain(
         }
     }
 
-    # when two events are stored
+    # when two events are stored, the second once the first one's drain would have started
     for _ in range(2):
         _stored(django_capture_on_commit_callbacks, _unhandled_event())
+        time.sleep(drain_delay / 1000)
 
     # then each commit sent its drain, as if there were no guard, and a drain still processes them
     assert [task.name for task in broker_queue("webhooks")] == [DRAIN, DRAIN]
@@ -185,7 +187,8 @@ def test_the_guard_is_cleared_before_the_drain_reads_so_a_later_commit_sends_a_d
 
     post_save.connect(another_delivery_arrives_meanwhile, sender=WebhookEvent)
     try:
-        # when the drain runs and another event commits while it processes the first
+        # when the drain runs (its delay over) and another event commits while it processes the first
+        time.sleep(drain_delay / 1000)
         drain_received_events()
     finally:
         post_save.disconnect(another_delivery_arrives_meanwhile, sender=WebhookEvent)
