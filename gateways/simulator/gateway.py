@@ -100,10 +100,16 @@ _END = datetime(9999, 1, 1, tzinfo=UTC)  # the end of every listing window
 T = TypeVar("T")
 
 
-def _dump(intent: IntentResult) -> dict[str, Any]:
-    data = asdict(intent)
-    data["created_at"] = intent.created_at.isoformat() if intent.created_at else None
+def _flat_dump(result: IntentResult | RefundResult) -> dict[str, Any]:
+    """`asdict(result)` for a result of plain fields and a metadata dict of strings, without its deep copies."""
+    data = {name: getattr(result, name) for name in type(result).__dataclass_fields__}
+    data["metadata"] = dict(result.metadata)
+    data["created_at"] = result.created_at.isoformat() if result.created_at else None
     return data
+
+
+def _dump(intent: IntentResult) -> dict[str, Any]:
+    return _flat_dump(intent)
 
 
 _INTENT_FIELDS = frozenset(IntentResult.__dataclass_fields__)
@@ -139,9 +145,7 @@ _RESULT_KINDS = {CustomerResult: "customer", PaymentMethodResult: "payment_metho
 
 
 def _dump_refund(refund: RefundResult) -> dict[str, Any]:
-    data = asdict(refund)
-    data["created_at"] = refund.created_at.isoformat() if refund.created_at else None
-    return data
+    return _flat_dump(refund)
 
 
 def _load_refund(data: dict[str, Any]) -> RefundResult:
