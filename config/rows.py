@@ -18,12 +18,12 @@ Django's compiled insert is used for what a plan does not cover: a database defa
 overrides, a field with its own placeholder, inherited models, a backend without `INSERT … RETURNING`.
 
 `batched()` saves round trips: inside it, the rows inserted with `deferred=True` (history rows, outbox
-events, audit entries: rows nothing reads back in the same transaction) wait, and go to PostgreSQL as
-one statement (a `WITH` of their INSERTs) just before the next other statement on the connection, or at
-the block's end. So their order against every other statement is kept (a SAVEPOINT or its rollback
-included), and each row still gets its primary key, at the flush. A deferred row of a model with
-`post_save` receivers is written at once (they expect the row); elsewhere (SQLite) the rows are written
-one by one at the flush.
+events, audit entries: rows nothing reads back in the same transaction) and the UPDATEs made with
+`deferred=True` (whose count nobody reads) wait, and go to PostgreSQL as one statement (a `WITH` of
+them) just before the next other statement on the connection, or at the block's end. So their order
+against every other statement is kept (a SAVEPOINT or its rollback included), and each row still gets
+its primary key, at the flush. A deferred row of a model with `post_save` receivers is written at once
+(they expect the row); elsewhere (SQLite) the rows are written one by one at the flush.
 """
 
 import contextlib
@@ -56,6 +56,7 @@ class _Update:
     sql: str
     fields: tuple[Field, ...]  # SET, in order
     where: tuple[Field, ...]  # WHERE … = %s AND …, in order
+    returning: tuple[Field, ...] = ()  # nothing read back (a deferred UPDATE in a batch)
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ M = TypeVar("M", bound=Model)
 @dataclass(frozen=True)
 class _Row:
     obj: Model
-    plan: _Insert
+    plan: _Insert | _Update
     values: list[Any]
 
 
@@ -210,11 +211,21 @@ def _execute(
         setattr(obj, column.attname, value)
 
 
-def update_row(obj: Model, fields: Iterable[str], *, where: Mapping[str, Any], using: str = DEFAULT_DB_ALIAS) -> int:
+def update_row(
+    obj: Model,
+    fields: Iterable[str],
+    *,
+    where: Mapping[str, Any],
+    using: str = DEFAULT_DB_ALIAS,
+    deferred: bool = False,
+) -> int | None:
     """UPDATE `fields` of `obj`'s row where each column of `where` equals its value; the number of rows matched.
 
     `SET` values are prepared as `save(update_fields=…)` prepares them (`pre_save`, so `auto_now`
     fields take the time now). No signals and not the model's `save()`: see the module docstring.
+    `deferred`: inside `batched()`, the UPDATE waits for the batch's statement and None is returned (for a
+    caller that does not need the count). The batch's members run on one snapshot: a deferred UPDATE sees
+    the table as it was before the batch, so it must not touch a row the same batch inserts.
     """
     if any(value is None for value in where.values()):
         raise ValueError("update_row matches with '=': a None in `where` would match nothing")
@@ -227,6 +238,10 @@ def update_row(obj: Model, fields: Iterable[str], *, where: Mapping[str, Any], u
         plan = _updates[key] = _update_plan(model, names, tuple(where), using)
     values = [field.get_db_prep_save(field.pre_save(obj, False), connection=connection) for field in plan.fields]
     values += [field.get_db_prep_value(where[field.name], connection=connection) for field in plan.where]
+    batch = _batches.get(connection) if deferred else None
+    if batch is not None:
+        batch.rows.append(_Row(obj, plan, values))
+        return None
     with transaction.mark_for_rollback_on_error(using=using), connection.cursor() as cursor:
         cursor.execute(plan.sql, values)
         return int(cursor.rowcount)

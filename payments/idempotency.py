@@ -246,7 +246,8 @@ class KeyClaim(Generic[T]):
             answered = IdempotencyKey(
                 pk=self.row_id, response_status=response[0], response_body=response[1], locked_at=None, lock_token=""
             )
-            update_row(answered, ANSWERED_FIELDS, where={"id": self.row_id})
+            # with the transaction's other rows when it batches them (the key's row is older than the batch)
+            update_row(answered, ANSWERED_FIELDS, where={"id": self.row_id}, deferred=True)
         self.response = response
 
 

@@ -5,9 +5,9 @@ from django.db import connection, transaction
 from django.db.models.signals import post_save
 from django.test.utils import CaptureQueriesContext
 
-from config.rows import batched, insert
+from config.rows import batched, insert, update_row
 from events.models import Event
-from payments.models import PaymentStatusChange
+from payments.models import Payment, PaymentStatusChange
 from tests.accounts.factories import UserFactory
 from tests.payments.factories import PaymentFactory
 
@@ -114,3 +114,42 @@ def test_without_a_batch_a_deferred_row_is_written_at_once():
     assert event.pk is not None
     assert len(_statements(captured)) == 1
     assert Event.objects.filter(pk=event.pk).exists()
+
+
+def test_a_deferred_update_goes_with_the_batch_and_writes_its_row(on_postgres):
+    client = UserFactory()
+    payment = PaymentFactory(client=client, description="before")
+    payment.description = "after"
+    with CaptureQueriesContext(connection) as captured, transaction.atomic(), batched():
+        insert(_event(client, "pay_u"), deferred=True)
+        assert update_row(payment, ["description"], where={"id": payment.pk}, deferred=True) is None
+        assert Payment.objects.filter(pk=payment.pk, description="after").count() == 1  # flushed first, then read
+
+    statements = _statements(captured)
+    assert len(statements) == (2 if on_postgres else 3)
+    if on_postgres:
+        assert statements[0].startswith("WITH r0 AS (INSERT INTO")
+        assert "r1 AS (UPDATE" in statements[0]
+    assert Event.objects.filter(subject_id="pay_u").count() == 1
+
+
+def test_a_deferred_update_outside_a_batch_runs_at_once_and_counts_its_rows():
+    payment = PaymentFactory(description="before")
+    payment.description = "after"
+
+    assert update_row(payment, ["description"], where={"id": payment.pk}, deferred=True) == 1
+    assert Payment.objects.get(pk=payment.pk).description == "after"
+
+
+def test_a_deferred_update_in_a_savepoint_that_rolls_back_is_rolled_back_with_it():
+    payment = PaymentFactory(description="before")
+    payment.description = "after"
+    with transaction.atomic(), batched():
+        try:
+            with transaction.atomic():
+                update_row(payment, ["description"], where={"id": payment.pk}, deferred=True)
+                raise RuntimeError("the savepoint rolls back")
+        except RuntimeError:
+            pass
+
+    assert Payment.objects.get(pk=payment.pk).description == "before"
