@@ -4,7 +4,8 @@ DRF gives every serializer instance a deep copy of its declared fields: each fie
 arguments, validators and all (144 µs for the payment create body's 13, two thirds of its validation).
 `StrictSerializer` builds them once per class and gives each instance shallow copies instead (its own
 field objects, bound to it, sharing only what validation reads and never writes: validators, choices,
-messages); a class with a nested serializer or a field with a child keeps DRF's deep copies.
+messages); a class with a nested serializer or a field with a child (`ListField`, `many=True` relations)
+keeps DRF's deep copies.
 """
 
 import copy
@@ -40,8 +41,9 @@ _prototypes: dict[type, dict[str, serializers.Field] | None] = {}
 
 
 def _flat(field: serializers.Field) -> bool:
-    """A field whose shallow copy is as good as DRF's deep one: no nested serializer, no child field."""
-    return not isinstance(field, serializers.BaseSerializer) and not hasattr(field, "child")
+    """A field whose shallow copy is as good as DRF's deep one: no nested serializer, no child field bound to it."""
+    nested = isinstance(field, serializers.BaseSerializer)
+    return not nested and not hasattr(field, "child") and not hasattr(field, "child_relation")
 
 
 def _copy(field: serializers.Field) -> serializers.Field:

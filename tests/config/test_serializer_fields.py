@@ -69,6 +69,10 @@ class _Order(StrictSerializer):
     tags = serializers.ListField(child=serializers.CharField())
 
 
+class _Grant(StrictSerializer):
+    users = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+
+
 def test_a_class_with_nested_fields_keeps_deep_copies():
     first, second = _Order(data={"lines": [{"sku": "a"}], "tags": ["x"]}), _Order(data={"lines": [], "tags": []})
 
@@ -76,3 +80,10 @@ def test_a_class_with_nested_fields_keeps_deep_copies():
     assert first.fields["tags"].child.parent is first.fields["tags"]
     assert first.is_valid(), first.errors
     assert first.validated_data["lines"][0]["sku"] == "a"
+
+
+def test_a_class_with_a_many_relation_keeps_deep_copies():
+    first, second = _Grant(), _Grant()
+
+    assert first.fields["users"].child_relation is not second.fields["users"].child_relation
+    assert first.fields["users"].child_relation.parent is first.fields["users"]
