@@ -23,7 +23,7 @@ from django.utils.encoding import smart_str
 
 @dataclass
 class _Plan:
-    fields: list[Any]  # the fields auditlog compares for a creation, in its order
+    fields: list[tuple[Any, bool]]  # the fields auditlog compares for a creation, in its order; instance-free?
     masked: frozenset[str]
     mask_callable: str | None
     constants: dict[tuple[str, bool], Any] = field(default_factory=dict)  # (reverse relation, json): its value
@@ -52,7 +52,7 @@ def _build(model: type[Model]) -> _Plan:
             fields = [f for f in fields if f.name not in model_fields["exclude_fields"]]
     masked = frozenset(model_fields["mask_fields"]) if model_fields else frozenset()
     mask_callable = model_fields.get("mask_callable") if model_fields else None
-    return _Plan(fields=list(fields), masked=masked, mask_callable=mask_callable)
+    return _Plan(fields=[(f, _instance_free(f)) for f in fields], masked=masked, mask_callable=mask_callable)
 
 
 def _instance_free(model_field: Any) -> bool:
@@ -65,8 +65,8 @@ def creation_diff(new: Model, *, use_json_for_changes: bool = False) -> dict[str
     plan = _plan(type(new))
     old_value = None if use_json_for_changes else "None"  # `get_field_value(None, field)`, for every field
     diff: dict[str, Any] = {}
-    for model_field in plan.fields:
-        if _instance_free(model_field):
+    for model_field, instance_free in plan.fields:
+        if instance_free:
             key = (model_field.name, use_json_for_changes)
             if key not in plan.constants:
                 plan.constants[key] = get_field_value(new, model_field, use_json_for_changes)

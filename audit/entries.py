@@ -4,8 +4,8 @@ auditlog writes an entry from its `post_save`/`pre_save` receivers (`auditlog.re
 `pre_log`, the diff, `LogEntry.objects.log_create`, `post_log`. `log_entry_write` does the same steps
 with auditlog's own diff (for a creation, the same diff from `audit.diff.creation_diff`) and `log_create`
 (so the entry's fields, its correlation id and the actor the auditlog middleware's context sets are the
-same), through a manager whose `create` is one INSERT
-compiled once (`config.rows.insert`, which sends the `pre_save` the actor context listens to).
+same), through a manager whose `create` is one INSERT compiled once (`config.rows.insert`, which sends the
+`pre_save` the actor context listens to).
 
 `keep_as_read` keeps a copy of a row just read under its lock, and `as_read` gives it back as the old side
 of the next entry, so the save need not read the row again as auditlog's receiver would

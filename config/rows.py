@@ -286,14 +286,13 @@ def _as_is(field: Field) -> type | None:
     Only for Django's own plain fields, not a subclass (the encrypted fields are `TextField`s with their own
     preparation), and only while their saving methods are `Field`'s own (else Django changed them).
     """
-    kind = _PLAIN_TYPES.get(type(field))
     cls = type(field)
     inherited = (
         cls.pre_save is Field.pre_save
         and cls.get_db_prep_save is Field.get_db_prep_save
         and cls.get_db_prep_value is Field.get_db_prep_value
     )
-    return kind if inherited else None
+    return _PLAIN_TYPES.get(cls) if inherited else None
 
 
 def _update_plan(model: type[Model], names: tuple[str, ...], where: tuple[str, ...], using: str) -> _Update:

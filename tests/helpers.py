@@ -3,6 +3,7 @@
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connections
@@ -41,3 +42,10 @@ def wait_for(condition: Callable[[], Any], *, timeout: float = 20, interval: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+def wait_until_due(eta: str | None, *, timeout: float = 20) -> None:
+    """Wait until a sent task's ETA (its message's `eta` header) has come: when a worker would start it."""
+    assert eta is not None, "the task was sent without a countdown"
+    due = datetime.fromisoformat(eta)
+    wait_for(lambda: datetime.now(tz=UTC) >= due, timeout=timeout, interval=0.005)

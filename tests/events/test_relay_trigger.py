@@ -6,10 +6,12 @@ import pytest
 from django.core.cache import cache
 from django.db import transaction
 
+from config import tasks
 from events.locks import RELAY_GUARD_KEY
 from events.services import event_record
 from events.tasks import relay_outbox
 from tests.accounts.factories import UserFactory
+from tests.helpers import wait_for, wait_until_due
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,7 +49,7 @@ def test_a_commit_after_the_relay_started_schedules_another(settings, broker_que
     settings.OUTBOX_RELAY_DELAY_MS = 50
     client = UserFactory()
     _commit_an_event(client)
-    time.sleep(0.05)
+    wait_until_due(_relays(broker_queue)[0].eta)
     relay_outbox.run()
 
     # when another transaction commits an event
@@ -90,7 +92,7 @@ def test_after_half_the_delay_a_commit_asks_the_guard_again(settings, broker_que
     client = UserFactory()
     _commit_an_event(client)
     cache.delete(RELAY_GUARD_KEY)
-    time.sleep(0.06)
+    wait_for(lambda: time.monotonic() >= tasks._sent_until[RELAY_GUARD_KEY], interval=0.005)
 
     # when another transaction commits an event
     _commit_an_event(client)

@@ -6,7 +6,6 @@ left `received` in id order; an event failing there is retried by `process_webho
 """
 
 import json
-import time
 from datetime import timedelta
 
 import pytest
@@ -15,7 +14,7 @@ from django.db.models.signals import post_save
 from django.utils import timezone
 
 from refunds.models import Refund
-from tests.helpers import wait_for
+from tests.helpers import wait_for, wait_until_due
 from tests.webhooks import payloads
 from tests.webhooks.conftest import send
 from tests.webhooks.factories import WebhookEventFactory
@@ -122,7 +121,7 @@ def test_with_the_cache_down_every_commit_still_sends_a_drain(
     # when two events are stored, the second once the first one's drain would have started
     for _ in range(2):
         _stored(django_capture_on_commit_callbacks, _unhandled_event())
-        time.sleep(drain_delay / 1000)
+        wait_until_due(broker_queue("webhooks")[-1].eta)
 
     # then each commit sent its drain, as if there were no guard, and a drain still processes them
     assert [task.name for task in broker_queue("webhooks")] == [DRAIN, DRAIN]
@@ -188,7 +187,7 @@ def test_the_guard_is_cleared_before_the_drain_reads_so_a_later_commit_sends_a_d
     post_save.connect(another_delivery_arrives_meanwhile, sender=WebhookEvent)
     try:
         # when the drain runs (its delay over) and another event commits while it processes the first
-        time.sleep(drain_delay / 1000)
+        wait_until_due(broker_queue("webhooks")[0].eta)
         drain_received_events()
     finally:
         post_save.disconnect(another_delivery_arrives_meanwhile, sender=WebhookEvent)
