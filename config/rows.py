@@ -225,7 +225,9 @@ def update_row(
     fields take the time now). No signals and not the model's `save()`: see the module docstring.
     `deferred`: inside `batched()`, the UPDATE waits for the batch's statement and None is returned (for a
     caller that does not need the count). The batch's members run on one snapshot: a deferred UPDATE sees
-    the table as it was before the batch, so it must not touch a row the same batch inserts.
+    the table as it was before the batch, so it must not touch a row the same batch inserts; a second
+    deferred UPDATE of the same table first writes the waiting rows (PostgreSQL applies only one of two
+    changes a WITH makes to one row).
     """
     if any(value is None for value in where.values()):
         raise ValueError("update_row matches with '=': a None in `where` would match nothing")
@@ -240,6 +242,8 @@ def update_row(
     values += [field.get_db_prep_value(where[field.name], connection=connection) for field in plan.where]
     batch = _batches.get(connection) if deferred else None
     if batch is not None:
+        if any(isinstance(row.plan, _Update) and type(row.obj) is model for row in batch.rows):
+            batch.flush()  # two UPDATEs of one table never share a WITH: of one row, only one would take effect
         batch.rows.append(_Row(obj, plan, values))
         return None
     with transaction.mark_for_rollback_on_error(using=using), connection.cursor() as cursor:

@@ -84,8 +84,9 @@ def payment_save(payment: Payment, fields: Iterable[str]) -> Payment:
     update_fields = keep_indexes(payment, update_fields, BLIND_INDEXES) or update_fields  # what save() adds
     if payment.__dict__.get(_UNLOCKED):
         _save_if_unchanged(payment, old, update_fields)
-    elif not update_row(payment, _concrete(update_fields), where={"id": payment.pk}):
-        # What save(update_fields=…) says of a row that is gone.
+    elif update_row(payment, _concrete(update_fields), where={"id": payment.pk}, deferred=True) == 0:
+        # What save(update_fields=…) says of a row that is gone. (Inside `batched()` the UPDATE of the row this
+        # transaction holds locked waits for the batch's statement, with the history row, event and audit entry.)
         raise DatabaseError("Save with update_fields did not affect any rows.")
     log_entry_write(action=LogEntry.Action.UPDATE, instance=payment, old=old, fields=update_fields)
     return remember_as_locked(payment)

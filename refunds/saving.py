@@ -41,7 +41,8 @@ def refund_save(refund: Refund, fields: Iterable[str]) -> Refund:
     if old is None:  # not read under `lock_refund`: auditlog reads the old row itself
         refund.save(update_fields=update_fields)
         return refund
-    if not update_row(refund, update_fields, where={"id": refund.pk}):
+    # Locked by this transaction, the row is there: inside `batched()` its UPDATE waits for the batch's statement.
+    if update_row(refund, update_fields, where={"id": refund.pk}, deferred=True) == 0:
         raise DatabaseError("Save with update_fields did not affect any rows.")  # what save() says of a row gone
     log_entry_write(action=LogEntry.Action.UPDATE, instance=refund, old=old, fields=update_fields)
     return remember_as_locked(refund)

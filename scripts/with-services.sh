@@ -4,6 +4,7 @@
 # pointing at them, then stop them all (whatever the command did).
 # Usage: scripts/with-services.sh pytest -q
 # PG_DURABLE=1 keeps PostgreSQL's durability settings (fsync, synchronous commit) for benchmarks.
+# PG_EXTRA: more server options (for example "-c shared_preload_libraries=pg_stat_statements").
 # RabbitMQ boots in the background (about 4 s) while the command starts: whatever uses it waits for
 # RABBITMQ_URL to answer (tests/events/test_rabbitmq.py). Without rabbitmq-server (or with
 # WITH_RABBITMQ=0) RABBITMQ_URL stays unset and the tests that need it fail saying so.
@@ -138,7 +139,7 @@ PG_SPEED="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"  # a t
 as_pg "$PGBIN/initdb" -D "$WORK/pg" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 --no-sync >"$WORK/initdb.log" 2>&1 \
   || { cat "$WORK/initdb.log" >&2; exit 1; }
 as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w start \
-  -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $WORK -c max_connections=200 $PG_SPEED" \
+  -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $WORK -c max_connections=200 $PG_SPEED ${PG_EXTRA:-}" \
   >/dev/null || { cat "$WORK/pg.log" >&2; exit 1; }
 
 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 &

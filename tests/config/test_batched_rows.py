@@ -153,3 +153,52 @@ def test_a_deferred_update_in_a_savepoint_that_rolls_back_is_rolled_back_with_it
             pass
 
     assert Payment.objects.get(pk=payment.pk).description == "before"
+
+
+def test_two_deferred_updates_of_one_row_both_take_effect_in_order(on_postgres):
+    payment = PaymentFactory(description="before", metadata={})
+    with CaptureQueriesContext(connection) as captured, transaction.atomic(), batched():
+        payment.description = "first"
+        update_row(payment, ["description"], where={"id": payment.pk}, deferred=True)
+        payment.description, payment.metadata = "second", {"n": "2"}
+        update_row(payment, ["description", "metadata"], where={"id": payment.pk}, deferred=True)
+
+    # A WITH applies only one of two changes to one row: the second UPDATE of the table goes in a statement of its own.
+    assert len(_statements(captured)) == 2
+    assert Payment.objects.values_list("description", "metadata").get(pk=payment.pk) == ("second", {"n": "2"})
+
+
+def test_deferred_updates_of_two_tables_share_the_batch(on_postgres):
+    payment = PaymentFactory(description="before")
+    event = insert(_event(payment.client, "pay_t"))
+    with CaptureQueriesContext(connection) as captured, transaction.atomic(), batched():
+        payment.description = "after"
+        update_row(payment, ["description"], where={"id": payment.pk}, deferred=True)
+        event.publish_attempts = 3
+        update_row(event, ["publish_attempts"], where={"sequence": event.sequence}, deferred=True)
+
+    assert len(_statements(captured)) == (1 if on_postgres else 2)
+    assert Payment.objects.get(pk=payment.pk).description == "after"
+    assert Event.objects.get(pk=event.pk).publish_attempts == 3
+
+
+def test_a_locked_payments_save_that_breaks_a_constraint_fails_its_transaction_at_the_batch():
+    """A locked payment's save waits for the batch: its error comes at the flush, and nothing of the block stays."""
+    from django.db import IntegrityError
+
+    from payments.locks import lock_payment
+    from payments.saving import payment_update
+
+    payment = PaymentFactory(status="succeeded", amount=1000, amount_received=1000, amount_refunded=0)
+
+    def refund_too_much() -> None:
+        with transaction.atomic(), batched():
+            locked = lock_payment(payment.pk)
+            payment_update(locked, amount_refunded=2000, description="never")  # more than was received
+            insert(_event(payment.client, "pay_never"), deferred=True)
+
+    with pytest.raises(IntegrityError):
+        refund_too_much()
+
+    assert Payment.objects.values_list("amount_refunded", "description").get(pk=payment.pk) == (0, payment.description)
+    assert not Event.objects.filter(subject_id="pay_never").exists()

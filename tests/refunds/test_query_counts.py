@@ -55,12 +55,12 @@ def test_a_repeated_refund_request_replays_without_a_second_refund(captured_paym
 
 
 def test_submitting_a_refund_costs_a_fixed_number_of_statements(captured_payment, refund):
-    """The worker's side: 7 statements. The attempt counted, with what the gateway call needs of the refund
-    and its payment, 1 (`_count_attempt`); then one
-    transaction: both row locks 2, the refund's UPDATE 1, its audit entry with history and event 1
-    (`config.rows.batched`), the payment's refunded amount 1, its entry with history and event 1. The
-    payment is not read again before the locks (`refund_apply_result(payment_id=…)`), nor the refund by
-    auditlog before its save (`refunds.saving.refund_save`: the copy `lock_refund` kept is the old side)."""
+    """The worker's side: 4 statements. The attempt counted, with what the gateway call needs of the refund
+    and its payment, 1 (`_count_attempt`); then one transaction: both row locks 2, and one `WITH`
+    (`config.rows.batched`) of the refund's UPDATE, its audit entry, history and event, the payment's
+    refunded amount, its entry, history and event 1 (the rows are locked: their UPDATEs wait for the
+    batch). The payment is not read again before the locks (`refund_apply_result(payment_id=…)`), nor the
+    refund by auditlog before its save (`refunds.saving.refund_save`: the copy `lock_refund` kept is the old side)."""
     from refunds.services.submit import refund_submit
 
     payment = captured_payment(amount=10_000)
@@ -73,4 +73,8 @@ def test_submitting_a_refund_costs_a_fixed_number_of_statements(captured_payment
 
     statements = [q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
     assert submitted.status == "succeeded"
-    assert len(statements) <= 7, statements
+    assert len(statements) <= 4, statements
+    assert sum(text.startswith("WITH") for text in statements) == 1, statements
+    payment_row = Refund.objects.select_related("payment").get(pk=pending.pk).payment
+    assert (payment_row.status, payment_row.amount_refunded) == ("partially_refunded", 100)
+    assert payment_row.status_changes.filter(to_status="partially_refunded").count() == 1
