@@ -37,6 +37,7 @@ app.conf.task_default_queue = "default"
 app.conf.task_routes = {
     "payments.tasks.settle_payment": {"queue": "gateway"},
     "refunds.tasks.submit_refund": {"queue": "gateway"},
+    "refunds.tasks.submit_new_refunds": {"queue": "gateway"},
     "events.tasks.relay_outbox": {"queue": "events"},
     "payments.tasks.sweep_stuck_payments": {"queue": "default"},
     "refunds.tasks.sweep_stuck_refunds": {"queue": "default"},

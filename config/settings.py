@@ -262,6 +262,12 @@ REFUNDS_STUCK_AFTER_SECONDS = env.int("REFUNDS_STUCK_AFTER_SECONDS", default=300
 REFUNDS_SUBMIT_MAX_RETRIES = env.int("REFUNDS_SUBMIT_MAX_RETRIES", default=6)
 REFUNDS_RETRY_BASE_SECONDS = env.float("REFUNDS_RETRY_BASE_SECONDS", default=2.0)
 REFUNDS_RETRY_MAX_SECONDS = env.float("REFUNDS_RETRY_MAX_SECONDS", default=300.0)
+# New refunds go to the gateway in batches (refunds.services.batch): one run this long after the first commit
+# that created one, for all created meanwhile (0: a run per commit, no guard; the default where tasks run inline).
+REFUNDS_SUBMIT_DELAY_MS = env.int("REFUNDS_SUBMIT_DELAY_MS", default=0 if CELERY_TASK_ALWAYS_EAGER else 100)
+# Refunds a run claims per statement, and how many of their gateway calls it makes at once.
+REFUNDS_SUBMIT_BATCH_SIZE = env.int("REFUNDS_SUBMIT_BATCH_SIZE", default=50)
+REFUNDS_SUBMIT_CONCURRENCY = env.int("REFUNDS_SUBMIT_CONCURRENCY", default=8)
 IDEMPOTENCY_KEY_TTL_HOURS = 24
 IDEMPOTENCY_LOCK_TIMEOUT_SECONDS = env.int("IDEMPOTENCY_LOCK_TIMEOUT_SECONDS", default=90)
 

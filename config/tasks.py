@@ -131,14 +131,18 @@ def registered(task_name: str) -> celery.Task:
     return app.tasks[task_name]
 
 
-def publish(task: celery.Task, *, kwargs: dict[str, Any] | None = None, countdown: float | None = None) -> bool:
+def publish(
+    task: celery.Task, *, kwargs: dict[str, Any] | None = None, countdown: float | None = None, retries: int = 0
+) -> bool:
     """Send `task` once, without retrying: True when the broker took it, False when it was skipped (logged).
 
     Bounded by the broker's connect and socket timeouts; while a pause after a slow failure lasts, skipped
-    at once. Inline (eager) runs are not sends: the task runs and its errors propagate.
+    at once. Inline (eager) runs are not sends: the task runs and its errors propagate. `retries`: the
+    task starts as that retry (`request.retries`), for work already tried elsewhere.
     """
+    options: dict[str, Any] = {"retries": retries} if retries else {}
     if app.conf.task_always_eager:
-        task.apply_async(kwargs=kwargs, countdown=countdown)
+        task.apply_async(kwargs=kwargs, countdown=countdown, **options)
         return True
     broker = str(app.conf.broker_write_url or app.conf.broker_url)
     if time.monotonic() < _paused_until.get(broker, 0.0):
@@ -146,7 +150,7 @@ def publish(task: celery.Task, *, kwargs: dict[str, Any] | None = None, countdow
         return False
     started = time.monotonic()
     try:
-        task.apply_async(kwargs=kwargs, countdown=countdown, retry=False)
+        task.apply_async(kwargs=kwargs, countdown=countdown, retry=False, **options)
     except BROKER_ERRORS as exc:
         waited = time.monotonic() - started
         if waited >= _SLOW_FAILURE_SECONDS:

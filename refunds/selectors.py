@@ -58,6 +58,12 @@ def refund_approval_limit(*, currency: str) -> int:
 
 
 def refunds_stuck(*, older_than: timedelta | None = None) -> QuerySet[Refund]:
-    """Refunds left pending (not flagged for staff) for longer than the threshold."""
+    """Refunds left pending (not flagged for staff) for longer than the threshold, and not yet accepted by the gateway.
+
+    One with a gateway reference is pending at the gateway: submitting it again would not bring its answer
+    (that comes by webhook, or reconciliation) and, once the key `re_X:create` expires there, could refund twice.
+    """
     cutoff = timezone.now() - (older_than or timedelta(seconds=settings.REFUNDS_STUCK_AFTER_SECONDS))
-    return Refund.objects.filter(status=RefundStatus.PENDING, needs_attention=False, updated_at__lt=cutoff)
+    return Refund.objects.filter(
+        status=RefundStatus.PENDING, needs_attention=False, updated_at__lt=cutoff, gateway_reference__isnull=True
+    )

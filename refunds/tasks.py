@@ -1,4 +1,4 @@
-"""Refund tasks: submit to the gateway, retrying retryable errors with backoff and jitter up to a bound."""
+"""Refund tasks: submit new refunds in batches; retry one with backoff and jitter up to a bound; sweep stuck ones."""
 
 from typing import Any
 
@@ -27,6 +27,12 @@ def submit_refund(self: Any, *, refund_id: int, **kwargs: Any) -> str:
         max_seconds=settings.REFUNDS_RETRY_MAX_SECONDS,
         on_exhausted=exhausted,
     )
+
+
+@shared_task
+def submit_new_refunds(**kwargs: Any) -> int:
+    """Submit the refunds created since the last run, their gateway calls at once (`refunds.services.batch`)."""
+    return services.refunds_submit_new()
 
 
 @shared_task

@@ -192,6 +192,7 @@ class SentTask:
     name: str
     kwargs: dict
     eta: str | None
+    retries: int = 0  # the retry the task starts as (`request.retries`)
 
 
 @pytest.fixture
@@ -210,6 +211,7 @@ def broker_queue():
                 name=message["headers"]["task"],
                 kwargs=json.loads(base64.b64decode(message["body"]))[1],
                 eta=message["headers"].get("eta"),
+                retries=message["headers"].get("retries") or 0,
             )
             for message in messages
         ]

@@ -1,8 +1,9 @@
-"""Every write to a refund (a package: the status writer, create, submit, staff, recovery).
+"""Every write to a refund (a package: the status writer, create, submit, batch, staff, recovery).
 
 Lock order is always payment, then refund. Callers import from here: `from refunds.services import refund_create`.
 """
 
+from refunds.services.batch import refunds_submit_new, refunds_trigger_submission
 from refunds.services.create import refund_create, refund_record_external
 from refunds.services.recovery import refunds_sweep_stuck
 from refunds.services.staff import (
@@ -34,7 +35,9 @@ __all__ = [
     "refund_status_change",
     "refund_status_initial",
     "refund_submit",
+    "refunds_submit_new",
     "refunds_sweep_stuck",
+    "refunds_trigger_submission",
     "run_approved_refund",
     "staff_refund_request",
     "summarize_refund_request",

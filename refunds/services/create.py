@@ -2,7 +2,8 @@
 
 A refund is created `pending` under the payment's row lock, counting pending refunds against what
 is left, so concurrent refunds can never add up to more than was captured. The gateway call
-happens afterwards, in a task, with the key `re_X:create`, so a retry never refunds twice.
+happens afterwards, in a worker's batch run (`refunds.services.batch`), with the key `re_X:create`,
+so a retry never refunds twice.
 """
 
 import logging
@@ -11,7 +12,6 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import User
 from config.rows import batched
-from config.tasks import enqueue_on_commit
 from gateways.base import RefundResult
 from payments import states as payment_states
 from payments.errors import AmountTooLarge, PaymentUnexpectedState
@@ -22,8 +22,9 @@ from payments.money import format_amount
 from refunds.models import Refund
 from refunds.saving import refund_insert
 from refunds.selectors import refundable_amount
+from refunds.services.batch import refunds_trigger_submission
 from refunds.services.status import refund_status_initial
-from refunds.services.submit import SUBMIT_TASK, refund_apply_gateway_refund
+from refunds.services.submit import refund_apply_gateway_refund
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def refund_create(
             except IntegrityError:
                 return Refund.objects.get(payment=locked, idempotency_key=idempotency_key)
         refund_status_initial(refund, source=source, actor=requested_by)
-        enqueue_on_commit(SUBMIT_TASK, refund_id=refund.pk)
+        transaction.on_commit(refunds_trigger_submission, robust=True)  # a batch run submits it (`services.batch`)
         if claim is not None:
             claim.answer(refund)
     logger.info(

@@ -1,6 +1,7 @@
 """Submitting a refund to the gateway (key `re_X:create`) and applying what the gateway answers."""
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -28,43 +29,26 @@ SUBMIT_TASK = "refunds.tasks.submit_refund"
 def refund_submit(*, refund_id: int) -> Refund:
     """Send a pending refund to the gateway (key `re_X:create`) and apply the answer.
 
+    Only a refund the gateway has not accepted yet (no gateway reference) is sent: one it holds, still
+    pending there, is not refunded again; its outcome comes by webhook (or reconciliation).
+
     :raises Retryable: the gateway did not answer; the caller retries with the same key.
     """
     submission = _count_attempt(refund_id)
-    if submission is None:  # no longer pending (or no such refund: DoesNotExist, as before)
+    if submission is None:  # no longer to submit (or no such refund: DoesNotExist, as before)
         return Refund.objects.select_related("payment").get(pk=refund_id)
-    gateway = get_gateway(submission.gateway)
-    try:
-        result = gateway.create_refund(
-            intent_reference=submission.intent_reference,
-            amount=submission.amount,
-            reason=submission.reason,
-            metadata={"refund_id": submission.public_id, "payment_id": submission.payment_public_id},
-            idempotency_key=f"{submission.public_id}:create",
-        )
-    except Retryable as exc:
-        Refund.objects.filter(pk=refund_id).update(last_error=f"{type(exc).__name__}: {exc.message}"[:2000])
-        raise
-    except (Declined, Permanent) as exc:
-        return refund_apply_result(
-            refund_id=refund_id,
-            payment_id=submission.payment_id,
-            status=RefundStatus.FAILED,
-            failure_reason=exc.message,
-        )
-    return refund_apply_result(
-        refund_id=refund_id,
-        payment_id=submission.payment_id,
-        status=result.status,
-        gateway_reference=result.reference,
-        failure_reason=result.failure_reason,
-    )
+    answer = gateway_answer(submission)
+    if isinstance(answer, Retryable):
+        note_retryable(submission, answer)
+        raise answer
+    return apply_answer(submission, answer)
 
 
 @dataclass(frozen=True)
-class _Submission:
+class Submission:
     """What the gateway call of a refund needs: the refund's own fields and its payment's."""
 
+    refund_id: int
     amount: int
     reason: str
     public_id: str
@@ -74,45 +58,101 @@ class _Submission:
     payment_public_id: str
 
 
-def _count_attempt(refund_id: int) -> _Submission | None:
+Answer = RefundResult | Declined | Permanent | Retryable
+
+
+def gateway_answer(submission: Submission) -> Answer:
+    """The gateway's answer to the refund's call with key `re_X:create`, its errors returned, not raised.
+
+    Touches no database (the batch makes these calls from threads of its own).
+    """
+    gateway = get_gateway(submission.gateway)
+    try:
+        return gateway.create_refund(
+            intent_reference=submission.intent_reference,
+            amount=submission.amount,
+            reason=submission.reason,
+            metadata={"refund_id": submission.public_id, "payment_id": submission.payment_public_id},
+            idempotency_key=f"{submission.public_id}:create",
+        )
+    except (Retryable, Declined, Permanent) as exc:
+        return exc
+
+
+def note_retryable(submission: Submission, error: Retryable) -> None:
+    """Keep the gateway's last retryable error on the refund (it stays pending, for a retry with the same key)."""
+    Refund.objects.filter(pk=submission.refund_id).update(last_error=f"{type(error).__name__}: {error.message}"[:2000])
+
+
+def apply_answer(submission: Submission, answer: RefundResult | Declined | Permanent) -> Refund:
+    """Apply the gateway's answer: its status (a decline or a permanent error fails the refund)."""
+    if isinstance(answer, RefundResult):
+        return refund_apply_result(
+            refund_id=submission.refund_id,
+            payment_id=submission.payment_id,
+            status=answer.status,
+            gateway_reference=answer.reference,
+            failure_reason=answer.failure_reason,
+        )
+    return refund_apply_result(
+        refund_id=submission.refund_id,
+        payment_id=submission.payment_id,
+        status=RefundStatus.FAILED,
+        failure_reason=answer.message,
+    )
+
+
+def submission_from_row(row: Sequence[Any]) -> Submission:
+    """A `Submission` from a row whose columns are `SUBMISSION_COLUMNS`, in order."""
+    refund_id, amount, reason, public_id, payment_id, gateway, intent_reference, payment_public_id = row
+    return Submission(
+        refund_id, amount, reason, public_id, payment_id, gateway, intent_reference or "", payment_public_id
+    )
+
+
+def _count_attempt(refund_id: int) -> Submission | None:
     """Count one more attempt of a pending refund and read what its gateway call needs, in one statement.
 
     `attempts` (like `last_error`) is worker bookkeeping, left out of the audit log: a counter added to in
-    SQL. None when the refund is not pending.
+    SQL. None when the refund is not pending, or the gateway holds it already (it has a gateway reference).
     """
     with connection.cursor() as cursor:
         cursor.execute(_attempt_sql(connection.vendor), [refund_id, RefundStatus.PENDING])
         row = cursor.fetchone()
-    if row is None:
-        return None
-    amount, reason, public_id, payment_id, gateway, intent_reference, payment_public_id = row
-    return _Submission(amount, reason, public_id, payment_id, gateway, intent_reference or "", payment_public_id)
+    return None if row is None else submission_from_row(row)
+
+
+def sql_column(model: type[Refund | Payment], name: str) -> str:
+    """The quoted column of a model's field."""
+    field = model._meta.get_field(name)
+    assert isinstance(field, Field)  # noqa: S101 - a concrete column of the model
+    return connection.ops.quote_name(str(field.column))
+
+
+@cache
+def submission_columns(vendor: str) -> str:
+    """The RETURNING list of an UPDATE of refunds that gives a `Submission` (the payment's as subqueries:
+    SQLite's RETURNING may not name an UPDATE's FROM tables)."""
+    quote = connection.ops.quote_name
+    refunds, payments = quote(Refund._meta.db_table), quote(Payment._meta.db_table)
+    paid = f"{refunds}.{sql_column(Refund, 'payment')}"
+    of_payment = [
+        f"(SELECT {sql_column(Payment, name)} FROM {payments} WHERE {sql_column(Payment, 'id')} = {paid})"  # noqa: S608 - names
+        for name in ("gateway", "gateway_reference", "public_id")
+    ]
+    own = [f"{refunds}.{sql_column(Refund, name)}" for name in ("id", "amount", "reason", "public_id", "payment")]
+    return ", ".join([*own, *of_payment])
 
 
 @cache
 def _attempt_sql(vendor: str) -> str:
-    """`UPDATE … SET attempts = attempts + 1 WHERE id = %s AND status = %s RETURNING …` (the payment's as subqueries:
-    SQLite's RETURNING may not name an UPDATE's FROM tables)."""
-    quote = connection.ops.quote_name
-
-    def column(model: type[Refund | Payment], name: str) -> str:
-        field = model._meta.get_field(name)
-        assert isinstance(field, Field)  # noqa: S101 - a concrete column of the model
-        return quote(str(field.column))
-
-    refunds, payments = quote(Refund._meta.db_table), quote(Payment._meta.db_table)
-    paid = f"{refunds}.{column(Refund, 'payment')}"
-    of_payment = [
-        f"(SELECT {column(Payment, name)} FROM {payments} WHERE {column(Payment, 'id')} = {paid})"  # noqa: S608 - names
-        for name in ("gateway", "gateway_reference", "public_id")
-    ]
-    returning = ", ".join(
-        [*(column(Refund, name) for name in ("amount", "reason", "public_id", "payment")), *of_payment]
-    )
-    attempts = column(Refund, "attempts")
+    """`UPDATE … SET attempts = attempts + 1 WHERE id = %s AND status = %s AND gateway_reference IS NULL RETURNING …`"""
+    refunds = connection.ops.quote_name(Refund._meta.db_table)
+    attempts = sql_column(Refund, "attempts")
     return (
         f"UPDATE {refunds} SET {attempts} = {attempts} + 1 "  # noqa: S608 - names from the models
-        f"WHERE {column(Refund, 'id')} = %s AND {column(Refund, 'status')} = %s RETURNING {returning}"
+        f"WHERE {sql_column(Refund, 'id')} = %s AND {sql_column(Refund, 'status')} = %s "
+        f"AND {sql_column(Refund, 'gateway_reference')} IS NULL RETURNING {submission_columns(vendor)}"
     )
 
 

@@ -190,9 +190,9 @@ def test_storefronts_are_isolated_and_finance_refunds_any(
 
 def test_list_all_filters_by_status(captured_payment, refund, storefront, django_capture_on_commit_callbacks):
     payment = captured_payment(10_000)
-    pending = refund(payment["id"], amount=100).json()
     with django_capture_on_commit_callbacks(execute=True):
         done = refund(payment["id"], amount=200).json()
+    pending = refund(payment["id"], amount=100).json()  # not submitted yet: its commit's trigger has not run
 
     succeeded = storefront.get("/api/v1/refunds/?status=succeeded").json()["results"]
     waiting = storefront.get("/api/v1/refunds/?status=pending").json()["results"]

@@ -1,0 +1,148 @@
+"""Submitting new refunds in batches: one worker run for the refunds created meanwhile, their gateway calls at once.
+
+Creating a refund sends no task of its own. After its commit it asks, debounced, for one run of
+`refunds.tasks.submit_new_refunds` (`refunds_trigger_submission`): the first commit sets a guard in the
+cache and schedules the run `REFUNDS_SUBMIT_DELAY_MS` later; commits while the guard stands send nothing,
+since that run will see their refunds. The run clears the guard before it reads, so a commit that finds
+no guard always schedules a run that starts after it.
+
+A run claims refunds never tried (`pending`, no attempt yet, no gateway reference) in one statement,
+`FOR UPDATE SKIP LOCKED` so runs on several workers never take the same refund, counting their first
+attempt; makes their gateway calls at once (up to `REFUNDS_SUBMIT_CONCURRENCY` threads, each call with
+the refund's key `re_X:create`, so a call made twice refunds once); and applies each answer in a
+transaction of its own, as `refund_submit` does. A retryable failure hands the refund to the
+`submit_refund` task as its first retry, with backoff: a refund gets at most
+`REFUNDS_SUBMIT_MAX_RETRIES` retries after its first attempt, as when it is submitted alone. Nothing
+waits long on a lost trigger: the next run claims what is left, and the stuck-refund sweep resubmits a
+refund left pending.
+"""
+
+import contextvars
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+
+from django.conf import settings
+from django.core.cache import cache as django_cache
+from django.db import connection
+
+from config.tasks import backoff_seconds, publish, publish_debounced, registered
+from gateways.base import Declined, Permanent, RefundResult, Retryable
+from refunds.models import Refund
+from refunds.services.submit import (
+    SUBMIT_TASK,
+    Answer,
+    Submission,
+    apply_answer,
+    gateway_answer,
+    note_retryable,
+    sql_column,
+    submission_columns,
+    submission_from_row,
+)
+from refunds.states import RefundStatus
+
+logger = logging.getLogger(__name__)
+
+NEW_REFUNDS_TASK = "refunds.tasks.submit_new_refunds"
+GUARD_KEY = "refunds:submission-scheduled"
+# How long the guard stands if the scheduled run is lost (a broker hiccup): then the next commit schedules again.
+GUARD_SECONDS = 5
+# Batches one run submits at most before it hands the rest to a run of its own (so a run stays short).
+MAX_BATCHES = 20
+
+
+def refunds_trigger_submission() -> None:
+    """After a commit that created refunds: schedule one run of `submit_new_refunds`, debounced (see above)."""
+    publish_debounced(
+        registered(NEW_REFUNDS_TASK),
+        guard_key=GUARD_KEY,
+        delay_ms=settings.REFUNDS_SUBMIT_DELAY_MS,
+        guard_seconds=GUARD_SECONDS,
+    )
+
+
+def refunds_submit_new(*, batch_size: int | None = None) -> int:
+    """Submit the refunds never tried, batch by batch, and apply the gateway's answers; the number submitted.
+
+    Clears the trigger's guard first: a refund committed after that schedules a run of its own.
+    """
+    try:
+        django_cache.delete(GUARD_KEY)
+    except Exception:  # noqa: BLE001 - a guard left standing expires by itself; submitting matters more
+        logger.warning("Refund submission guard not cleared", exc_info=True)
+    size = batch_size or settings.REFUNDS_SUBMIT_BATCH_SIZE
+    submitted = 0
+    for _ in range(MAX_BATCHES):
+        claimed = _claim_new(size)
+        _submit(claimed)
+        submitted += len(claimed)
+        if len(claimed) < size:
+            return submitted
+    refunds_trigger_submission()  # more are waiting: another run takes them
+    return submitted
+
+
+def _claim_new(limit: int) -> list[Submission]:
+    """Count the first attempt of up to `limit` refunds never tried, and read what their calls need (one statement)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_sql(connection.vendor), [RefundStatus.PENDING, limit])
+        rows = cursor.fetchall()
+    return sorted((submission_from_row(row) for row in rows), key=lambda submission: submission.refund_id)
+
+
+@cache
+def _claim_sql(vendor: str) -> str:
+    """`UPDATE refunds SET attempts = 1 WHERE id IN (the oldest never tried, locked, skipping locked) RETURNING …`."""
+    refunds = connection.ops.quote_name(Refund._meta.db_table)
+    refund_id, attempts = sql_column(Refund, "id"), sql_column(Refund, "attempts")
+    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    never_tried = (
+        f"SELECT {refund_id} FROM {refunds} WHERE {sql_column(Refund, 'status')} = %s AND {attempts} = 0 "  # noqa: S608 - names
+        f"AND {sql_column(Refund, 'gateway_reference')} IS NULL ORDER BY {refund_id} LIMIT %s{lock}"
+    )
+    return (
+        f"UPDATE {refunds} SET {attempts} = {attempts} + 1 "  # noqa: S608 - names from the models
+        f"WHERE {refund_id} IN ({never_tried}) AND {attempts} = 0 RETURNING {submission_columns(vendor)}"
+    )
+
+
+def _submit(claimed: list[Submission]) -> None:
+    """Make the claimed refunds' gateway calls at once, then apply each answer in this thread, one by one."""
+    if not claimed:
+        return
+    threads = min(settings.REFUNDS_SUBMIT_CONCURRENCY, len(claimed))
+    if threads <= 1:
+        answers = [_answer_of(submission) for submission in claimed]
+    else:
+        # Each call runs in a copy of this context (the trace, the log context); the calls touch no database.
+        contexts = [contextvars.copy_context() for _ in claimed]
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="refund-submit") as pool:
+            answers = list(pool.map(lambda context, submission: context.run(_answer_of, submission), contexts, claimed))
+    for submission, answer in zip(claimed, answers, strict=True):
+        _settle(submission, answer)
+
+
+def _answer_of(submission: Submission) -> Answer | Exception:
+    """The gateway's answer, or the unexpected error of its call (kept for `_settle`: no other refund is lost)."""
+    try:
+        return gateway_answer(submission)
+    except Exception as exc:  # noqa: BLE001 - settled per refund (logged, left for the sweep)
+        return exc
+
+
+def _settle(submission: Submission, answer: Answer | Exception) -> None:
+    """Apply one refund's answer; a retryable failure goes to `submit_refund`, an unexpected error to the sweep."""
+    if isinstance(answer, Retryable):
+        note_retryable(submission, answer)
+        # Its first retry, so the task counts on from there (`retries=1`): the same bound as a refund sent alone.
+        countdown = backoff_seconds(0, base=settings.REFUNDS_RETRY_BASE_SECONDS, cap=settings.REFUNDS_RETRY_MAX_SECONDS)
+        publish(registered(SUBMIT_TASK), kwargs={"refund_id": submission.refund_id}, countdown=countdown, retries=1)
+        return
+    try:
+        if not isinstance(answer, RefundResult | Declined | Permanent):
+            raise answer  # the call failed in a way no gateway error describes
+        apply_answer(submission, answer)
+    except Exception:
+        # Left pending with its attempt counted: the stuck-refund sweep submits it again, with the same key.
+        logger.exception("Refund submission failed; the sweep tries again", extra={"refund": submission.public_id})
