@@ -202,3 +202,24 @@ def test_a_locked_payments_save_that_breaks_a_constraint_fails_its_transaction_a
 
     assert Payment.objects.values_list("amount_refunded", "description").get(pk=payment.pk) == (0, payment.description)
     assert not Event.objects.filter(subject_id="pay_never").exists()
+
+
+def test_a_batch_statement_with_many_parameters_is_converted_once_per_shape():
+    """psycopg parses `%s` placeholders through a cache only up to 50 parameters by default; a batch has more."""
+    from psycopg import _queries
+
+    client = UserFactory()
+
+    def batch(label: str) -> None:
+        with transaction.atomic(), batched():
+            for n in range(8):  # 8 events of 9 columns: 72 parameters
+                insert(_event(client, f"pay_{label}_{n}"), deferred=True)
+
+    batch("first")
+    before = _queries._query2pg.cache_info()
+    batch("second")
+    after = _queries._query2pg.cache_info()
+
+    assert after.hits > before.hits  # the second statement's conversion came from the cache
+    assert after.misses == before.misses
+    assert Event.objects.filter(subject_id__startswith="pay_second_").count() == 8
