@@ -11,6 +11,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import QuerySet
+
+from config.prepared import PreparedQuery, Slots
 from config.tasks import enqueue_on_commit
 from customers.models import PaymentMethod, PaymentMethodStatus
 from customers.selectors import customer_token_by_reference
@@ -67,19 +70,31 @@ def _metadata(value: Any) -> dict[str, str]:
 
 
 def _find_payment(*, intent_reference: str, metadata: Mapping[str, str]) -> Payment | None:
-    """Our payment for a PaymentIntent: by the id we stored, else by our id in the intent's metadata."""
-    if intent_reference:
-        payment = Payment.objects.filter(gateway_reference=intent_reference).first()
-        if payment is not None:
-            return payment
+    """Our payment for a PaymentIntent, locked: by the id we stored, else by our id in the intent's metadata.
+
+    Found by its id and gateway id alone (compiled once, no row decrypted), then locked and read: every
+    handler that finds a payment goes on to compare with or change it under its lock.
+    """
+    if intent_reference and (rows := _by_reference.execute(values={"reference": intent_reference})):
+        return lock_payment(rows[0][0])
     our_id = metadata.get("payment_id")
-    if not our_id:
+    if not our_id or not (rows := _by_public_id.execute(values={"public_id": our_id})):
         return None
-    payment = Payment.objects.filter(public_id=our_id).first()
+    payment_id, reference = rows[0]
     # Our id on another intent than the one we stored is not ours to apply.
-    if payment is None or (payment.gateway_reference and intent_reference != payment.gateway_reference):
+    if reference and intent_reference != reference:
         return None
-    return payment
+    return lock_payment(payment_id)
+
+
+@PreparedQuery
+def _by_reference(slots: Slots) -> QuerySet[Any, Any]:
+    return Payment.objects.filter(gateway_reference=slots.text("reference")).values_list("pk")
+
+
+@PreparedQuery
+def _by_public_id(slots: Slots) -> QuerySet[Any, Any]:
+    return Payment.objects.filter(public_id=slots.text("public_id")).values_list("pk", "gateway_reference")
 
 
 def _find_refund(result: RefundResult) -> Refund | None:
@@ -98,7 +113,7 @@ def _find_refund(result: RefundResult) -> Refund | None:
 
 # --- payment intents ----------------------------------------------------------------------------
 def _apply_intent(payment: Payment, intent: IntentResult) -> Outcome:
-    before = lock_payment(payment.pk).status
+    before = payment.status  # read under its lock (`_find_payment`)
     after = payment_apply_intent(payment_id=payment.pk, intent=intent, source=SOURCE)
     return _processed(payment=after) if after.status != before else _ignored(IgnoredReason.STALE, payment=after)
 

@@ -1,5 +1,6 @@
 """Row locks of the webhook inbox: one event is processed by one worker at a time."""
 
+from config.rows import lock_row
 from webhooks.models import WebhookEvent
 
 # The debounce guard of the drain trigger (see webhooks.services): set by the first commit, cleared by the drain.
@@ -7,4 +8,8 @@ WEBHOOK_DRAIN_GUARD_KEY = "webhooks:drain-scheduled"
 
 
 def lock_webhook_event(webhook_event_id: int) -> WebhookEvent:
-    return WebhookEvent.objects.select_for_update(of=("self",)).get(pk=webhook_event_id)
+    """`select_for_update(of=("self",)).get(pk=…)`, compiled once (`config.rows.lock_row`): every event takes it.
+
+    :raises WebhookEvent.DoesNotExist: no such row.
+    """
+    return lock_row(WebhookEvent, webhook_event_id)

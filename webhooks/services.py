@@ -283,6 +283,10 @@ def webhook_event_reprocess(*, webhook_event_id: int) -> str:
     return row.status if ran else "skipped"
 
 
+# What processing writes on an event's row.
+OUTCOME_FIELDS = ("status", "ignored_reason", "payment", "refund", "attempts", "last_error", "processed_at")
+
+
 def _process(webhook_event_id: int, processable: frozenset[str]) -> tuple[WebhookEvent, bool]:
     event_type = "unknown"
     try:
@@ -299,7 +303,7 @@ def _process(webhook_event_id: int, processable: frozenset[str]) -> tuple[Webhoo
             row.attempts += 1
             row.last_error = ""
             row.processed_at = timezone.now()
-            row.save()
+            row.save(update_fields=OUTCOME_FIELDS)  # not the (encrypted, unchanged) body again
     except WebhookEvent.DoesNotExist:
         raise
     except Exception as exc:

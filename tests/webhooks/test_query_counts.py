@@ -45,3 +45,26 @@ def test_a_stale_event_writes_nothing_to_the_payment(payment_in, deliver):
     after = type(payment).objects.get(pk=payment.pk)
     assert payment_writes == []
     assert (after.status, after.updated_at) == ("succeeded", payment.updated_at)
+
+
+def test_processing_a_stale_event_costs_a_fixed_number_of_statements(payment_in):
+    """The worker's side of a repeated `payment_intent.succeeded` (the common stale delivery): 5 (was 6). The event's
+    row lock 1; the payment found by its gateway id 1 (no row read, nothing decrypted) and locked 1, once; the intent
+    applied under the lock 1 (the state machine finds nothing to move); the row's outcome 1, not its body again."""
+    from webhooks.services import webhook_event_process
+
+    payment = payment_in("succeeded")
+    stale = event("payment_intent.succeeded", payment_intent(payment.gateway_reference, status="succeeded"))
+    assert send(stale).status_code == 200
+    stored = WebhookEvent.objects.get()
+
+    with CaptureQueriesContext(connection) as queries:
+        processed = webhook_event_process(webhook_event_id=stored.pk)
+
+    statements = _statements(queries)
+    assert (processed.status, processed.ignored_reason, processed.payment_id) == ("ignored", "stale", payment.pk)
+    assert len(statements) <= 5, statements
+    saved = [sql for sql in statements if sql.startswith('UPDATE "webhooks_webhookevent"')]
+    assert len(saved) == 1
+    assert '"body"' not in saved[0]
+    assert WebhookEvent.objects.get().body == stored.body  # still there, still readable
