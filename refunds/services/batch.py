@@ -10,11 +10,11 @@ A run claims refunds never tried (`pending`, no attempt yet, no gateway referenc
 `FOR UPDATE SKIP LOCKED` so runs on several workers never take the same refund, counting their first
 attempt; makes their gateway calls at once (up to `REFUNDS_SUBMIT_CONCURRENCY` threads, each call with
 the refund's key `re_X:create`, so a call made twice refunds once); and applies each answer in a
-transaction of its own, as `refund_submit` does. A retryable failure hands the refund to the
-`submit_refund` task as its first retry, with backoff: a refund gets at most
-`REFUNDS_SUBMIT_MAX_RETRIES` retries after its first attempt, as when it is submitted alone. Nothing
-waits long on a lost trigger: the next run claims what is left, and the stuck-refund sweep resubmits a
-refund left pending.
+transaction of its own, as `refund_submit` does. A retryable failure (or an error applying the answer:
+the database gone meanwhile) hands that refund to the `submit_refund` task as its first retry, with
+backoff, while the others go on: a refund gets at most `REFUNDS_SUBMIT_MAX_RETRIES` retries after its
+first attempt, as when it is submitted alone. Nothing waits long on a lost trigger: the next run claims
+what is left, and the stuck-refund sweep resubmits a refund left pending.
 """
 
 import contextvars
@@ -132,17 +132,25 @@ def _answer_of(submission: Submission) -> Answer | Exception:
 
 
 def _settle(submission: Submission, answer: Answer | Exception) -> None:
-    """Apply one refund's answer; a retryable failure goes to `submit_refund`, an unexpected error to the sweep."""
+    """Apply one refund's answer; a retryable failure, or any error applying it, goes to its own retry task."""
     if isinstance(answer, Retryable):
         note_retryable(submission, answer)
-        # Its first retry, so the task counts on from there (`retries=1`): the same bound as a refund sent alone.
-        countdown = backoff_seconds(0, base=settings.REFUNDS_RETRY_BASE_SECONDS, cap=settings.REFUNDS_RETRY_MAX_SECONDS)
-        publish(registered(SUBMIT_TASK), kwargs={"refund_id": submission.refund_id}, countdown=countdown, retries=1)
+        _retry_alone(submission)
         return
     try:
         if not isinstance(answer, RefundResult | Declined | Permanent):
             raise answer  # the call failed in a way no gateway error describes
         apply_answer(submission, answer)
     except Exception:
-        # Left pending with its attempt counted: the stuck-refund sweep submits it again, with the same key.
-        logger.exception("Refund submission failed; the sweep tries again", extra={"refund": submission.public_id})
+        # The database gone meanwhile, or a bug: the other refunds go on, and this one is sent again, same key.
+        logger.exception("Refund submission failed; retried on its own", extra={"refund": submission.public_id})
+        _retry_alone(submission)
+
+
+def _retry_alone(submission: Submission) -> None:
+    """Send the refund's `submit_refund` as its first retry (`retries=1`), with backoff: the same bound as alone.
+
+    A send lost to a broker outage leaves the refund pending for the stuck-refund sweep.
+    """
+    countdown = backoff_seconds(0, base=settings.REFUNDS_RETRY_BASE_SECONDS, cap=settings.REFUNDS_RETRY_MAX_SECONDS)
+    publish(registered(SUBMIT_TASK), kwargs={"refund_id": submission.refund_id}, countdown=countdown, retries=1)

@@ -162,3 +162,34 @@ def test_creating_refunds_sends_one_run_for_all_and_no_task_per_refund(captured_
     sent = broker_queue("gateway")
     assert [task.name for task in sent] == [NEW_RUN]  # the later commits found the run scheduled
     assert sent[0].eta is not None  # REFUNDS_SUBMIT_DELAY_MS later, for the refunds committed meanwhile
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_error_applying_one_answer_sends_that_refund_alone_and_the_others_go_on(
+    captured_payment, refund, simulator, broker_queue, monkeypatch
+):
+    from django.db import OperationalError
+
+    from refunds.services import batch
+
+    first, second = _pending_refunds(captured_payment, refund, 2)
+    broker_queue("gateway")
+    applied = batch.apply_answer
+
+    def database_gone_for_the_first(submission, answer):
+        if submission.refund_id == first.pk:
+            raise OperationalError("the server closed the connection unexpectedly")
+        return applied(submission, answer)
+
+    monkeypatch.setattr(batch, "apply_answer", database_gone_for_the_first)
+
+    assert refunds_submit_new() == 2
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, first.attempts, second.status) == ("pending", 1, "succeeded")
+    retries = [task for task in broker_queue("gateway") if task.name == RETRY]
+    assert [(task.kwargs, task.retries) for task in retries] == [({"refund_id": first.pk}, 1)]
+    monkeypatch.undo()
+    assert refund_submit(refund_id=first.pk).status == "succeeded"  # its retry: the same key, refunded once
+    assert simulator.performed_count("create_refund") == 2
