@@ -151,17 +151,16 @@ def on_charge_captured(charge: dict[str, Any]) -> Outcome:
 def _apply_refund(result: RefundResult) -> Outcome:
     """A refund we asked for gets the gateway's outcome; one made elsewhere is recorded once."""
     known = _find_refund(result)
-    payment = (
-        known.payment
+    locked_payment = (  # `_find_payment` locks what it finds
+        lock_payment(known.payment_id)
         if known is not None
         else _find_payment(intent_reference=result.intent_reference, metadata=result.metadata)
     )
-    if payment is None:
+    if locked_payment is None:
         return _ignored(IgnoredReason.UNKNOWN_OBJECT)
-    locked_payment = lock_payment(payment.pk)
     known = _find_refund(result)  # again, under the payment's lock: every refund writer holds it
     if known is None:
-        created = refund_record_external(payment_id=payment.pk, result=result, source=SOURCE)
+        created = refund_record_external(payment_id=locked_payment.pk, result=result, source=SOURCE)
         return _processed(payment=locked_payment, refund=created)
     locked = lock_refund(known.pk)
     before = (locked.status, locked.gateway_reference)

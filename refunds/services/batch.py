@@ -10,8 +10,8 @@ A run claims refunds never tried (`pending`, no attempt yet, no gateway referenc
 `FOR UPDATE SKIP LOCKED` so runs on several workers never take the same refund, counting their first
 attempt; makes their gateway calls at once (up to `REFUNDS_SUBMIT_CONCURRENCY` threads, each call with
 the refund's key `re_X:create`, so a call made twice refunds once); and applies each answer in a
-transaction of its own, as `refund_submit` does. A retryable failure (or an error applying the answer:
-the database gone meanwhile) hands that refund to the `submit_refund` task as its first retry, with
+transaction of its own, as `refund_submit` does. A retryable failure (or the database failing while its
+answer is applied) hands that refund to the `submit_refund` task as its first retry, with
 backoff, while the others go on: a refund gets at most `REFUNDS_SUBMIT_MAX_RETRIES` retries after its
 first attempt, as when it is submitted alone. Nothing waits long on a lost trigger: the next run claims
 what is left, and the stuck-refund sweep resubmits a refund left pending.
@@ -24,10 +24,11 @@ from functools import cache
 
 from django.conf import settings
 from django.core.cache import cache as django_cache
-from django.db import connection
+from django.db import DatabaseError, connection
+from redis.exceptions import RedisError
 
 from config.tasks import backoff_seconds, publish, publish_debounced, registered
-from gateways.base import Declined, Permanent, RefundResult, Retryable
+from gateways.base import Retryable
 from refunds.models import Refund
 from refunds.services.submit import (
     SUBMIT_TASK,
@@ -69,7 +70,7 @@ def refunds_submit_new(*, batch_size: int | None = None) -> int:
     """
     try:
         django_cache.delete(GUARD_KEY)
-    except Exception:  # noqa: BLE001 - a guard left standing expires by itself; submitting matters more
+    except (RedisError, OSError):  # the cache unreachable: a guard left standing expires by itself
         logger.warning("Refund submission guard not cleared", exc_info=True)
     size = batch_size or settings.REFUNDS_SUBMIT_BATCH_SIZE
     submitted = 0
@@ -108,42 +109,38 @@ def _claim_sql(vendor: str) -> str:
 
 
 def _submit(claimed: list[Submission]) -> None:
-    """Make the claimed refunds' gateway calls at once, then apply each answer in this thread, one by one."""
+    """Make the claimed refunds' gateway calls at once, then apply each answer in this thread, one by one.
+
+    A call that fails in a way no gateway error describes (a bug) is raised once the other answers are
+    applied: the run fails, logged, and that refund waits, pending, for the stuck sweep (same key).
+    """
     if not claimed:
         return
     threads = min(settings.REFUNDS_SUBMIT_CONCURRENCY, len(claimed))
-    if threads <= 1:
-        answers = [_answer_of(submission) for submission in claimed]
-    else:
-        # Each call runs in a copy of this context (the trace, the log context); the calls touch no database.
-        contexts = [contextvars.copy_context() for _ in claimed]
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="refund-submit") as pool:
-            answers = list(pool.map(lambda context, submission: context.run(_answer_of, submission), contexts, claimed))
-    for submission, answer in zip(claimed, answers, strict=True):
-        _settle(submission, answer)
+    # Each call runs in a copy of this context (the trace, the log context); the calls touch no database.
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="refund-submit") as pool:
+        calls = [pool.submit(contextvars.copy_context().run, gateway_answer, submission) for submission in claimed]
+        failure: BaseException | None = None
+        for submission, call in zip(claimed, calls, strict=True):
+            if (error := call.exception()) is not None:
+                failure = failure or error
+                continue
+            _settle(submission, call.result())
+    if failure is not None:
+        raise failure
 
 
-def _answer_of(submission: Submission) -> Answer | Exception:
-    """The gateway's answer, or the unexpected error of its call (kept for `_settle`: no other refund is lost)."""
-    try:
-        return gateway_answer(submission)
-    except Exception as exc:  # noqa: BLE001 - settled per refund (logged, left for the sweep)
-        return exc
-
-
-def _settle(submission: Submission, answer: Answer | Exception) -> None:
-    """Apply one refund's answer; a retryable failure, or any error applying it, goes to its own retry task."""
+def _settle(submission: Submission, answer: Answer) -> None:
+    """Apply one refund's answer; a retryable failure, or the database failing meanwhile, goes to its own retry task."""
     if isinstance(answer, Retryable):
         note_retryable(submission, answer)
         _retry_alone(submission)
         return
     try:
-        if not isinstance(answer, RefundResult | Declined | Permanent):
-            raise answer  # the call failed in a way no gateway error describes
         apply_answer(submission, answer)
-    except Exception:
-        # The database gone meanwhile, or a bug: the other refunds go on, and this one is sent again, same key.
-        logger.exception("Refund submission failed; retried on its own", extra={"refund": submission.public_id})
+    except DatabaseError:
+        # The database gone meanwhile: the other refunds go on, and this one is sent again alone, with the same key.
+        logger.exception("Refund answer not applied; retried on its own", extra={"refund": submission.public_id})
         _retry_alone(submission)
 
 

@@ -193,3 +193,27 @@ def test_an_error_applying_one_answer_sends_that_refund_alone_and_the_others_go_
     monkeypatch.undo()
     assert refund_submit(refund_id=first.pk).status == "succeeded"  # its retry: the same key, refunded once
     assert simulator.performed_count("create_refund") == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_call_failing_outside_the_gateway_errors_fails_the_run_after_the_others_are_applied(
+    captured_payment, refund, simulator, monkeypatch
+):
+    from refunds.services import batch
+
+    first, second = _pending_refunds(captured_payment, refund, 2)
+    answer = batch.gateway_answer
+
+    def broken_for_the_first(submission):
+        if submission.refund_id == first.pk:
+            raise RuntimeError("a bug in the adapter")
+        return answer(submission)
+
+    monkeypatch.setattr(batch, "gateway_answer", broken_for_the_first)
+
+    with pytest.raises(RuntimeError, match="a bug in the adapter"):
+        refunds_submit_new()
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, first.attempts, second.status) == ("pending", 1, "succeeded")  # the sweep takes the first
