@@ -334,7 +334,14 @@ def _update_plan(model: type[Model], names: tuple[str, ...], where: tuple[str, .
         raise ValueError(f"update_row writes plain columns only: {names} where {where}")
     fields, keys = tuple(columns[: len(names)]), tuple(columns[len(names) :])
     sets = ", ".join(f"{quote(f.column)} = %s" for f in fields)
-    conditions = " AND ".join(f"{quote(f.column)} = %s" for f in keys)
+    # Where the primary key picks the row, the other columns are checks that it is still as read, written with
+    # IS NOT DISTINCT FROM (the same test for the values allowed here, None refused), which no index serves, so
+    # they cannot steer the plan: with '=', PostgreSQL's generic plan for a table without statistics (a new
+    # database, its first minutes) chose the index on status and read every payment of that status.
+    checks = meta.pk in keys[:1] and connections[using].vendor == "postgresql"
+    conditions = " AND ".join(
+        f"{quote(f.column)} {'IS NOT DISTINCT FROM' if checks and i else '='} %s" for i, f in enumerate(keys)
+    )
     return _Update(sql=f"UPDATE {quote(meta.db_table)} SET {sets} WHERE {conditions}", fields=fields, where=keys)  # noqa: S608
 
 

@@ -109,6 +109,35 @@ def test_update_row_sets_the_fields_where_the_row_still_matches_and_counts_it():
     assert stored.updated_at > before  # auto_now, as save(update_fields=…) sets it
 
 
+def test_a_compare_and_set_update_finds_its_row_by_the_primary_key_in_the_generic_plan():
+    """A prepared statement runs its generic plan after five executions; on a table without statistics (a new
+    database) the checks written with '=' let PostgreSQL pick the index on status, reading every payment of
+    that status for each UPDATE (342 buffers a call in the benchmark). The primary key must pick the row."""
+    PaymentFactory.create_batch(30, requires_confirmation=True)
+    payment = PaymentFactory(requires_confirmation=True)
+    where = {"id": payment.pk, "updated_at": payment.updated_at, "status": payment.status, "pending_operation": ""}
+    plan = rows._update_plan(Payment, ("description", "updated_at"), tuple(where), "default")
+    numbered = plan.sql
+    for n in range(1, numbered.count("%s") + 1):
+        numbered = numbered.replace("%s", f"${n}", 1)
+    payment.description = "checked"
+    values = [f.get_db_prep_save(f.pre_save(payment, False), connection) for f in plan.fields]
+    values += [f.get_db_prep_value(where[f.name], connection) for f in plan.where]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cursor.execute(f"PREPARE cas AS {numbered}")
+        arguments = connection.ops.compose_sql(", ".join(["%s"] * len(values)), values)
+        cursor.execute(f"EXPLAIN EXECUTE cas({arguments})")
+        explained = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute(f"EXECUTE cas({arguments})")
+        matched = cursor.rowcount
+        cursor.execute("DEALLOCATE cas")
+
+    assert "payments_payment_pkey" in explained, explained
+    assert matched == 1
+    assert Payment.objects.get(pk=payment.pk).description == "checked"
+
+
 def test_update_row_refuses_a_none_it_could_never_match():
     payment = PaymentFactory()
 
