@@ -345,23 +345,23 @@ def _update_plan(model: type[Model], names: tuple[str, ...], where: tuple[str, .
     return _Update(sql=f"UPDATE {quote(meta.db_table)} SET {sets} WHERE {conditions}", fields=fields, where=keys)  # noqa: S608
 
 
-_reads: dict[tuple[type[Model], str], _Read] = {}
+_reads: dict[tuple[type[Model], str, bool], _Read] = {}
 _STAND_IN = 987_654_321_012  # the primary key the plan is compiled with: found once among the parameters
 
 
-def lock_row(model: type[M], pk: Any, *, using: str = DEFAULT_DB_ALIAS) -> M:
-    """`model.objects.select_for_update(of=("self",)).get(pk=pk)`, with its SQL compiled once per vendor.
+def lock_row(model: type[M], pk: Any, *, using: str = DEFAULT_DB_ALIAS, skip_locked: bool = False) -> M:
+    """`model.objects.select_for_update(of=("self",), skip_locked=…).get(pk=pk)`, its SQL compiled once per vendor.
 
     :raises TransactionManagementError: outside a transaction, as `select_for_update` raises.
-    :raises model.DoesNotExist: no such row.
+    :raises model.DoesNotExist: no such row (with `skip_locked`, also: another transaction holds it).
     """
     connection = connections[using]
     if connection.get_autocommit():
         raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
-    key = (model, connection.vendor)
+    key = (model, connection.vendor, skip_locked)
     plan = _reads.get(key)
     if plan is None:
-        plan = _reads[key] = _read_plan(model, using)  # a race compiles it twice: the same plan, one kept
+        plan = _reads[key] = _read_plan(model, using, skip_locked)  # a race compiles it twice: one kept
     with connection.cursor() as cursor:
         cursor.execute(plan.sql, [model._meta.pk.get_db_prep_value(pk, connection=connection)])
         rows = cursor.fetchall()
@@ -376,8 +376,9 @@ def lock_row(model: type[M], pk: Any, *, using: str = DEFAULT_DB_ALIAS) -> M:
     return model.from_db(using, plan.attnames, values)
 
 
-def _read_plan(model: type[Model], using: str) -> _Read:
-    queryset = model._default_manager.using(using).select_for_update(of=("self",)).filter(pk=_STAND_IN).order_by()
+def _read_plan(model: type[Model], using: str, skip_locked: bool) -> _Read:
+    manager = model._default_manager.using(using)
+    queryset = manager.select_for_update(of=("self",), skip_locked=skip_locked).filter(pk=_STAND_IN).order_by()
     compiler = queryset.query.get_compiler(using=using)
     sql, params = compiler.as_sql()
     if list(params) != [_STAND_IN]:

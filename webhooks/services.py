@@ -226,12 +226,15 @@ def webhook_events_drain(
     batch_size: int,
     limit: int,
 ) -> DrainResult:
-    """Process the events left `received`, by id, each through `webhook_event_process` (so exactly once).
+    """Process the events left `received`, by id, each as `webhook_event_process` applies one (so exactly once).
 
     Rows are read `batch_size` at a time after the last id seen, so a run ends however fast rows
     arrive; a row stored behind it has triggered a drain of its own. At most `limit` rows per run.
     A row that fails is left `failed` and its id given to `on_failure` (which schedules its retries).
-    The task passes `WEBHOOKS_DRAIN_BATCH_SIZE` and `WEBHOOKS_DRAIN_MAX_PER_RUN`.
+    A row another transaction holds is passed over (`SKIP LOCKED`): that one is applying it (another drain,
+    a retry, an operator), so runs that overlap under load share the rows instead of queueing on each lock
+    and reading every row again once it is done. The task passes `WEBHOOKS_DRAIN_BATCH_SIZE` and
+    `WEBHOOKS_DRAIN_MAX_PER_RUN`.
     """
     processed = failed = 0
     after = 0
@@ -245,9 +248,9 @@ def webhook_events_drain(
             return DrainResult(processed=processed, failed=failed, more=False)
         for webhook_event_id in ids:
             try:
-                webhook_event_process(webhook_event_id=webhook_event_id)
+                _process(webhook_event_id, PROCESSABLE, skip_held=True)
             except WebhookEvent.DoesNotExist:
-                continue  # gone since the batch was read
+                continue  # gone since the batch was read, or held by the run applying it
             except WebhookProcessingFailed:
                 failed += 1
                 on_failure(webhook_event_id)
@@ -287,11 +290,13 @@ def webhook_event_reprocess(*, webhook_event_id: int) -> str:
 OUTCOME_FIELDS = ("status", "ignored_reason", "payment", "refund", "attempts", "last_error", "processed_at")
 
 
-def _process(webhook_event_id: int, processable: frozenset[str]) -> tuple[WebhookEvent, bool]:
+def _process(
+    webhook_event_id: int, processable: frozenset[str], *, skip_held: bool = False
+) -> tuple[WebhookEvent, bool]:
     event_type = "unknown"
     try:
         with transaction.atomic():
-            row = lock_webhook_event(webhook_event_id)
+            row = lock_webhook_event(webhook_event_id, skip_locked=skip_held)
             if row.status not in processable:
                 return row, False
             event_type = row.type

@@ -6,15 +6,17 @@ left `received` in id order; an event failing there is retried by `process_webho
 """
 
 import json
+import threading
 from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
+from django.db import connections, transaction
 from django.db.models.signals import post_save
 from django.utils import timezone
 
 from refunds.models import Refund
-from tests.helpers import wait_for, wait_until_due
+from tests.helpers import run_in_threads, wait_for, wait_until_due
 from tests.webhooks import payloads
 from tests.webhooks.conftest import send
 from tests.webhooks.factories import WebhookEventFactory
@@ -151,6 +153,56 @@ def test_the_drain_processes_every_received_event_once_in_id_order(broker_queue,
     failed.refresh_from_db()
     assert (done.status, done.attempts, failed.status, failed.attempts) == ("processed", 1, "failed", 1)
     assert broker_queue("webhooks") == []  # nothing failed, nothing left: no task sent
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_drain_passes_over_an_event_another_transaction_holds_and_applies_the_rest(broker_queue):
+    # given three waiting events, the middle one locked by another transaction (a run applying it)
+    first, held, last = (WebhookEventFactory(type=UNHANDLED) for _ in range(3))
+    locked, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        try:
+            with transaction.atomic():
+                WebhookEvent.objects.select_for_update().get(pk=held.pk)
+                locked.set()
+                release.wait(30)
+        finally:
+            connections.close_all()
+
+    holding = threading.Thread(target=holder)
+    holding.start()
+    assert locked.wait(10)
+    outcome: list[int] = []
+    draining = threading.Thread(target=lambda: (outcome.append(drain_received_events()), connections.close_all()))
+    try:
+        # when the drain runs meanwhile
+        draining.start()
+        draining.join(10)
+        waited = draining.is_alive()
+    finally:
+        release.set()
+        holding.join(10)
+        draining.join(10)
+
+    # then it did not wait on that lock: the other two are applied, the held one is left to its holder
+    assert not waited, "the drain waited for the event another transaction holds"
+    assert outcome == [2]
+    statuses = dict(WebhookEvent.objects.filter(pk__in=[first.pk, held.pk, last.pk]).values_list("pk", "status"))
+    assert statuses == {first.pk: "ignored", held.pk: "received", last.pk: "ignored"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_drains_running_at_once_apply_each_event_exactly_once(broker_queue, settings):
+    settings.WEBHOOKS_DRAIN_BATCH_SIZE = 10
+    rows = [WebhookEventFactory(type=UNHANDLED) for _ in range(60)]
+
+    results = run_in_threads([drain_received_events for _ in range(4)])
+
+    assert all(isinstance(result, int) for result in results), results
+    assert sum(results) >= 60  # a row found done by the other runs counts in each that read it
+    stored = WebhookEvent.objects.filter(pk__in=[row.pk for row in rows])
+    assert sorted(stored.values_list("status", "attempts")) == [("ignored", 1)] * 60
 
 
 @pytest.mark.django_db
