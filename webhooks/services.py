@@ -4,9 +4,11 @@ Receiving is one insert: the raw event is stored under Stripe's unique event id 
 delivery ends in `IntegrityError` and changes nothing), and after commit a drain of the stored
 events is triggered, debounced: the first commit sets a guard in the cache and sends one
 `drain_received_events` task `WEBHOOKS_DRAIN_DELAY_MS` later; commits while the guard stands send
-nothing, since that drain will see their rows. The drain clears the guard before it reads, so a
-commit that finds no guard always sends a drain that runs after it. Under any load at most one drain
-waits in the `webhooks` queue; the recovery task (beat) is the safety net for a drain that was lost.
+nothing, since that drain will see their rows. The guard stands while the drain works (one drain at a
+time, however fast events arrive): the drain clears it only when it finds nothing left, then reads
+once more, so a commit either finds no guard and sends a drain, or is read by that last pass. Under
+any load at most one drain waits in the `webhooks` queue; the recovery task (beat) is the safety net
+for a drain that was lost.
 
 Processing locks the webhook row, so one event is applied once however many workers, drains or
 operators run it, and applies the event in the same transaction as the row's new status.
@@ -217,7 +219,7 @@ PROCESSABLE = frozenset({WebhookStatus.RECEIVED, WebhookStatus.FAILED})
 class DrainResult:
     processed: int  # rows applied (or found already done by a concurrent run)
     failed: int  # rows whose processing raised: now `failed`, handed to `on_failure`
-    more: bool  # the run stopped at its limit with `received` rows left
+    more: bool  # the run stopped at its limit: a new run must go on (the guard still stands)
 
 
 def webhook_events_drain(
@@ -225,19 +227,24 @@ def webhook_events_drain(
     on_failure: Callable[[int], object],
     batch_size: int,
     limit: int,
+    on_empty: Callable[[], object] = lambda: None,
 ) -> DrainResult:
     """Process the events left `received`, by id, each as `webhook_event_process` applies one (so exactly once).
 
-    Rows are read `batch_size` at a time after the last id seen, so a run ends however fast rows
-    arrive; a row stored behind it has triggered a drain of its own. At most `limit` rows per run.
+    Rows are read `batch_size` at a time after the last id seen, so a run ends however fast rows arrive.
+    When a read finds nothing left, `on_empty` is called (the task clears the trigger's guard there: until
+    then, commits send no drain, since this run goes on reading) and the run reads once more from the
+    first id, for the rows committed before that moment, behind the last id seen included (ids are taken
+    before commits, so a row can commit behind a run); it ends when that pass finds nothing left. At most
+    `limit` rows per run: a run that reaches it says `more`, and a new run goes on (and ends as above).
     A row that fails is left `failed` and its id given to `on_failure` (which schedules its retries).
-    A row another transaction holds is passed over (`SKIP LOCKED`): that one is applying it (another drain,
-    a retry, an operator), so runs that overlap under load share the rows instead of queueing on each lock
-    and reading every row again once it is done. The task passes `WEBHOOKS_DRAIN_BATCH_SIZE` and
+    A row another transaction holds is passed over (`SKIP LOCKED`): that one is applying it (a retry, an
+    operator, a drain sent by the recovery task). The task passes `WEBHOOKS_DRAIN_BATCH_SIZE` and
     `WEBHOOKS_DRAIN_MAX_PER_RUN`.
     """
     processed = failed = 0
     after = 0
+    emptied = False
     while processed + failed < limit:
         ids = list(
             WebhookEvent.objects.filter(status=WebhookStatus.RECEIVED, pk__gt=after)
@@ -245,7 +252,11 @@ def webhook_events_drain(
             .values_list("pk", flat=True)[: min(batch_size, limit - processed - failed)]
         )
         if not ids:
-            return DrainResult(processed=processed, failed=failed, more=False)
+            if emptied:
+                return DrainResult(processed=processed, failed=failed, more=False)
+            on_empty()  # from here a commit sends a drain of its own; what committed before, the last pass reads
+            emptied, after = True, 0
+            continue
         for webhook_event_id in ids:
             try:
                 _process(webhook_event_id, PROCESSABLE, skip_held=True)
@@ -257,8 +268,7 @@ def webhook_events_drain(
             else:
                 processed += 1
         after = ids[-1]
-    more = WebhookEvent.objects.filter(status=WebhookStatus.RECEIVED, pk__gt=after).exists()
-    return DrainResult(processed=processed, failed=failed, more=more)
+    return DrainResult(processed=processed, failed=failed, more=True)
 
 
 def webhook_event_process(*, webhook_event_id: int) -> WebhookEvent:

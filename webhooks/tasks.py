@@ -8,6 +8,7 @@ import stripe
 from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
+from redis.exceptions import RedisError
 
 from config.celery import app
 from config.tasks import backoff_seconds, publish, run_with_retries
@@ -62,19 +63,23 @@ def _retry_failed(webhook_event_id: int) -> None:
 def drain_received_events(**kwargs: Any) -> int:
     """Process every stored event left `received`, oldest first (sent after the commits that store events,
     debounced; by the recovery task for events left behind). Returns how many were processed."""
-    # Cleared before reading: a commit after this point sends a drain of its own.
-    try:
-        cache.delete(WEBHOOK_DRAIN_GUARD_KEY)
-    except Exception:  # noqa: BLE001 - a guard left standing expires by itself; draining matters more
-        logger.warning("Webhook drain guard not cleared", exc_info=True)
     result = services.webhook_events_drain(
         on_failure=_retry_failed,
         batch_size=settings.WEBHOOKS_DRAIN_BATCH_SIZE,
         limit=settings.WEBHOOKS_DRAIN_MAX_PER_RUN,
+        on_empty=_clear_guard,  # while it stands, commits send nothing: this run reads their rows
     )
     if result.more:
         publish(drain_received_events)  # the rest in a new run (each run is bounded, like any task)
     return result.processed
+
+
+def _clear_guard() -> None:
+    """From here a commit sends a drain of its own (the drain reads once more for the commits before)."""
+    try:
+        cache.delete(WEBHOOK_DRAIN_GUARD_KEY)
+    except (RedisError, OSError):  # a guard left standing expires by itself (seconds); the recovery task is behind
+        logger.warning("Webhook drain guard not cleared", exc_info=True)
 
 
 @shared_task

@@ -1,8 +1,9 @@
 """Processing stored events: one debounced drain task for any backlog, failures retried by the per-event task.
 
 The first commit that stores an event sets a guard and sends one `drain_received_events`; commits while
-the guard stands send nothing. The drain clears the guard before it reads, then processes every event
-left `received` in id order; an event failing there is retried by `process_webhook_event` as before.
+the guard stands send nothing. The drain processes every event left `received` in id order, clears the
+guard when it finds nothing left and reads once more; an event failing there is retried by
+`process_webhook_event` as before.
 """
 
 import json
@@ -22,6 +23,7 @@ from tests.webhooks.conftest import send
 from tests.webhooks.factories import WebhookEventFactory
 from webhooks.locks import WEBHOOK_DRAIN_GUARD_KEY
 from webhooks.models import WebhookEvent
+from webhooks.services import webhook_events_drain
 from webhooks.tasks import drain_received_events, recover_missed_events
 
 DRAIN = "webhooks.tasks.drain_received_events"
@@ -223,7 +225,7 @@ def test_a_drain_stops_at_its_limit_and_sends_itself_again(broker_queue, setting
 
 
 @pytest.mark.django_db
-def test_the_guard_is_cleared_before_the_drain_reads_so_a_later_commit_sends_a_drain(
+def test_the_guard_stands_while_the_drain_works_so_a_commit_meanwhile_is_drained_by_it_and_sends_nothing(
     broker_queue, drain_delay, django_capture_on_commit_callbacks
 ):
     # given one event stored: its drain is on its way and the guard stands
@@ -240,14 +242,43 @@ def test_the_guard_is_cleared_before_the_drain_reads_so_a_later_commit_sends_a_d
     try:
         # when the drain runs (its delay over) and another event commits while it processes the first
         wait_until_due(broker_queue("webhooks")[0].eta)
-        drain_received_events()
+        drained = drain_received_events()
     finally:
         post_save.disconnect(another_delivery_arrives_meanwhile, sender=WebhookEvent)
 
-    # then that commit found no guard and sent a drain of its own (which finds nothing left to do)
-    assert [task.name for task in broker_queue("webhooks")] == [DRAIN, DRAIN]
-    assert cache.get(WEBHOOK_DRAIN_GUARD_KEY) == 1
+    # then that commit found the guard and sent nothing: the running drain applied both, then cleared it
+    assert drained == 2
+    assert [task.name for task in broker_queue("webhooks")] == [DRAIN]  # only the first, already run here
+    assert cache.get(WEBHOOK_DRAIN_GUARD_KEY) is None
     assert (_row(first_event).status, _row(later_event).status) == ("ignored", "ignored")
+
+
+@pytest.mark.django_db
+def test_a_row_committed_behind_the_drain_before_it_clears_the_guard_is_read_by_its_last_pass(
+    broker_queue, drain_delay, django_capture_on_commit_callbacks
+):
+    # given a waiting event, and one whose id was taken earlier but whose commit comes as the drain finds nothing
+    early = WebhookEventFactory(type=UNHANDLED)
+    _stored(django_capture_on_commit_callbacks, _unhandled_event())  # sets the guard, sends the drain
+    WebhookEvent.objects.filter(pk=early.pk).update(status="ignored")  # not yet visible as waiting...
+    cleared = []
+
+    def guard_cleared() -> None:
+        # ... until just before the drain clears the guard: its commit, behind the last id read, sent nothing
+        WebhookEvent.objects.filter(pk=early.pk).update(status="received")
+        assert cache.get(WEBHOOK_DRAIN_GUARD_KEY) == 1
+        cache.delete(WEBHOOK_DRAIN_GUARD_KEY)
+        cleared.append(True)
+
+    # when the drain runs
+    result = webhook_events_drain(on_failure=lambda pk: None, batch_size=10, limit=100, on_empty=guard_cleared)
+
+    # then its last pass, from the first id, applied that row too; the guard is down
+    assert cleared == [True]
+    assert (result.processed, result.more) == (2, False)
+    assert WebhookEvent.objects.get(pk=early.pk).attempts == 1
+    assert not WebhookEvent.objects.filter(status="received").exists()
+    assert cache.get(WEBHOOK_DRAIN_GUARD_KEY) is None
 
 
 # --- failures --------------------------------------------------------------------------------------
