@@ -114,7 +114,7 @@ def _find_refund(result: RefundResult) -> Refund | None:
 # --- payment intents ----------------------------------------------------------------------------
 def _apply_intent(payment: Payment, intent: IntentResult) -> Outcome:
     before = payment.status  # read under its lock (`_find_payment`)
-    after = payment_apply_intent(payment_id=payment.pk, intent=intent, source=SOURCE)
+    after = payment_apply_intent(payment_id=payment.pk, intent=intent, source=SOURCE, locked=payment)
     return _processed(payment=after) if after.status != before else _ignored(IgnoredReason.STALE, payment=after)
 
 

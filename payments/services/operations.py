@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from accounts.models import User
@@ -189,13 +190,24 @@ def payment_apply_intent(
     clear_operation: str = "",
     known: Payment | None = None,
     answer: Answer | None = None,
+    locked: Payment | None = None,
 ) -> Payment:
     """Apply the gateway's view of the intent. Backward or sideways news is ignored (stale).
 
     `known` is the payment as this request committed it before the gateway call: it is changed
     without a second read while the row is still that copy (`payments.saving`), else locked and read.
+    `locked` is the payment as the caller read it with `lock_payment` in the transaction it has open (a
+    webhook's): applied as it is, in that transaction (no second read, no savepoint: an error rolls the
+    caller's transaction back).
     `answer` runs last, in the same transaction (it stores the API response with the change).
+
+    :raises TransactionManagementError: `locked` given outside a transaction (its lock would be gone).
     """
+    if locked is not None:
+        if not transaction.get_connection().in_atomic_block:
+            raise TransactionManagementError("payment_apply_intent(locked=…) needs the transaction holding the lock")
+        with transaction.atomic(savepoint=False), batched():
+            return _apply_intent(locked, intent, source=source, clear_operation=clear_operation, answer=answer)
     if known is not None:
         try:
             with transaction.atomic(), batched():

@@ -406,3 +406,49 @@ def test_capture_result_without_amount_received_records_the_amount_asked_for(sho
     stored = Payment.objects.get(pk=payment.pk)
     assert (settled.status, settled.amount_received) == ("succeeded", 1500)
     assert (stored.amount_received, stored.amount_capturable, stored.pending_operation) == (1500, 0, "")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_intent_applied_to_the_locked_copy_changes_it_in_the_callers_transaction_and_nowhere_else(shop):
+    # given an authorized payment, locked by a caller (a webhook) in its transaction
+    payment = payment_create(
+        client=shop,
+        amount=2000,
+        currency="usd",
+        customer_id="cus_locked",
+        capture_method="manual",
+        payment_method="pm_card_visa",
+        confirm=True,
+    )
+    captured = IntentResult(
+        reference=payment.gateway_reference,
+        status="succeeded",
+        amount=2000,
+        currency="usd",
+        capture_method="manual",
+        amount_received=2000,
+    )
+    read = Payment.objects.get(pk=payment.pk)
+
+    # when the intent is applied to that copy, and the caller's transaction then fails
+    settled: list[Payment] = []
+
+    def webhook_failing_after() -> None:
+        with transaction.atomic():
+            locked = lock_payment(payment.pk)
+            settled.append(
+                payment_apply_intent(payment_id=payment.pk, intent=captured, source=ChangeSource.WEBHOOK, locked=locked)
+            )
+            raise RuntimeError("the caller fails after")
+
+    with pytest.raises(RuntimeError):
+        webhook_failing_after()
+    assert settled[0].status == "succeeded"
+
+    # then nothing of it was kept (it ran in that transaction), and without a transaction it is refused
+    stored = Payment.objects.get(pk=payment.pk)
+    assert (stored.status, stored.amount_received) == ("requires_capture", 0)
+    assert not Event.objects.filter(subject_id=payment.public_id, type="payment.captured").exists()
+    with pytest.raises(transaction.TransactionManagementError):
+        payment_apply_intent(payment_id=payment.pk, intent=captured, source=ChangeSource.WEBHOOK, locked=read)
+    assert Payment.objects.get(pk=payment.pk).status == "requires_capture"
