@@ -19,7 +19,7 @@ from kombu import Connection
 
 logger = logging.getLogger(__name__)
 CHECK_TIMEOUT_SECONDS = 2
-# Written by gateways/registry.py (GATEWAY_HEALTH_CACHE_KEY) after every gateway call; config may not import gateways.
+# Written by gateways/registry.py (GATEWAY_HEALTH_CACHE_KEY) after gateway calls; config may not import gateways.
 GATEWAY_HEALTH_CACHE_KEY = "gateway:last_call"
 DEGRADED_OUTCOMES = frozenset({"retryable"})
 

@@ -2,10 +2,12 @@
 
 Every gateway handed out here is wrapped once in `InstrumentedGateway`: each call is timed into
 `gateway_request_duration_seconds{gateway,operation,outcome}` and its outcome is kept in the cache
-(`GATEWAY_HEALTH_CACHE_KEY`), which `/health/ready` reads instead of calling the gateway.
+(`GATEWAY_HEALTH_CACHE_KEY`; an answer like the last one at most once a second per process), which
+`/health/ready` reads instead of calling the gateway.
 """
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from functools import lru_cache, wraps
@@ -85,13 +87,26 @@ def call_outcome(result: Any = None, error: BaseException | None = None) -> str:
     return "permanent"  # Permanent, or anything untyped (a bug in an adapter): repeating would not help either
 
 
+# An answer is written for the probe at most once a second per process while this process's last record was
+# an answer too: the write was a Redis round trip on every gateway call (as much of a refund's worker time as
+# the simulator's own call). A call that got no answer is always written, and so is the next answer after it;
+# another process's "no answer" is overwritten by this one's answers within the second.
+OK_REFRESH_SECONDS = 1.0
+_answer_written_at = [-math.inf]  # when this process last wrote an answer (monotonic); -inf: its last was none
+
+
 def _record(gateway: str, operation: str, outcome: str, seconds: float) -> None:
     GATEWAY_DURATION.labels(gateway=gateway, operation=operation, outcome=outcome).observe(seconds)
+    answered, now = outcome != "retryable", time.monotonic()  # config.health's DEGRADED_OUTCOMES
+    if answered and now - _answer_written_at[0] < OK_REFRESH_SECONDS:
+        return
     state = {"gateway": gateway, "operation": operation, "outcome": outcome, "at": time.time()}
     try:
         cache.set(GATEWAY_HEALTH_CACHE_KEY, state, timeout=GATEWAY_HEALTH_TTL_SECONDS)
     except Exception:  # noqa: BLE001 - the probe's record must never fail a payment
         logger.warning("Could not record the gateway call for the readiness probe", exc_info=True)
+        return
+    _answer_written_at[0] = now if answered else -math.inf
 
 
 class InstrumentedGateway:

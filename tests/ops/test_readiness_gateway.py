@@ -1,9 +1,10 @@
 """`/health/ready` reports the gateway from the last call's outcome, without calling it; degraded stays a 200."""
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 
-from gateways import get_gateway
+from gateways import get_gateway, registry
 from gateways.base import GatewayUnavailable
 from gateways.simulator import SimulatorGateway
 
@@ -61,3 +62,25 @@ def test_probes_never_call_the_gateway(create_payment):
         assert ready()[0] == 200
 
     assert {op: SimulatorGateway.call_count(op) for op in calls_before} == calls_before
+
+
+def test_answers_in_a_row_are_recorded_once_a_second_and_no_answer_at_once(create_payment, monkeypatch):
+    """One Redis write per gateway call cost as much as the simulator's call: answers like the last are not
+    written again within the second; a call that got no answer is, and so is the next answer after it."""
+    monkeypatch.setattr(registry, "OK_REFRESH_SECONDS", 3600)
+    monkeypatch.setattr(registry, "_answer_written_at", [float("-inf")])
+    assert create_payment().status_code == 201
+    assert cache.get(registry.GATEWAY_HEALTH_CACHE_KEY)["outcome"] == "ok"
+
+    cache.delete(registry.GATEWAY_HEALTH_CACHE_KEY)
+    assert create_payment().status_code == 201
+    written_again = cache.get(registry.GATEWAY_HEALTH_CACHE_KEY)
+
+    SimulatorGateway.inject_fault("create_intent", "unavailable")
+    assert create_payment().status_code == 502
+    after_failure = ready()[1]["gateway"]
+    assert create_payment().status_code == 201
+
+    assert written_again is None  # the second answer within the window: no write
+    assert after_failure == "degraded"  # no answer: written at once, within the window too
+    assert ready()[1]["gateway"] == "ok"  # the next answer after it: written at once
