@@ -1,6 +1,7 @@
 """The relay's batches on the real Redis broker: what another relay holds, a broker that refuses, the body."""
 
 import json
+import re
 import threading
 from contextlib import contextmanager
 
@@ -157,3 +158,29 @@ def test_the_message_body_is_the_event_exactly_as_the_feed_renders_it(storefront
 
     assert_message_is_event(message, event)
     assert json.loads(message.body) == feed[0]
+
+
+@pytest.mark.django_db
+def test_batches_of_any_size_are_marked_published_by_one_statement_shape(shop):
+    """`= ANY(array)`: one statement psycopg prepares once, where an IN list made a new one per batch size."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    marks: list[str] = []
+    for size in (3, 5):
+        made = [EventFactory(client=shop, subject_id=f"pay_{size}_{n}") for n in range(size)]
+        with (
+            consumer(django_settings.EVENTS_BROKER_URL, f"t-shape-{size}") as queue,
+            CaptureQueriesContext(connection) as queries,
+        ):
+            assert outbox_relay() == size
+            assert len(drain(queue)) == size
+        marks += [q["sql"] for q in queries if q["sql"].startswith("UPDATE")]
+        stored = Event.objects.filter(pk__in=[event.pk for event in made])
+        assert sorted(stored.values_list("publish_attempts", flat=True)) == [1] * size
+        assert not stored.filter(published_at__isnull=True).exists()
+
+    assert len(marks) == 2
+    shapes = {re.sub(r"'[^']*'", "?", sql) for sql in marks}  # the values apart (quoted into the log's copy)
+    assert len(shapes) == 1, marks
+    assert "= ANY(" in marks[0]
