@@ -281,6 +281,31 @@ def test_a_row_committed_behind_the_drain_before_it_clears_the_guard_is_read_by_
     assert cache.get(WEBHOOK_DRAIN_GUARD_KEY) is None
 
 
+@pytest.mark.django_db
+def test_a_drain_that_fails_clears_its_guard_so_the_next_commit_sends_a_drain(
+    broker_queue, drain_delay, django_capture_on_commit_callbacks, monkeypatch
+):
+    from django.db import OperationalError
+
+    from webhooks import services
+
+    _stored(django_capture_on_commit_callbacks, _unhandled_event())
+    assert cache.get(WEBHOOK_DRAIN_GUARD_KEY) == 1
+
+    def database_gone(**kwargs):
+        raise OperationalError("the connection was lost")
+
+    monkeypatch.setattr(services, "webhook_events_drain", database_gone)
+    wait_until_due(broker_queue("webhooks")[0].eta)  # the drain runs when it is due, as a worker runs it
+    with pytest.raises(OperationalError):
+        drain_received_events()
+    monkeypatch.undo()
+
+    assert cache.get(WEBHOOK_DRAIN_GUARD_KEY) is None
+    _stored(django_capture_on_commit_callbacks, _unhandled_event())
+    assert [task.name for task in broker_queue("webhooks")] == [DRAIN, DRAIN]
+
+
 # --- failures --------------------------------------------------------------------------------------
 @pytest.mark.django_db
 def test_an_event_failing_in_the_drain_is_handed_to_its_own_task_as_its_first_retry(broker_queue, payment_in, settings):
