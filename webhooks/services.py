@@ -6,7 +6,8 @@ events is triggered, debounced: the first commit sets a guard in the cache and s
 `drain_received_events` task `WEBHOOKS_DRAIN_DELAY_MS` later; commits while the guard stands send
 nothing, since that drain will see their rows. The guard stands while the drain works (one drain at a
 time, however fast events arrive): the drain clears it only when it finds nothing left, then reads
-once more, so a commit either finds no guard and sends a drain, or is read by that last pass. Under
+once more, so a commit either finds no guard and sends a drain, or is read by that last pass (a drain
+that fails clears it too; one whose worker dies is delivered again, `acks_late`). Under
 any load at most one drain waits in the `webhooks` queue; the recovery task (beat) is the safety net
 for a drain that was lost.
 
