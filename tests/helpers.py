@@ -1,12 +1,14 @@
-"""Helpers shared by tests: run requests from real threads, wait on a condition."""
+"""Helpers shared by tests: run requests from real threads, hold a row lock elsewhere, wait on a condition."""
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import connections
+from django.db import connections, transaction
+from django.db.models import Model
 
 
 def run_in_threads(functions: list[Callable[[], Any]], *, timeout: float = 60) -> list[Any]:
@@ -30,6 +32,35 @@ def run_in_threads(functions: list[Callable[[], Any]], *, timeout: float = 60) -
         thread.join(timeout)
         assert not thread.is_alive(), "a thread did not finish in time"
     return results
+
+
+@contextmanager
+def row_locked_elsewhere(row: Model) -> Iterator[None]:
+    """Another connection holds `row`'s lock (`SELECT … FOR UPDATE`, as a worker mid-transaction) for the block."""
+    locked, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                type(row)._default_manager.select_for_update().get(pk=row.pk)
+                locked.set()
+                release.wait(30)
+        except BaseException as exc:  # noqa: BLE001 - reported to the test below
+            errors.append(exc)
+            locked.set()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert locked.wait(10)
+    assert not errors, errors
+    try:
+        yield
+    finally:
+        release.set()
+        thread.join(10)
 
 
 def wait_for(condition: Callable[[], Any], *, timeout: float = 20, interval: float = 0.05) -> Any:

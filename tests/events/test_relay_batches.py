@@ -2,12 +2,11 @@
 
 import json
 import re
-import threading
 from contextlib import contextmanager
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connections, transaction
+from django.db import transaction
 from kombu import Connection
 
 from events import locks, relay
@@ -16,35 +15,7 @@ from events.relay import outbox_relay
 from events.services import event_record
 from tests.events.brokers import assert_message_is_event, by_subject, consumer, drain
 from tests.events.factories import EventFactory
-
-
-@contextmanager
-def another_relay_holding(event: Event):
-    """Another connection holds `event`'s row lock (as a relay in the middle of its batch does) for the block."""
-    locked, release = threading.Event(), threading.Event()
-    errors: list[BaseException] = []
-
-    def hold() -> None:
-        try:
-            with transaction.atomic():
-                Event.objects.select_for_update().get(pk=event.pk)
-                locked.set()
-                release.wait(30)
-        except BaseException as exc:  # noqa: BLE001 - reported to the test below
-            errors.append(exc)
-            locked.set()
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    assert locked.wait(10)
-    assert not errors, errors
-    try:
-        yield
-    finally:
-        release.set()
-        thread.join(10)
+from tests.helpers import row_locked_elsewhere
 
 
 @contextmanager
@@ -74,7 +45,7 @@ def test_a_batch_skips_an_event_another_relay_holds_and_holds_back_the_later_one
     b2 = EventFactory(client=shop, subject_id="pay_b", type="payment.captured")
 
     with consumer(django_settings.EVENTS_BROKER_URL, "t-held") as queue:
-        with another_relay_holding(a2):
+        with row_locked_elsewhere(a2):
             # when this relay runs
             published = outbox_relay()
             first_run = [m.properties["message_id"] for m in drain(queue)]

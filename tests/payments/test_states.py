@@ -371,9 +371,9 @@ def _random_service_calls(client: User, data: st.DataObject) -> None:
 
 
 # --- applying a gateway result --------------------------------------------------------------------
-def test_capture_result_without_amount_received_records_the_amount_asked_for(shop):
-    # given an authorized 20.00 payment whose partial capture of 15.00 was recorded but not answered
-    payment = payment_create(
+def _authorized(shop: User) -> Payment:
+    """A 20.00 payment confirmed for a manual capture: `requires_capture`."""
+    return payment_create(
         client=shop,
         amount=2000,
         currency="usd",
@@ -382,6 +382,23 @@ def test_capture_result_without_amount_received_records_the_amount_asked_for(sho
         payment_method="pm_card_visa",
         confirm=True,
     )
+
+
+def _captured(payment: Payment, **fields: int) -> IntentResult:
+    """The gateway's intent for `payment` once captured (`amount_received` only when given)."""
+    return IntentResult(
+        reference=payment.gateway_reference or "",
+        status="succeeded",
+        amount=2000,
+        currency="usd",
+        capture_method="manual",
+        **fields,
+    )
+
+
+def test_capture_result_without_amount_received_records_the_amount_asked_for(shop):
+    # given an authorized 20.00 payment whose partial capture of 15.00 was recorded but not answered
+    payment = _authorized(shop)
     SimulatorGateway.inject_fault("capture_intent", "timeout_before")
     with pytest.raises(GatewayTimeoutError):
         payment_capture(payment=payment, amount=1500)
@@ -390,16 +407,7 @@ def test_capture_result_without_amount_received_records_the_amount_asked_for(sho
 
     # when the worker applies a gateway answer that omits amount_received (as localstripe's does)
     settled = payment_apply_intent(
-        payment_id=payment.pk,
-        intent=IntentResult(
-            reference=payment.gateway_reference,
-            status="succeeded",
-            amount=2000,
-            currency="usd",
-            capture_method="manual",
-        ),
-        source=ChangeSource.WORKER,
-        clear_operation="capture",
+        payment_id=payment.pk, intent=_captured(payment), source=ChangeSource.WORKER, clear_operation="capture"
     )
 
     # then the amount recorded is the 15.00 that was captured, not the 20.00 authorized
@@ -411,23 +419,8 @@ def test_capture_result_without_amount_received_records_the_amount_asked_for(sho
 @pytest.mark.django_db(transaction=True)
 def test_an_intent_applied_to_the_locked_copy_changes_it_in_the_callers_transaction_and_nowhere_else(shop):
     # given an authorized payment, locked by a caller (a webhook) in its transaction
-    payment = payment_create(
-        client=shop,
-        amount=2000,
-        currency="usd",
-        customer_id="cus_locked",
-        capture_method="manual",
-        payment_method="pm_card_visa",
-        confirm=True,
-    )
-    captured = IntentResult(
-        reference=payment.gateway_reference,
-        status="succeeded",
-        amount=2000,
-        currency="usd",
-        capture_method="manual",
-        amount_received=2000,
-    )
+    payment = _authorized(shop)
+    captured = _captured(payment, amount_received=2000)
     read = Payment.objects.get(pk=payment.pk)
 
     # when the intent is applied to that copy, and the caller's transaction then fails

@@ -12,12 +12,12 @@ from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
-from django.db import connections, transaction
+from django.db import connections
 from django.db.models.signals import post_save
 from django.utils import timezone
 
 from refunds.models import Refund
-from tests.helpers import run_in_threads, wait_for, wait_until_due
+from tests.helpers import row_locked_elsewhere, run_in_threads, wait_for, wait_until_due
 from tests.webhooks import payloads
 from tests.webhooks.conftest import send
 from tests.webhooks.factories import WebhookEventFactory
@@ -161,31 +161,14 @@ def test_the_drain_processes_every_received_event_once_in_id_order(broker_queue,
 def test_a_drain_passes_over_an_event_another_transaction_holds_and_applies_the_rest(broker_queue):
     # given three waiting events, the middle one locked by another transaction (a run applying it)
     first, held, last = (WebhookEventFactory(type=UNHANDLED) for _ in range(3))
-    locked, release = threading.Event(), threading.Event()
-
-    def holder() -> None:
-        try:
-            with transaction.atomic():
-                WebhookEvent.objects.select_for_update().get(pk=held.pk)
-                locked.set()
-                release.wait(30)
-        finally:
-            connections.close_all()
-
-    holding = threading.Thread(target=holder)
-    holding.start()
-    assert locked.wait(10)
     outcome: list[int] = []
     draining = threading.Thread(target=lambda: (outcome.append(drain_received_events()), connections.close_all()))
-    try:
+    with row_locked_elsewhere(held):
         # when the drain runs meanwhile
         draining.start()
         draining.join(10)
         waited = draining.is_alive()
-    finally:
-        release.set()
-        holding.join(10)
-        draining.join(10)
+    draining.join(10)
 
     # then it did not wait on that lock: the other two are applied, the held one is left to its holder
     assert not waited, "the drain waited for the event another transaction holds"
