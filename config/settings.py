@@ -246,6 +246,8 @@ STRIPE_WEBHOOK_SECRET = _secret("STRIPE_WEBHOOK_SECRET")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=10.0)
 PAYMENTS_GATEWAY = env.str("PAYMENTS_GATEWAY", default="stripe" if STRIPE_SECRET_KEY else "simulator")
+# How often a process rewrites the readiness probe's record of gateway calls that got an answer (gateways/registry.py).
+GATEWAY_HEALTH_REFRESH_MS = env.int("GATEWAY_HEALTH_REFRESH_MS", default=1000)
 PAYMENTS_SETTLE_MAX_RETRIES = env.int("PAYMENTS_SETTLE_MAX_RETRIES", default=8)
 PAYMENTS_RETRY_BASE_SECONDS = env.float("PAYMENTS_RETRY_BASE_SECONDS", default=2.0)
 PAYMENTS_RETRY_MAX_SECONDS = env.float("PAYMENTS_RETRY_MAX_SECONDS", default=300.0)

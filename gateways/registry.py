@@ -7,7 +7,6 @@ Every gateway handed out here is wrapped once in `InstrumentedGateway`: each cal
 """
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from functools import lru_cache, wraps
@@ -87,18 +86,18 @@ def call_outcome(result: Any = None, error: BaseException | None = None) -> str:
     return "permanent"  # Permanent, or anything untyped (a bug in an adapter): repeating would not help either
 
 
-# An answer is written for the probe at most once a second per process while this process's last record was
-# an answer too: the write was a Redis round trip on every gateway call (as much of a refund's worker time as
-# the simulator's own call). A call that got no answer is always written, and so is the next answer after it;
-# another process's "no answer" is overwritten by this one's answers within the second.
-OK_REFRESH_SECONDS = 1.0
-_answer_written_at = [-math.inf]  # when this process last wrote an answer (monotonic); -inf: its last was none
+# An answer is written for the probe at most once per `GATEWAY_HEALTH_REFRESH_MS` (1 s) per process while this
+# process's last record was an answer too: the write was a Redis round trip on every gateway call (as much of a
+# refund's worker time as the simulator's own call). A call that got no answer is always written, and so is the
+# next answer after it; another process's "no answer" is overwritten by this one's answers within the window.
+_answer_written_at: list[float | None] = [None]  # when this process last wrote an answer (monotonic); None: not
 
 
 def _record(gateway: str, operation: str, outcome: str, seconds: float) -> None:
     GATEWAY_DURATION.labels(gateway=gateway, operation=operation, outcome=outcome).observe(seconds)
     answered, now = outcome != "retryable", time.monotonic()  # config.health's DEGRADED_OUTCOMES
-    if answered and now - _answer_written_at[0] < OK_REFRESH_SECONDS:
+    last = _answer_written_at[0]
+    if answered and last is not None and (now - last) * 1000 < settings.GATEWAY_HEALTH_REFRESH_MS:
         return
     state = {"gateway": gateway, "operation": operation, "outcome": outcome, "at": time.time()}
     try:
@@ -106,7 +105,7 @@ def _record(gateway: str, operation: str, outcome: str, seconds: float) -> None:
     except Exception:  # noqa: BLE001 - the probe's record must never fail a payment
         logger.warning("Could not record the gateway call for the readiness probe", exc_info=True)
         return
-    _answer_written_at[0] = now if answered else -math.inf
+    _answer_written_at[0] = now if answered else None
 
 
 class InstrumentedGateway:

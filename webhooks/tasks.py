@@ -63,6 +63,7 @@ def _retry_failed(webhook_event_id: int) -> None:
 def drain_received_events(**kwargs: Any) -> int:
     """Process every stored event left `received`, oldest first (sent after the commits that store events,
     debounced; by the recovery task for events left behind). Returns how many were processed."""
+    finished = False
     try:
         result = services.webhook_events_drain(
             on_failure=_retry_failed,
@@ -70,9 +71,10 @@ def drain_received_events(**kwargs: Any) -> int:
             limit=settings.WEBHOOKS_DRAIN_MAX_PER_RUN,
             on_empty=_clear_guard,  # while it stands, commits send nothing: this run reads their rows
         )
-    except Exception:
-        _clear_guard()  # a run that failed (the database gone) leaves no guard standing: the next commit sends one
-        raise
+        finished = True
+    finally:
+        if not finished:  # a run that failed (the database gone) leaves no guard standing: the next commit sends one
+            _clear_guard()
     if result.more:
         publish(drain_received_events)  # the rest in a new run (each run is bounded, like any task)
     return result.processed

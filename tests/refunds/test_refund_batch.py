@@ -7,6 +7,8 @@ sent again; two runs at once never send the same refund twice.
 """
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -164,33 +166,43 @@ def test_creating_refunds_sends_one_run_for_all_and_no_task_per_refund(captured_
     assert sent[0].eta is not None  # REFUNDS_SUBMIT_DELAY_MS later, for the refunds committed meanwhile
 
 
+@contextmanager
+def status_changes_refused(refund: Refund) -> Iterator[None]:
+    """PostgreSQL refuses to change `refund`'s status (a trigger raising) for the block: its answer fails to apply."""
+    table = connection.ops.quote_name(Refund._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION refuse_refund_status() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF OLD.id = {int(refund.pk)} AND NEW.status IS DISTINCT FROM OLD.status THEN "
+            "RAISE EXCEPTION 'the server refused the write'; END IF; RETURN NEW; END $$"
+        )
+        cursor.execute(
+            f"CREATE TRIGGER refuse_refund_status BEFORE UPDATE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_refund_status()"
+        )
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TRIGGER refuse_refund_status ON {table}")
+            cursor.execute("DROP FUNCTION refuse_refund_status()")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_an_error_applying_one_answer_sends_that_refund_alone_and_the_others_go_on(
-    captured_payment, refund, simulator, broker_queue, monkeypatch
+    captured_payment, refund, simulator, broker_queue
 ):
-    from django.db import OperationalError
-
-    from refunds.services import batch
-
     first, second = _pending_refunds(captured_payment, refund, 2)
     broker_queue("gateway")
-    applied = batch.apply_answer
 
-    def database_gone_for_the_first(submission, answer):
-        if submission.refund_id == first.pk:
-            raise OperationalError("the server closed the connection unexpectedly")
-        return applied(submission, answer)
-
-    monkeypatch.setattr(batch, "apply_answer", database_gone_for_the_first)
-
-    assert refunds_submit_new() == 2
+    with status_changes_refused(first):
+        assert refunds_submit_new() == 2
 
     first.refresh_from_db()
     second.refresh_from_db()
     assert (first.status, first.attempts, second.status) == ("pending", 1, "succeeded")
     retries = [task for task in broker_queue("gateway") if task.name == RETRY]
     assert [(task.kwargs, task.retries) for task in retries] == [({"refund_id": first.pk}, 1)]
-    monkeypatch.undo()
     assert refund_submit(refund_id=first.pk).status == "succeeded"  # its retry: the same key, refunded once
     assert simulator.performed_count("create_refund") == 2
 
