@@ -1,5 +1,7 @@
 """Row locks of refunds. Lock order everywhere: the payment (`payments.locks.lock_payment`) first, then the refund."""
 
+from collections.abc import Iterable
+
 from config.rows import lock_row
 from payments.models import Payment
 from refunds.models import Refund
@@ -21,3 +23,19 @@ def lock_refund(refund_id: int, *, payment: Payment | None = None) -> Refund:
         raise ValueError(f"refund {refund_id} is not a refund of payment {payment.pk}")
     refund.payment = payment
     return remember_as_locked(refund)
+
+
+def lock_refunds(refund_ids: Iterable[int], *, payments: dict[int, Payment]) -> dict[int, Refund]:
+    """Lock several refunds in one statement, in id order, after their payments (`payments.locks.lock_payments`).
+
+    Each refund is given its payment from `payments` (by id) and kept as `lock_refund` keeps it. A refund that
+    does not exist is not in the answer; one whose payment is not in `payments` is an error.
+    """
+    locked = Refund.objects.select_for_update(of=("self",)).filter(pk__in=sorted(set(refund_ids))).order_by("pk")
+    refunds = {}
+    for refund in locked:
+        if refund.payment_id not in payments:
+            raise ValueError(f"refund {refund.pk}: its payment {refund.payment_id} is not locked")
+        refund.payment = payments[refund.payment_id]
+        refunds[refund.pk] = remember_as_locked(refund)
+    return refunds

@@ -9,12 +9,15 @@ no guard always schedules a run that starts after it.
 A run claims refunds never tried (`pending`, no attempt yet, no gateway reference) in one statement,
 `FOR UPDATE SKIP LOCKED` so runs on several workers never take the same refund, counting their first
 attempt; makes their gateway calls at once (up to `REFUNDS_SUBMIT_CONCURRENCY` threads, each call with
-the refund's key `re_X:create`, so a call made twice refunds once); and applies each answer in a
-transaction of its own, as `refund_submit` does. A retryable failure (or the database failing while its
-answer is applied) hands that refund to the `submit_refund` task as its first retry, with
-backoff, while the others go on: a refund gets at most `REFUNDS_SUBMIT_MAX_RETRIES` retries after its
-first attempt, as when it is submitted alone. Nothing waits long on a lost trigger: the next run claims
-what is left, and the stuck-refund sweep resubmits a refund left pending.
+the refund's key `re_X:create`, so a call made twice refunds once); and applies the answers in one
+transaction (`apply_answers`: their payments locked in one statement, in id order, then the refunds), as
+`refund_submit` applies one. If that transaction fails, nothing of it is kept and each answer is applied in
+a transaction of its own. A retryable failure (or the database failing while its own answer is applied)
+hands that refund to the `submit_refund` task as its first retry, with backoff, while the others go on:
+a refund gets at most `REFUNDS_SUBMIT_MAX_RETRIES` retries after its first attempt, as when it is
+submitted alone. The batch's transaction holds its payments' locks while it applies the answers (about a
+millisecond per refund): a refund requested meanwhile on one of them waits that long. Nothing waits long on
+a lost trigger: the next run claims what is left, and the stuck-refund sweep resubmits a refund left pending.
 """
 
 import contextvars
@@ -24,17 +27,18 @@ from functools import cache
 
 from django.conf import settings
 from django.core.cache import cache as django_cache
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import DatabaseError, connection
 from redis.exceptions import RedisError
 
 from config.tasks import backoff_seconds, publish, publish_debounced, registered
-from gateways.base import Retryable
+from gateways.base import Declined, Permanent, RefundResult, Retryable
 from refunds.models import Refund
 from refunds.services.submit import (
     SUBMIT_TASK,
-    Answer,
     Submission,
     apply_answer,
+    apply_answers,
     gateway_answer,
     note_retryable,
     sql_column,
@@ -109,7 +113,7 @@ def _claim_sql(vendor: str) -> str:
 
 
 def _submit(claimed: list[Submission]) -> None:
-    """Make the claimed refunds' gateway calls at once, then apply each answer in this thread, one by one.
+    """Make the claimed refunds' gateway calls at once, then apply their answers together (one transaction).
 
     A call that fails in a way no gateway error describes (a bug) is raised once the other answers are
     applied: the run fails, logged, and that refund waits, pending, for the stuck sweep (same key).
@@ -121,21 +125,37 @@ def _submit(claimed: list[Submission]) -> None:
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="refund-submit") as pool:
         calls = [pool.submit(contextvars.copy_context().run, gateway_answer, submission) for submission in claimed]
         failure: BaseException | None = None
+        answered: list[tuple[Submission, RefundResult | Declined | Permanent]] = []
         for submission, call in zip(claimed, calls, strict=True):
             if (error := call.exception()) is not None:
                 failure = failure or error
                 continue
-            _settle(submission, call.result())
+            answer = call.result()
+            if isinstance(answer, Retryable):
+                note_retryable(submission, answer)
+                _retry_alone(submission)
+            else:
+                answered.append((submission, answer))
+    _apply(answered)
     if failure is not None:
         raise failure
 
 
-def _settle(submission: Submission, answer: Answer) -> None:
-    """Apply one refund's answer; a retryable failure, or the database failing meanwhile, goes to its own retry task."""
-    if isinstance(answer, Retryable):
-        note_retryable(submission, answer)
-        _retry_alone(submission)
+def _apply(answered: list[tuple[Submission, RefundResult | Declined | Permanent]]) -> None:
+    """Apply the answers in one transaction (`apply_answers`); if that fails, each on its own (`_settle`)."""
+    if not answered:
         return
+    try:
+        apply_answers(answered)
+    except (DatabaseError, ObjectDoesNotExist):
+        # Nothing of the batch was applied: each answer alone now, so one refund's trouble holds back no other.
+        logger.warning("Refund answers not applied together; applying them one by one", exc_info=True)
+        for submission, answer in answered:
+            _settle(submission, answer)
+
+
+def _settle(submission: Submission, answer: RefundResult | Declined | Permanent) -> None:
+    """Apply one refund's answer; the database failing meanwhile sends the refund to its own retry task."""
     try:
         apply_answer(submission, answer)
     except DatabaseError:

@@ -13,10 +13,10 @@ from accounts.models import User
 from config.rows import batched
 from gateways import get_gateway
 from gateways.base import Declined, Permanent, RefundResult, Retryable
-from payments.locks import lock_payment
+from payments.locks import lock_payment, lock_payments
 from payments.models import ChangeSource, Payment
 from payments.services import payment_add_refunded
-from refunds.locks import lock_refund
+from refunds.locks import lock_refund, lock_refunds
 from refunds.models import Refund
 from refunds.saving import refund_save
 from refunds.services.status import refund_status_change
@@ -86,20 +86,53 @@ def note_retryable(submission: Submission, error: Retryable) -> None:
 
 def apply_answer(submission: Submission, answer: RefundResult | Declined | Permanent) -> Refund:
     """Apply the gateway's answer: its status (a decline or a permanent error fails the refund)."""
-    if isinstance(answer, RefundResult):
-        return refund_apply_result(
-            refund_id=submission.refund_id,
-            payment_id=submission.payment_id,
-            status=answer.status,
-            gateway_reference=answer.reference,
-            failure_reason=answer.failure_reason,
-        )
+    status, reference, reason = _outcome(answer)
     return refund_apply_result(
         refund_id=submission.refund_id,
         payment_id=submission.payment_id,
-        status=RefundStatus.FAILED,
-        failure_reason=answer.message,
+        status=status,
+        gateway_reference=reference,
+        failure_reason=reason,
     )
+
+
+def apply_answers(answers: Sequence[tuple[Submission, RefundResult | Declined | Permanent]]) -> list[Refund]:
+    """Apply several refunds' answers in one transaction, as `apply_answer` applies each (a batch's answers).
+
+    Their payments are locked in one statement, in id order, then the refunds in one statement: one commit
+    and two locking reads for the batch, instead of a transaction and two reads per refund. If anything
+    fails, nothing is applied (the transaction rolls back) and the error is raised: the caller applies the
+    answers one by one, so that one refund's trouble does not hold back the others.
+
+    :raises DatabaseError, ObjectDoesNotExist: as `apply_answer` does, for any of them.
+    """
+    with transaction.atomic(), batched():
+        payments = lock_payments(submission.payment_id for submission, _ in answers)
+        refunds = lock_refunds((submission.refund_id for submission, _ in answers), payments=payments)
+        applied = []
+        for submission, answer in answers:
+            if submission.refund_id not in refunds:
+                raise Refund.DoesNotExist(f"Refund matching query does not exist (id {submission.refund_id}).")
+            refund = refunds[submission.refund_id]
+            status, reference, reason = _outcome(answer)
+            applied.append(
+                _apply_locked(
+                    refund,
+                    refund.payment,
+                    status=status,
+                    gateway_reference=reference,
+                    failure_reason=reason,
+                    source=ChangeSource.WORKER,
+                )
+            )
+    return applied
+
+
+def _outcome(answer: RefundResult | Declined | Permanent) -> tuple[str, str, str]:
+    """The status, gateway reference and failure reason an answer gives (a decline or a permanent error: failed)."""
+    if isinstance(answer, RefundResult):
+        return answer.status, answer.reference, answer.failure_reason
+    return RefundStatus.FAILED, "", answer.message
 
 
 def submission_from_row(row: Sequence[Any]) -> Submission:
@@ -187,22 +220,44 @@ def refund_apply_result(
     with transaction.atomic(), batched():
         payment = lock_payment(payment_id)
         refund = lock_refund(refund_id, payment=payment)
-        reference_changed = bool(gateway_reference and not refund.gateway_reference)
+        return _apply_locked(
+            refund,
+            payment,
+            status=status,
+            gateway_reference=gateway_reference,
+            failure_reason=failure_reason,
+            source=source,
+            actor=actor,
+        )
+
+
+def _apply_locked(
+    refund: Refund,
+    payment: Payment,
+    *,
+    status: str,
+    gateway_reference: str = "",
+    failure_reason: str = "",
+    source: str,
+    actor: User | None = None,
+) -> Refund:
+    """`refund_apply_result` on a refund and its payment the caller has locked (payment first), in its transaction."""
+    reference_changed = bool(gateway_reference and not refund.gateway_reference)
+    if reference_changed:
+        refund.gateway_reference = gateway_reference
+    if refund.status != RefundStatus.PENDING or status == RefundStatus.PENDING:
         if reference_changed:
-            refund.gateway_reference = gateway_reference
-        if refund.status != RefundStatus.PENDING or status == RefundStatus.PENDING:
-            if reference_changed:
-                refund_save(refund, ["gateway_reference"])
-            return refund
-        changes: dict[str, Any] = {"needs_attention": False}
-        if status == RefundStatus.FAILED:
-            changes["failure_reason"] = (failure_reason or "The gateway refused the refund.")[:500]
-        if reference_changed:
-            changes["gateway_reference"] = gateway_reference
-        refund_status_change(refund, status, source=source, actor=actor, **changes)
-        if status == RefundStatus.SUCCEEDED:
-            payment_add_refunded(payment=payment, amount=refund.amount, source=source, actor=actor)
+            refund_save(refund, ["gateway_reference"])
         return refund
+    changes: dict[str, Any] = {"needs_attention": False}
+    if status == RefundStatus.FAILED:
+        changes["failure_reason"] = (failure_reason or "The gateway refused the refund.")[:500]
+    if reference_changed:
+        changes["gateway_reference"] = gateway_reference
+    refund_status_change(refund, status, source=source, actor=actor, **changes)
+    if status == RefundStatus.SUCCEEDED:
+        payment_add_refunded(payment=payment, amount=refund.amount, source=source, actor=actor)
+    return refund
 
 
 def refund_mark_needs_attention(*, refund_id: int, error: str) -> None:

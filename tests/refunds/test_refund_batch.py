@@ -15,6 +15,7 @@ import pytest
 from django.db import close_old_connections, connection
 from django.test.utils import CaptureQueriesContext
 
+from events.models import Event
 from gateways.simulator import SimulatorGateway
 from payments.models import Payment
 from refunds.models import Refund
@@ -54,10 +55,36 @@ def test_one_run_submits_every_new_refund_once_with_its_own_key(captured_payment
         assert (row.payment.status, row.payment.amount_refunded) == ("partially_refunded", 700)
         assert simulator.calls_for_key(f"{row.public_id}:create") == 1
     assert simulator.performed_count("create_refund") == 5
-    # One statement claims the batch; each refund's answer is then its locks and one WITH (no read per refund).
+    # One statement claims the batch; the answers are applied in one transaction: the payments' locks in one
+    # statement, the refunds' in another, then one WITH per refund (no read per refund, one commit).
     statements = [q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
-    assert len(statements) <= 2 + 3 * 5, statements  # and the second claim, which finds none left
+    locks = [text for text in statements if text.startswith("SELECT") and "FOR UPDATE" in text]
+    assert len(locks) == 2, statements
+    assert sum(text.startswith("WITH") for text in statements) == 5, statements
+    assert sum(text == "COMMIT" for text in statements) <= 1, statements
+    assert len(statements) <= 2 + 2 + 5 + 2, statements  # the claims (the second finds none), BEGIN and COMMIT
     assert refunds_submit_new() == 0  # nothing is sent twice
+
+
+@pytest.mark.django_db
+def test_refunds_of_one_payment_in_one_batch_all_count_on_it(captured_payment, refund, simulator):
+    """Applied in one transaction, each refund sees the payment as the one before left it: nothing counted twice."""
+    refunds = _pending_refunds(captured_payment, refund, 4, amount=2_500, per_payment=4)  # the whole 10,000
+
+    assert refunds_submit_new() == 4
+
+    payment = Payment.objects.get(pk=refunds[0].payment_id)
+    assert (payment.status, payment.amount_refunded) == ("refunded", 10_000)
+    history = list(payment.status_changes.order_by("pk").values_list("from_status", "to_status"))
+    assert history[-4:] == [
+        ("succeeded", "partially_refunded"),
+        ("partially_refunded", "partially_refunded"),
+        ("partially_refunded", "partially_refunded"),
+        ("partially_refunded", "refunded"),
+    ]
+    assert set(Refund.objects.filter(pk__in=[r.pk for r in refunds]).values_list("status", flat=True)) == {"succeeded"}
+    events = Event.objects.filter(subject_id=payment.public_id, type="refund.succeeded")
+    assert sorted(event.data["id"] for event in events) == sorted(r.public_id for r in refunds)
 
 
 @pytest.mark.django_db
@@ -124,7 +151,7 @@ def test_a_refund_already_tried_or_held_by_the_gateway_is_not_claimed(captured_p
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_runs_at_once_never_send_a_refund_twice(captured_payment, refund, simulator, settings):
+def test_two_runs_at_once_never_send_a_refund_twice(captured_payment, refund, simulator, settings, caplog):
     settings.REFUNDS_SUBMIT_CONCURRENCY = 4
     refunds = _pending_refunds(captured_payment, refund, 16, per_payment=4)  # runs meet on a payment's row lock
     counts: list[int] = []
@@ -151,6 +178,8 @@ def test_two_runs_at_once_never_send_a_refund_twice(captured_payment, refund, si
     assert simulator.call_count("create_refund") == simulator.performed_count("create_refund") == 16
     amounts = Payment.objects.filter(refunds__in=refunds).distinct().values_list("status", "amount_refunded")
     assert list(amounts) == [("partially_refunded", 2800)] * 4
+    # Both runs lock their payments in id order: they wait on each other, never deadlock (no batch fell apart).
+    assert "not applied together" not in caplog.text
 
 
 @pytest.mark.django_db(transaction=True)
