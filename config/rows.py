@@ -24,6 +24,12 @@ them) just before the next other statement on the connection, or at the block's 
 against every other statement is kept (a SAVEPOINT or its rollback included), and each row still gets
 its primary key, at the flush. A deferred row of a model with `post_save` receivers is written at once
 (they expect the row); elsewhere (SQLite) the rows are written one by one at the flush.
+
+`insert_row(obj, on_conflict=…)` is `INSERT … ON CONFLICT DO NOTHING`: a row that may find its unique key
+taken (an API request's idempotency key, stored with the answer). Deferred, it waits in the batch like the
+others (the statement then joins its members to one row, so one that inserts nothing empties no other), and
+`on_conflict` is called after the flush when it inserted nothing: it may raise, and the caller's transaction
+ends with that error (the batch's other rows were written in the same statement: the rollback takes them).
 """
 
 import contextlib
@@ -31,7 +37,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, models, transaction
@@ -100,6 +106,7 @@ class _Row:
     obj: Model
     plan: _Insert | _Update
     values: list[Any]
+    on_conflict: Callable[[], None] | None = None  # an INSERT … ON CONFLICT DO NOTHING: called when it inserted nothing
 
 
 @dataclass
@@ -119,11 +126,17 @@ class _Batch:
         if len(rows) == 1 or self.connection.vendor != "postgresql":  # no WITH of INSERTs elsewhere (SQLite)
             for row in rows:
                 _execute(self.connection, self.using, row.obj, row.plan.sql, row.values, row.plan.returning)
+                _check_inserted(row)
             return
         members = ", ".join(f"r{n} AS ({row.plan.sql})" for n, row in enumerate(rows))
         reading = [f"r{n}" for n, row in enumerate(rows) if row.plan.returning]
         columns = ", ".join(f"{name}.*" for name in reading) or "1"
-        sql = f"WITH {members} SELECT {columns}" + (f" FROM {', '.join(reading)}" if reading else "")  # noqa: S608 - the plans' SQL
+        if any(row.on_conflict is not None for row in rows):
+            # A member that may insert nothing must not empty the answer: each member joined to one row, left.
+            sources = "(SELECT 1) AS one" + "".join(f" LEFT JOIN {name} ON true" for name in reading)
+        else:
+            sources = ", ".join(reading)
+        sql = f"WITH {members} SELECT {columns}" + (f" FROM {sources}" if reading else "")  # noqa: S608 - the plans' SQL
         returning = tuple(f for row in rows for f in row.plan.returning)
         targets = [row.obj for row in rows for _f in row.plan.returning]
         values = [value for row in rows for value in row.values]
@@ -132,6 +145,14 @@ class _Batch:
             read = cursor.fetchone() if returning else ()
         for obj, column, value in zip(targets, returning, read, strict=True):
             setattr(obj, column.attname, value)
+        for row in rows:
+            _check_inserted(row)
+
+
+def _check_inserted(row: _Row) -> None:
+    """Call the row's `on_conflict` when its `INSERT … ON CONFLICT DO NOTHING` inserted nothing (no primary key)."""
+    if row.on_conflict is not None and row.obj.pk is None:
+        row.on_conflict()
 
 
 _batches: "weakref.WeakKeyDictionary[BaseDatabaseWrapper, _Batch]" = weakref.WeakKeyDictionary()
@@ -189,11 +210,15 @@ def insert(obj: M, *, using: str = DEFAULT_DB_ALIAS, deferred: bool = False) -> 
     return obj
 
 
-def insert_row(obj: M, *, using: str = DEFAULT_DB_ALIAS, deferred: bool = False) -> M:
+def insert_row(
+    obj: M, *, using: str = DEFAULT_DB_ALIAS, deferred: bool = False, on_conflict: Callable[[], None] | None = None
+) -> M:
     """INSERT the new `obj` as `Model.save()` would, without the model's own `save()` and without signals.
 
     For a caller that does itself what those would do (`payments.saving.payment_insert`); else use `insert`.
     `deferred`: inside `batched()` the row may wait for the batch's statement (its key is set then).
+    `on_conflict`: the INSERT is `… ON CONFLICT DO NOTHING`, and when it inserts nothing (the row's key stays
+    None) `on_conflict` is called: at once, or, deferred, when the batch's statement has run (it may raise).
     """
     model = type(obj)
     connection = connections[using]
@@ -203,17 +228,38 @@ def insert_row(obj: M, *, using: str = DEFAULT_DB_ALIAS, deferred: bool = False)
     plan = _inserts[key]
     with transaction.mark_for_rollback_on_error(using=using):
         if plan is None or any(not isinstance(getattr(obj, f.attname), DatabaseDefault) for f in plan.defaulted):
+            if on_conflict is not None:
+                raise DatabaseError(f"insert_row({model.__name__}, on_conflict=…) needs a compiled INSERT")
             obj._save_table(cls=model, force_insert=True, using=using)  # type: ignore[attr-defined]  # Django's own insert
         else:
+            if on_conflict is not None:
+                plan = _unless_conflict(plan)
             values = _insert_values(obj, plan, connection)
             batch = _batches.get(connection) if deferred else None
+            row = _Row(obj, plan, values, on_conflict)
             if batch is not None:
-                batch.rows.append(_Row(obj, plan, values))
+                batch.rows.append(row)
             else:
                 _execute(connection, using, obj, plan.sql, values, plan.returning)
+                _check_inserted(row)
     obj._state.adding = False
     obj._state.db = using
     return obj
+
+
+@cache
+def _unless_conflict(plan: _Insert) -> _Insert:
+    """The plan's INSERT as `INSERT … ON CONFLICT DO NOTHING RETURNING …` (nothing returned on a conflict)."""
+    if not plan.returning or " RETURNING " not in plan.sql:
+        raise DatabaseError("an INSERT … ON CONFLICT DO NOTHING tells what it inserted by its RETURNING")
+    head, _, tail = plan.sql.rpartition(" RETURNING ")
+    return _Insert(
+        sql=f"{head} ON CONFLICT DO NOTHING RETURNING {tail}",
+        fields=plan.fields,
+        as_is=plan.as_is,
+        defaulted=plan.defaulted,
+        returning=plan.returning,
+    )
 
 
 def _insert_values(obj: Model, plan: _Insert, connection: BaseDatabaseWrapper) -> list[Any]:
@@ -233,6 +279,8 @@ def _execute(
     with transaction.mark_for_rollback_on_error(using=using), connection.cursor() as cursor:
         cursor.execute(sql, values)
         row = cursor.fetchone() if returning else ()
+    if row is None:  # an INSERT … ON CONFLICT DO NOTHING that inserted nothing: the key stays None
+        return
     for column, value in zip(returning, row, strict=True):
         setattr(obj, column.attname, value)
 

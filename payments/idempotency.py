@@ -34,7 +34,7 @@ from config.api.idempotency import (
     should_store,
 )
 from config.metrics import api_error_count
-from config.rows import update_row
+from config.rows import insert_row, update_row
 from payments.locks import lock_idempotency_key
 from payments.metrics import idempotency_counted
 from payments.models import IdempotencyKey
@@ -64,37 +64,15 @@ class KeyTaken(Exception):  # noqa: N818 - a signal to take the full claim, not 
     """The key exists, so the answer could not be stored with the work (raised inside the service's transaction)."""
 
 
-def _insert_new_key(
-    *,
-    client: User,
-    key: str,
-    fingerprint: str,
-    token: str,
-    now: Any,
-    response: tuple[int, Any] | None = None,
-) -> int | None:
-    """`INSERT … ON CONFLICT DO NOTHING RETURNING id`: the new row's id, or None when the key exists.
-
-    With `response`, the row is inserted answered (not locked): the work and its answer commit together.
-    """
+def _insert_new_key(*, client: User, key: str, fingerprint: str, token: str, now: Any) -> int | None:
+    """`INSERT … ON CONFLICT DO NOTHING RETURNING id`, locked by `token`: the new id, or None when the key exists."""
     table = connection.ops.quote_name(IdempotencyKey._meta.db_table)
-    status, body = response if response is not None else (None, None)
-    body_field = IdempotencyKey._meta.get_field("response_body")
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} "  # noqa: S608 - the table name is ours, every value a parameter
             "(client_id, key, fingerprint, lock_token, locked_at, created_at, response_status, response_body) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
-            [
-                client.pk,
-                key,
-                fingerprint,
-                "" if response is not None else token,
-                None if response is not None else now,
-                now,
-                status,
-                body_field.get_db_prep_save(body, connection) if response is not None else None,
-            ],
+            "VALUES (%s, %s, %s, %s, %s, %s, NULL, NULL) ON CONFLICT DO NOTHING RETURNING id",
+            [client.pk, key, fingerprint, token, now, now],
         )
         row = cursor.fetchone()
     return row[0] if row else None
@@ -204,9 +182,25 @@ class KeyClaim(Generic[T]):
         self.key = key
         self.fingerprint = fingerprint
         self.render = render
-        self.row_id: int | None = None
+        self._row_id: int | None = None
+        self._answered_row: IdempotencyKey | None = None  # the key's row `answer` inserted (its id: once written)
         self.fresh = False
         self.response: tuple[int, Any] | None = None
+
+    @property
+    def row_id(self) -> int | None:
+        """The key's row: claimed, or inserted with its answer (None until that row is written)."""
+        if self._row_id is None and self._answered_row is not None:
+            return self._answered_row.pk
+        return self._row_id
+
+    @row_id.setter
+    def row_id(self, value: int | None) -> None:
+        self._row_id = value
+
+    @staticmethod
+    def _taken() -> None:
+        raise KeyTaken()
 
     @property
     def reference(self) -> str:
@@ -229,19 +223,28 @@ class KeyClaim(Generic[T]):
         """Store the response to `result` in the caller's transaction (the one that applies the gateway's answer).
 
         Without a claim first (a service whose work is one transaction, like a refund's), the key's row is
-        inserted here, answered: one statement for the whole key.
+        inserted, answered, with the transaction's other rows (`config.rows.batched`: no statement of its own;
+        `INSERT … ON CONFLICT DO NOTHING`).
 
         :raises KeyTaken: (no claim first) the key exists: the caller's transaction must end (it rolls back).
+            Inside `batched()` it is raised where the batch is written: at the next statement or the block's end.
         """
         response = self.render(result)
         if self.row_id is None:
             now = timezone.now()
-            inserted = _insert_new_key(
-                client=self.client, key=self.key, fingerprint=self.fingerprint, token="", now=now, response=response
+            answered_row = IdempotencyKey(
+                client=self.client,
+                key=self.key,
+                fingerprint=self.fingerprint,
+                lock_token="",
+                locked_at=None,
+                created_at=now,
+                response_status=response[0],
+                response_body=response[1],
             )
-            if inserted is None:
-                raise KeyTaken()
-            self.row_id = inserted
+            # Inside the caller's `config.rows.batched()`, with its other rows: one statement for them and the key.
+            insert_row(answered_row, deferred=True, on_conflict=self._taken)
+            self._answered_row = answered_row
         else:
             answered = IdempotencyKey(
                 pk=self.row_id, response_status=response[0], response_body=response[1], locked_at=None, lock_token=""

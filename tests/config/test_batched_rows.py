@@ -4,10 +4,11 @@ import pytest
 from django.db import connection, transaction
 from django.db.models.signals import post_save
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from config.rows import batched, insert, update_row
+from config.rows import batched, insert, insert_row, update_row
 from events.models import Event
-from payments.models import Payment, PaymentStatusChange
+from payments.models import IdempotencyKey, Payment, PaymentStatusChange
 from tests.accounts.factories import UserFactory
 from tests.payments.factories import PaymentFactory
 
@@ -223,3 +224,59 @@ def test_a_batch_statement_with_many_parameters_is_converted_once_per_shape():
     assert after.hits > before.hits  # the second statement's conversion came from the cache
     assert after.misses == before.misses
     assert Event.objects.filter(subject_id__startswith="pay_second_").count() == 8
+
+
+def _key(client, key: str, fingerprint: str) -> IdempotencyKey:
+    now = timezone.now()
+    return IdempotencyKey(client=client, key=key, fingerprint=fingerprint, lock_token="", created_at=now)
+
+
+def test_a_deferred_insert_whose_key_is_taken_is_told_after_the_batch_and_the_others_are_written(on_postgres):
+    client = UserFactory()
+    IdempotencyKey.objects.create(client=client, key="taken", fingerprint="first", created_at=timezone.now())
+    conflicts = []
+    with CaptureQueriesContext(connection) as captured, transaction.atomic(), batched():
+        before = insert(_event(client, "pay_before"), deferred=True)
+        again = insert_row(_key(client, "taken", "second"), deferred=True, on_conflict=lambda: conflicts.append(1))
+        fresh = insert_row(_key(client, "new", "mine"), deferred=True, on_conflict=lambda: conflicts.append(2))
+        after = insert(_event(client, "pay_after"), deferred=True)
+        assert conflicts == []  # nothing written yet
+
+    assert conflicts == [1]  # the taken key only, once
+    assert len(_statements(captured)) == (1 if on_postgres else 4)
+    assert again.pk is None
+    assert fresh.pk is not None
+    assert Event.objects.filter(pk__in=[before.pk, after.pk]).count() == 2  # the members beside it were written
+    assert IdempotencyKey.objects.get(client=client, key="taken").fingerprint == "first"  # left as it was
+    assert IdempotencyKey.objects.get(pk=fresh.pk).fingerprint == "mine"
+
+
+def test_a_conflict_callback_that_raises_ends_the_transaction_and_nothing_of_the_batch_stays():
+    client = UserFactory()
+    IdempotencyKey.objects.create(client=client, key="taken", fingerprint="first", created_at=timezone.now())
+
+    def taken() -> None:
+        raise LookupError("the key is taken")
+
+    def write_both() -> None:
+        with transaction.atomic(), batched():
+            insert(_event(client, "pay_gone"), deferred=True)
+            insert_row(_key(client, "taken", "second"), deferred=True, on_conflict=taken)
+
+    with pytest.raises(LookupError, match="taken"):
+        write_both()
+
+    assert not Event.objects.filter(subject_id="pay_gone").exists()
+    assert IdempotencyKey.objects.filter(client=client).count() == 1
+
+
+def test_a_conflict_checked_insert_outside_a_batch_runs_at_once():
+    client = UserFactory()
+    conflicts = []
+    first = insert_row(_key(client, "k", "one"), on_conflict=lambda: conflicts.append("first"))
+    second = insert_row(_key(client, "k", "two"), on_conflict=lambda: conflicts.append("second"))
+
+    assert first.pk is not None
+    assert second.pk is None
+    assert conflicts == ["second"]
+    assert IdempotencyKey.objects.get(client=client, key="k").fingerprint == "one"

@@ -41,3 +41,31 @@ def test_twenty_concurrent_partial_refunds_never_exceed_the_captured_amount(make
     assert sum(r.amount for r in stored) == len(accepted) * PART <= CAPTURED
     assert stored.count() == len(accepted)
     assert Payment.objects.get(public_id=payment["id"]).amount_received == CAPTURED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_refund_request_sent_many_times_at_once_refunds_once(make_client):
+    """The key is stored with the refund, in its statement: the requests that find it taken replay or wait."""
+    shop = make_client("shop-refund-same-key")
+    payment = shop.post(
+        "/api/v1/payments/",
+        {"amount": CAPTURED, "currency": "usd", "customer_id": "c", "payment_method": "pm_card_visa", "confirm": True},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="same-key-pay",
+    ).json()
+    path = f"/api/v1/payments/{payment['id']}/refunds/"
+    clients = [client_for(shop.user) for _ in range(8)]
+
+    responses = run_in_threads(
+        [lambda c=c: c.post(path, {"amount": PART}, format="json", HTTP_IDEMPOTENCY_KEY="one-refund") for c in clients]
+    )
+
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {201, 409}, statuses  # 409: the first was still running when one came (key in use)
+    created = [r.json() for r in responses if r.status_code == 201]
+    assert created
+    assert all(body == created[0] for body in created)  # every 201 is the one refund, replayed
+    for busy in (r for r in responses if r.status_code == 409):
+        assert busy.json()["error"]["code"] == "idempotency_key_in_use"
+    assert Refund.objects.filter(payment__public_id=payment["id"]).count() == 1
+    assert shop.post(path, {"amount": PART}, format="json", HTTP_IDEMPOTENCY_KEY="one-refund").json() == created[0]
