@@ -26,13 +26,13 @@ from typing import Any
 
 import stripe
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from config.api.parsers import unstorable
-from config.rows import insert
+from config.rows import insert, update_row
 from config.tasks import publish, publish_debounced, registered
 from gateways import stripe_gateway
 from gateways.stripe import StripeGateway
@@ -319,7 +319,9 @@ def _process(
             row.attempts += 1
             row.last_error = ""
             row.processed_at = timezone.now()
-            row.save(update_fields=OUTCOME_FIELDS)  # not the (encrypted, unchanged) body again
+            # Not the (encrypted, unchanged) body again; its UPDATE compiled once (`config.rows`): no signals listen.
+            if update_row(row, OUTCOME_FIELDS, where={"id": row.pk}) == 0:
+                raise DatabaseError("Save with update_fields did not affect any rows.")  # as save() says of a row gone
     except WebhookEvent.DoesNotExist:
         raise
     except Exception as exc:

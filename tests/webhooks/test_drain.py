@@ -12,8 +12,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
-from django.db import connections
-from django.db.models.signals import post_save
+from django.db import connection, connections
 from django.utils import timezone
 
 from refunds.models import Refund
@@ -216,19 +215,22 @@ def test_the_guard_stands_while_the_drain_works_so_a_commit_meanwhile_is_drained
     _stored(django_capture_on_commit_callbacks, first_event)
     assert [task.name for task in broker_queue("webhooks")] == [DRAIN]
 
-    def another_delivery_arrives_meanwhile(sender, instance, created, **kwargs):
+    arrived = []
+
+    def another_delivery_arrives_meanwhile(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
         # the drain saving the first event's outcome: another delivery commits at that moment
-        if instance.stripe_id == first_event["id"] and not WebhookEvent.objects.filter(stripe_id=later_event["id"]):
+        if sql.startswith('UPDATE "webhooks_webhookevent"') and not arrived:
+            arrived.append(True)
             _stored(django_capture_on_commit_callbacks, later_event)
+        return result
 
-    post_save.connect(another_delivery_arrives_meanwhile, sender=WebhookEvent)
-    try:
-        # when the drain runs (its delay over) and another event commits while it processes the first
-        wait_until_due(broker_queue("webhooks")[0].eta)
+    # when the drain runs (its delay over) and another event commits while it processes the first
+    wait_until_due(broker_queue("webhooks")[0].eta)
+    with connection.execute_wrapper(another_delivery_arrives_meanwhile):
         drained = drain_received_events()
-    finally:
-        post_save.disconnect(another_delivery_arrives_meanwhile, sender=WebhookEvent)
 
+    assert arrived
     # then that commit found the guard and sent nothing: the running drain applied both, then cleared it
     assert drained == 2
     assert [task.name for task in broker_queue("webhooks")] == [DRAIN]  # only the first, already run here
