@@ -26,9 +26,10 @@ its primary key, at the flush. A deferred row of a model with `post_save` receiv
 (they expect the row); elsewhere (SQLite) the rows are written one by one at the flush.
 
 `insert_row(obj, on_conflict=…)` is `INSERT … ON CONFLICT DO NOTHING`: a row that may find its unique key
-taken (an API request's idempotency key, stored with the answer). Deferred, it waits in the batch like the
-others (the statement then joins its members to one row, so one that inserts nothing empties no other), and
-`on_conflict` is called after the flush when it inserted nothing: it may raise, and the caller's transaction
+taken (an API request's idempotency key, stored with the answer); `update_row(…, on_miss=…)` an UPDATE that
+may match no row (a compare-and-set: `payments.saving`). Deferred, they wait in the batch like the others
+(the statement then joins its members to one row, so one that writes nothing empties no other), and the
+callback is called after the flush when nothing was written: it may raise, and the caller's transaction
 ends with that error (the batch's other rows were written in the same statement: the rollback takes them).
 """
 
@@ -101,12 +102,30 @@ def _cache_batch_statements() -> None:
 _cache_batch_statements()
 
 
+class _Matched:
+    """Where a checked deferred UPDATE (`update_row(on_miss=…)`) gets its row's key back: None, it matched none."""
+
+    def __init__(self, model: type[Model]) -> None:
+        self.model = model
+        setattr(self, model._meta.pk.attname, None)
+
+    @property
+    def pk(self) -> Any:
+        return getattr(self, self.model._meta.pk.attname)
+
+
 @dataclass(frozen=True)
 class _Row:
-    obj: Model
+    obj: Model | _Matched
     plan: _Insert | _Update
     values: list[Any]
-    on_conflict: Callable[[], None] | None = None  # an INSERT … ON CONFLICT DO NOTHING: called when it inserted nothing
+    # Called when the statement wrote nothing (no key came back): an INSERT … ON CONFLICT DO NOTHING that found
+    # its key taken, an UPDATE that matched no row.
+    if_none: Callable[[], None] | None = None
+
+    @property
+    def model(self) -> type[Model]:
+        return self.obj.model if isinstance(self.obj, _Matched) else type(self.obj)
 
 
 @dataclass
@@ -126,13 +145,13 @@ class _Batch:
         if len(rows) == 1 or self.connection.vendor != "postgresql":  # no WITH of INSERTs elsewhere (SQLite)
             for row in rows:
                 _execute(self.connection, self.using, row.obj, row.plan.sql, row.values, row.plan.returning)
-                _check_inserted(row)
+                _check_written(row)
             return
         members = ", ".join(f"r{n} AS ({row.plan.sql})" for n, row in enumerate(rows))
         reading = [f"r{n}" for n, row in enumerate(rows) if row.plan.returning]
         columns = ", ".join(f"{name}.*" for name in reading) or "1"
-        if any(row.on_conflict is not None for row in rows):
-            # A member that may insert nothing must not empty the answer: each member joined to one row, left.
+        if any(row.if_none is not None for row in rows):
+            # A member that may write nothing must not empty the answer: each member joined to one row, left.
             sources = "(SELECT 1) AS one" + "".join(f" LEFT JOIN {name} ON true" for name in reading)
         else:
             sources = ", ".join(reading)
@@ -146,13 +165,13 @@ class _Batch:
         for obj, column, value in zip(targets, returning, read, strict=True):
             setattr(obj, column.attname, value)
         for row in rows:
-            _check_inserted(row)
+            _check_written(row)
 
 
-def _check_inserted(row: _Row) -> None:
-    """Call the row's `on_conflict` when its `INSERT … ON CONFLICT DO NOTHING` inserted nothing (no primary key)."""
-    if row.on_conflict is not None and row.obj.pk is None:
-        row.on_conflict()
+def _check_written(row: _Row) -> None:
+    """Call the row's `if_none` when its statement wrote nothing (no key came back)."""
+    if row.if_none is not None and row.obj.pk is None:
+        row.if_none()
 
 
 _batches: "weakref.WeakKeyDictionary[BaseDatabaseWrapper, _Batch]" = weakref.WeakKeyDictionary()
@@ -241,7 +260,7 @@ def insert_row(
                 batch.rows.append(row)
             else:
                 _execute(connection, using, obj, plan.sql, values, plan.returning)
-                _check_inserted(row)
+                _check_written(row)
     obj._state.adding = False
     obj._state.db = using
     return obj
@@ -274,12 +293,17 @@ def _insert_values(obj: Model, plan: _Insert, connection: BaseDatabaseWrapper) -
 
 
 def _execute(
-    connection: BaseDatabaseWrapper, using: str, obj: Model, sql: str, values: list[Any], returning: tuple[Field, ...]
+    connection: BaseDatabaseWrapper,
+    using: str,
+    obj: Model | _Matched,
+    sql: str,
+    values: list[Any],
+    returning: tuple[Field, ...],
 ) -> None:
     with transaction.mark_for_rollback_on_error(using=using), connection.cursor() as cursor:
         cursor.execute(sql, values)
         row = cursor.fetchone() if returning else ()
-    if row is None:  # an INSERT … ON CONFLICT DO NOTHING that inserted nothing: the key stays None
+    if row is None:  # an INSERT … ON CONFLICT DO NOTHING or a checked UPDATE that wrote nothing: the key stays None
         return
     for column, value in zip(returning, row, strict=True):
         setattr(obj, column.attname, value)
@@ -292,6 +316,7 @@ def update_row(
     where: Mapping[str, Any],
     using: str = DEFAULT_DB_ALIAS,
     deferred: bool = False,
+    on_miss: Callable[[], None] | None = None,
 ) -> int | None:
     """UPDATE `fields` of `obj`'s row where each column of `where` equals its value; the number of rows matched.
 
@@ -302,6 +327,9 @@ def update_row(
     the table as it was before the batch, so it must not touch a row the same batch inserts; a second
     deferred UPDATE of the same table first writes the waiting rows (PostgreSQL applies only one of two
     changes a WITH makes to one row).
+    `on_miss`: called when the UPDATE matches no row (a compare-and-set that lost): at once, or, deferred,
+    when the batch's statement has run (`UPDATE … RETURNING` its key; it may raise, and then the caller's
+    transaction must end with that error: the batch's other rows went in the same statement).
     """
     if any(value is None for value in where.values()):
         raise ValueError("update_row matches with '=': a None in `where` would match nothing")
@@ -316,13 +344,27 @@ def update_row(
     values += [field.get_db_prep_value(where[field.name], connection=connection) for field in plan.where]
     batch = _batches.get(connection) if deferred else None
     if batch is not None:
-        if any(isinstance(row.plan, _Update) and type(row.obj) is model for row in batch.rows):
+        if any(isinstance(row.plan, _Update) and row.model is model for row in batch.rows):
             batch.flush()  # two UPDATEs of one table never share a WITH: of one row, only one would take effect
-        batch.rows.append(_Row(obj, plan, values))
+        if on_miss is None:
+            batch.rows.append(_Row(obj, plan, values))
+        else:
+            batch.rows.append(_Row(_Matched(model), _returning_key(plan, model, using), values, if_none=on_miss))
         return None
     with transaction.mark_for_rollback_on_error(using=using), connection.cursor() as cursor:
         cursor.execute(plan.sql, values)
-        return int(cursor.rowcount)
+        matched = int(cursor.rowcount)
+    if matched == 0 and on_miss is not None:
+        on_miss()
+    return matched
+
+
+@cache
+def _returning_key(plan: _Update, model: type[Model], using: str) -> _Update:
+    """The plan's UPDATE with `RETURNING` the row's key: a WITH member tells whether it matched a row."""
+    pk = model._meta.pk
+    column = connections[using].ops.quote_name(pk.column)
+    return _Update(sql=f"{plan.sql} RETURNING {column}", fields=plan.fields, where=plan.where, returning=(pk,))
 
 
 def _insert_plan(model: type[Model], using: str) -> _Insert | None:

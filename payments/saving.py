@@ -9,8 +9,9 @@ again to be changed: `remember_as_committed` keeps the committed copy, and the n
 conditional UPDATE that only matches while the row is still that copy (same `updated_at`, status and
 recorded operation; every write of a payment sets `updated_at`). The UPDATE takes the row lock, so
 from then on the transaction holds the row exactly as if it had locked it first. When something
-else changed the row meanwhile (a webhook, a worker, staff), the save raises `PaymentChanged` before
-writing anything and the caller takes the locking path.
+else changed the row meanwhile (a webhook, a worker, staff), the save raises `PaymentChanged` (inside
+`batched()`, where the batch's statement runs, before any other statement) and the caller rolls its
+transaction back and takes the locking path.
 
 The money path writes a payment on every request, so these writes go through `config.rows` (SQL
 compiled once per shape) instead of `save()`; what `save()` would add is done here: the blind indexes
@@ -93,14 +94,23 @@ def payment_save(payment: Payment, fields: Iterable[str]) -> Payment:
 
 
 def _save_if_unchanged(payment: Payment, old: Payment, update_fields: list[str]) -> None:
-    """UPDATE the fields where the row is still `old` (one statement, which locks the row), or raise `PaymentChanged`.
+    """UPDATE the fields where the row is still `old` (it locks the row), or raise `PaymentChanged`.
 
-    :raises PaymentChanged: the row was changed since it was committed; nothing was written.
+    Inside `batched()` the UPDATE goes with the batch's statement (the audit entry, history row, event and
+    the API answer written after it: the second transaction of a create is one statement) and the miss is
+    raised there, at the next statement or the block's end, before anything else reads the row.
+
+    :raises PaymentChanged: the row was changed since it was committed. The caller's transaction must end
+        with it (rolled back: what the batch wrote beside the UPDATE goes with it).
     """
     where = {"id": payment.pk, "updated_at": old.updated_at, "status": old.status}
     where["pending_operation"] = old.pending_operation
-    if not update_row(payment, _concrete(update_fields), where=where):  # `updated_at` takes the time now, as save()
-        raise PaymentChanged()
+    # `updated_at` takes the time now, as save()
+    update_row(payment, _concrete(update_fields), where=where, deferred=True, on_miss=_changed)
+
+
+def _changed() -> None:
+    raise PaymentChanged()
 
 
 def _concrete(names: list[str]) -> list[str]:

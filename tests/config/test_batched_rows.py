@@ -280,3 +280,52 @@ def test_a_conflict_checked_insert_outside_a_batch_runs_at_once():
     assert second.pk is None
     assert conflicts == ["second"]
     assert IdempotencyKey.objects.get(client=client, key="k").fingerprint == "one"
+
+
+def test_a_checked_deferred_update_that_matches_no_row_is_told_after_the_batch(on_postgres):
+    client = UserFactory()
+    payment = PaymentFactory(client=client, description="as read")
+    Payment.objects.filter(pk=payment.pk).update(description="changed meanwhile")
+    misses = []
+    payment.description = "ours"
+    with CaptureQueriesContext(connection) as captured, transaction.atomic(), batched():
+        update_row(
+            payment,
+            ["description"],
+            where={"id": payment.pk, "description": "as read"},
+            deferred=True,
+            on_miss=lambda: misses.append("missed"),
+        )
+        beside = insert(_event(client, "pay_beside"), deferred=True)
+        assert misses == []  # nothing run yet
+
+    assert misses == ["missed"]
+    assert len(_statements(captured)) == (1 if on_postgres else 2)
+    assert Payment.objects.get(pk=payment.pk).description == "changed meanwhile"  # the check held
+    assert Event.objects.filter(pk=beside.pk).exists()  # the caller chose to commit: the rest was written
+    assert payment.pk is not None  # the object's own key untouched by the check
+
+
+def test_a_checked_deferred_update_that_matches_writes_and_says_nothing():
+    payment = PaymentFactory(description="as read")
+    payment.description = "ours"
+    with transaction.atomic(), batched():
+        update_row(
+            payment, ["description"], where={"id": payment.pk, "description": "as read"}, deferred=True, on_miss=_never
+        )
+
+    assert Payment.objects.get(pk=payment.pk).description == "ours"
+
+
+def test_a_checked_update_outside_a_batch_runs_at_once():
+    payment = PaymentFactory(description="as read")
+    misses = []
+    payment.description = "ours"
+    where = {"id": payment.pk, "description": "as read"}
+    assert update_row(payment, ["description"], where=where, on_miss=lambda: misses.append(1)) == 1
+    assert update_row(payment, ["description"], where=where, on_miss=lambda: misses.append(2)) == 0
+    assert misses == [2]
+
+
+def _never() -> None:
+    raise AssertionError("the UPDATE matched its row")
