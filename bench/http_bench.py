@@ -27,7 +27,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,12 +138,32 @@ def process(args: list[str], *, env: dict[str, str], log: Path) -> Iterator[subp
 
 
 @contextmanager
-def gunicorn(port: int, *, threads: int, extra_env: dict[str, str], workdir: Path) -> Iterator[None]:
-    args = [str(BIN / "gunicorn"), "config.wsgi", "-k", "gthread", "-w", str(WORKERS), "--threads", str(threads)]
-    args += ["-b", f"127.0.0.1:{port}", "--access-logfile", "-", "--log-level", "warning"]
-    with process(args, env={**ENV, **extra_env}, log=workdir / f"gunicorn-{port}.log"):
-        _wait_http(f"http://127.0.0.1:{port}/health/live")
+def gunicorn(ports: list[int], *, threads: int, extra_env: dict[str, str], workdir: Path) -> Iterator[None]:
+    """BENCH_WORKERS gthread workers of `threads` threads: one gunicorn master with one worker per port.
+
+    wrk's keep-alive connections stay with the worker that accepted them, and the workers of one master
+    accept them as they race for them: 8 connections split 4-4 in about a quarter of the runs, 6-2 or
+    worse in a third, and a worker with 6 connections for 4 threads makes 2 wait (with a gateway's 300 ms,
+    p50 went from 330 to 640 ms from one run to the next). One port per worker, each wrk thread on its own
+    port (`_headers`), gives each worker the same connections, as a load balancer spreading them would.
+    """
+    with ExitStack() as stack:
+        for port in ports:
+            args = [str(BIN / "gunicorn"), "config.wsgi", "-k", "gthread", "-w", "1", "--threads", str(threads)]
+            args += ["-b", f"127.0.0.1:{port}", "--access-logfile", "-", "--log-level", "warning"]
+            stack.enter_context(process(args, env={**ENV, **extra_env}, log=workdir / f"gunicorn-{port}.log"))
+        for port in ports:
+            _wait_http(f"http://127.0.0.1:{port}/health/live")
         yield
+
+
+def worker_ports() -> list[int]:
+    """A free port for each gunicorn worker, all different."""
+    ports: list[int] = []
+    while len(ports) < WORKERS:
+        if (port := _free_port()) not in ports:
+            ports.append(port)
+    return ports
 
 
 def queue_length() -> int:
@@ -190,7 +210,8 @@ def cpu_by_group() -> dict[str, float]:
 
 
 def run_wrk(url: str, script: Path | None, *, seconds: int = SECONDS) -> dict[str, Any]:
-    args = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    # One wrk thread per gunicorn worker, each on that worker's port (`_headers`): CONNECTIONS spread evenly.
+    args = ["wrk", f"-t{WORKERS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
     if script:
         args += ["-s", str(script)]
     output = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout  # noqa: S603
@@ -224,11 +245,11 @@ def combined(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def warm_up(url: str, workdir: Path, auth: str) -> None:
+def warm_up(url: str, workdir: Path, auth: str, ports: list[int]) -> None:
     """Run the floor, unmeasured, until two rounds in a row agree within 10%: a fresh gunicorn is cold (imports,
     each thread's first connection) and the worker starting beside it takes the same cores for a few seconds."""
     script = workdir / "warm.lua"
-    script.write_text(_headers(auth))
+    script.write_text(_headers(auth, ports))
     last = 0.0
     for _round in range(10):
         rps = run_wrk(url, script, seconds=2)["rps"]
@@ -452,7 +473,8 @@ end
     only = [part for part in os.environ.get("BENCH_ONLY", "").split(",") if part]
     if only:  # the floor always runs: every figure is quoted against it
         scenarios = [s for i, s in enumerate(scenarios) if i == 0 or any(part in s.name for part in only)]
-    port = _free_port()
+    ports = worker_ports()
+    port = ports[0]
     results: list[Result] = []
     worker_args = [str(BIN / "celery"), "-A", "config", "worker", "-l", "WARNING", "-P", "threads", "-c", "4"]
     worker_args += ["-Q", ",".join(QUEUES), "--without-mingle", "--without-gossip", "--without-heartbeat"]
@@ -461,25 +483,25 @@ end
         latency_runs(create_confirm, workdir=workdir, auth=auth, worker_args=worker_args)
         return
     print(
-        f"gunicorn {WORKERS}x{THREADS} gthread, wrk -t2 -c{CONNECTIONS} -d{SECONDS}s, "
+        f"gunicorn {WORKERS}x{THREADS} gthread (a port each), wrk -t{WORKERS} -c{CONNECTIONS} -d{SECONDS}s, "
         f"CONN_MAX_AGE={settings.DATABASES['default'].get('CONN_MAX_AGE')}, "
         f"pool={settings.DATABASES['default'].get('OPTIONS', {}).get('pool', False)}, fsync on, simulator gateway",
         flush=True,
     )
     with (
         process(worker_args, env=ENV, log=workdir / "worker.log"),
-        gunicorn(port, threads=THREADS, extra_env={}, workdir=workdir),
+        gunicorn(ports, threads=THREADS, extra_env={}, workdir=workdir),
     ):
         floor_url = f"http://127.0.0.1:{port}/bench/floor/"
-        warm_up(floor_url, workdir, auth)
+        warm_up(floor_url, workdir, auth, ports)
         floor_script = workdir / "floor.lua"
-        floor_script.write_text(_headers(auth))
+        floor_script.write_text(_headers(auth, ports))
         floor_rounds: list[dict[str, Any]] = []
         floor_cpu = dict.fromkeys(CPU_GROUPS, 0.0)
         measured: list[tuple[Scenario, list[dict[str, Any]], list[dict[str, Any]], dict[str, float], float]] = []
         for scenario in scenarios[1:]:
             script = workdir / "scenario.lua"
-            script.write_text(_headers(auth) + scenario.lua)
+            script.write_text(_headers(auth, ports) + scenario.lua)
             rounds: list[dict[str, Any]] = []
             beside: list[dict[str, Any]] = []
             cpu_seconds = dict.fromkeys(CPU_GROUPS, 0.0)
@@ -543,16 +565,17 @@ def latency_runs(create_confirm: Scenario, *, workdir: Path, auth: str, worker_a
     )
     print("|---|---|---|---|---|---|---|---|")
     script = workdir / "latency.lua"
-    script.write_text(_headers(auth) + create_confirm.lua)
     for threads in [int(n) for n in os.environ.get("BENCH_LATENCY_THREADS", "4,16,32,64").split(",")]:
         CONNECTIONS = WORKERS * threads
-        port = _free_port()
+        ports = worker_ports()
+        port = ports[0]
+        script.write_text(_headers(auth, ports) + create_confirm.lua)
         latency_env = {"SIMULATOR_LATENCY_MS": "300"}
         with (
             process(worker_args, env={**ENV, **latency_env}, log=workdir / f"worker-{threads}.log"),
-            gunicorn(port, threads=threads, extra_env=latency_env, workdir=workdir),
+            gunicorn(ports, threads=threads, extra_env=latency_env, workdir=workdir),
         ):
-            warm_up(f"http://127.0.0.1:{port}/bench/floor/", workdir, auth)  # every thread's first connection
+            warm_up(f"http://127.0.0.1:{port}/bench/floor/", workdir, auth, ports)  # every thread's first connection
             # Unmeasured, the scenario itself: each thread's connection has its statements prepared (psycopg
             # prepares one after its fifth run) and each new PostgreSQL backend its caches filled.
             run_wrk(f"http://127.0.0.1:{port}/api/v1/payments/", script, seconds=LATENCY_WARM_SECONDS)
@@ -569,14 +592,19 @@ def latency_runs(create_confirm: Scenario, *, workdir: Path, auth: str, worker_a
         )
 
 
-def _headers(auth: str) -> str:
-    """Auth and JSON headers, and a `prefix` unique to each wrk thread and run (for Idempotency-Keys)."""
+def _headers(auth: str, ports: list[int]) -> str:
+    """Auth and JSON headers, a `prefix` unique to each wrk thread and run (for Idempotency-Keys), and each
+    wrk thread's connections on one gunicorn worker's port, in turn (`gunicorn`)."""
     return (
         f'wrk.headers["Authorization"] = "{auth}"\n'
         'wrk.headers["Content-Type"] = "application/json"\n'
         "local made = 0\n"
         "local threads = {}\n"
-        'setup = function(thread) made = made + 1; thread:set("tid", made); table.insert(threads, thread) end\n'
+        f"local ports = {{{', '.join(f'{chr(34)}{port}{chr(34)}' for port in ports)}}}\n"
+        "setup = function(thread)\n"
+        '  made = made + 1; thread:set("tid", made); table.insert(threads, thread)\n'
+        '  thread.addr = wrk.lookup("127.0.0.1", ports[((made - 1) % #ports) + 1])[1]\n'
+        "end\n"
         # letters between the numbers: digit runs joined by dashes would look like a card number (and be refused)
         'init = function(args) prefix = "t" .. tostring(tid) .. "s" .. tostring(os.time()); codes = {} end\n'
         "response = function(status, headers, body)\n"
