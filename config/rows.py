@@ -12,7 +12,8 @@ per database vendor, then only prepare the values as `save()` does (each field's
 - `insert_row(obj)` and `update_row(obj, fields, where)` write without signals and without the
   model's `save()`: for a caller that does itself what those would do (`payments.saving`).
 - `lock_row(model, pk)` reads one row as `select_for_update(of=("self",)).get(pk=pk)` does (the
-  same SQL, the fields' converters: JSON, the encrypted fields), compiled once per vendor.
+  same SQL, the fields' converters: JSON, the encrypted fields), compiled once per vendor;
+  `lock_row_where(model, {column: value, …})` the same by other columns (a unique key).
 
 Django's compiled insert is used for what a plan does not cover: a database default the object
 overrides, a field with its own placeholder, inherited models, a backend without `INSERT … RETURNING`.
@@ -72,6 +73,8 @@ class _Read:
     sql: str
     attnames: tuple[str, ...]  # the selected columns' attributes, in order (what `Model.from_db` takes)
     converters: tuple[tuple[int, tuple[Callable[..., Any], ...], Any], ...]  # (position, converters, expression)
+    order: tuple[int, ...] = (0,)  # the SQL's parameters: for each, which of the matched columns' values
+    prepare: Mapping[str, Callable[[Any, Any], Any]] = field(default_factory=dict)  # a value as the column takes it
 
 
 M = TypeVar("M", bound=Model)
@@ -435,8 +438,8 @@ def _update_plan(model: type[Model], names: tuple[str, ...], where: tuple[str, .
     return _Update(sql=f"UPDATE {quote(meta.db_table)} SET {sets} WHERE {conditions}", fields=fields, where=keys)  # noqa: S608
 
 
-_reads: dict[tuple[type[Model], str, bool], _Read] = {}
-_STAND_IN = 987_654_321_012  # the primary key the plan is compiled with: found once among the parameters
+_reads: dict[tuple[type[Model], str, bool, tuple[str, ...]], _Read] = {}
+_STAND_IN = 987_654_321_012  # the value a plan is compiled with: found once among the parameters
 
 
 def lock_row(model: type[M], pk: Any, *, using: str = DEFAULT_DB_ALIAS, skip_locked: bool = False) -> M:
@@ -445,15 +448,29 @@ def lock_row(model: type[M], pk: Any, *, using: str = DEFAULT_DB_ALIAS, skip_loc
     :raises TransactionManagementError: outside a transaction, as `select_for_update` raises.
     :raises model.DoesNotExist: no such row (with `skip_locked`, also: another transaction holds it).
     """
+    return lock_row_where(model, {"pk": pk}, using=using, skip_locked=skip_locked)
+
+
+def lock_row_where(
+    model: type[M], where: Mapping[str, Any], *, using: str = DEFAULT_DB_ALIAS, skip_locked: bool = False
+) -> M:
+    """`lock_row` of the one row whose columns equal `where`'s values (a unique key: the payment's public id and
+    its client, say), compiled once per model, vendor and column names.
+
+    :raises TransactionManagementError: outside a transaction, as `select_for_update` raises.
+    :raises model.DoesNotExist: no such row (with `skip_locked`, also: another transaction holds it).
+    """
     connection = connections[using]
     if connection.get_autocommit():
         raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
-    key = (model, connection.vendor, skip_locked)
+    names = tuple(where)
+    key = (model, connection.vendor, skip_locked, names)
     plan = _reads.get(key)
     if plan is None:
-        plan = _reads[key] = _read_plan(model, using, skip_locked)  # a race compiles it twice: one kept
+        plan = _reads[key] = _read_plan(model, using, skip_locked, names)  # a race compiles it twice: one kept
+    params = [plan.prepare[name](where[name], connection) for name in names]
     with connection.cursor() as cursor:
-        cursor.execute(plan.sql, [model._meta.pk.get_db_prep_value(pk, connection=connection)])
+        cursor.execute(plan.sql, [params[position] for position in plan.order])
         rows = cursor.fetchall()
     if not rows:
         raise model.DoesNotExist(f"{model._meta.object_name} matching query does not exist.")  # type: ignore[attr-defined]
@@ -466,17 +483,36 @@ def lock_row(model: type[M], pk: Any, *, using: str = DEFAULT_DB_ALIAS, skip_loc
     return model.from_db(using, plan.attnames, values)
 
 
-def _read_plan(model: type[Model], using: str, skip_locked: bool) -> _Read:
+def _read_plan(model: type[Model], using: str, skip_locked: bool, names: tuple[str, ...]) -> _Read:
+    fields = [model._meta.pk if name == "pk" else model._meta.get_field(name) for name in names]
+    if not all(isinstance(field, Field) and field.concrete for field in fields):
+        raise ValueError(f"lock_row_where({model.__name__}) matches plain columns only: {names}")
+    stand_ins = [_stand_in(field, n) for n, field in enumerate(fields)]  # type: ignore[arg-type]
     manager = model._default_manager.using(using)
-    queryset = manager.select_for_update(of=("self",), skip_locked=skip_locked).filter(pk=_STAND_IN).order_by()
+    lookups = {field.attname: stand_in for field, stand_in in zip(fields, stand_ins, strict=True)}  # type: ignore[union-attr]
+    queryset = manager.select_for_update(of=("self",), skip_locked=skip_locked).filter(**lookups).order_by()
     compiler = queryset.query.get_compiler(using=using)
     sql, params = compiler.as_sql()
-    if list(params) != [_STAND_IN]:
-        raise DatabaseError(f"lock_row({model.__name__}): the query has parameters besides the primary key")
+    # Each parameter is one of the stand-ins, each stand-in one parameter: the plan binds `where`'s values there.
+    order = [stand_ins.index(param) if param in stand_ins else -1 for param in params]
+    if -1 in order or sorted(order) != list(range(len(names))):
+        raise DatabaseError(f"lock_row_where({model.__name__}): the query's parameters are not those of {names}")
     expressions = [column[0] for column in compiler.select]
     attnames = tuple(expression.target.attname for expression in expressions)
     converters = tuple(
         (position, tuple(found), expression)
         for position, (found, expression) in compiler.get_converters(expressions).items()
     )
-    return _Read(sql=sql, attnames=attnames, converters=converters)
+    prepare = {
+        name: (lambda value, conn, column=column: column.get_db_prep_value(value, connection=conn))
+        for name, column in zip(names, fields, strict=True)
+    }
+    return _Read(sql=sql, attnames=attnames, converters=converters, order=tuple(order), prepare=prepare)
+
+
+def _stand_in(field: Field, n: int) -> Any:
+    """A value of the field's type no real row holds, different for each column (to find it among the parameters)."""
+    target = field.target_field if field.is_relation else field  # type: ignore[attr-defined]
+    if isinstance(target, (models.CharField, models.TextField)):
+        return f"stand-in-{n}-{_STAND_IN}"
+    return _STAND_IN + n

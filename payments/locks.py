@@ -1,9 +1,10 @@
 """Row locks, taken one way everywhere: `select_for_update(of=("self",))`, evaluated at once."""
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from accounts.models import User
-from config.rows import lock_row
+from config.rows import lock_row, lock_row_where
 from payments.models import IdempotencyKey, Payment
 from payments.saving import remember_as_locked
 
@@ -15,6 +16,25 @@ def lock_payment(payment_id: int) -> Payment:
     of it is kept as the old side of the audit log entry of the next `payment_save`.
     """
     return remember_as_locked(lock_row(Payment, payment_id))  # select_for_update(of=("self",)).get(pk=…)
+
+
+@dataclass(frozen=True)
+class PaymentOf:
+    """A payment named by its public id, and the API client it must belong to (None: any, as for finance)."""
+
+    public_id: str
+    client_id: int | None
+
+
+def lock_payment_of(payment: PaymentOf) -> Payment:
+    """`lock_payment` of the payment `payment` names: found and locked in one statement (no read of its id first).
+
+    :raises Payment.DoesNotExist: no such payment, or not that client's (no row of another client is locked).
+    """
+    where: dict[str, object] = {"public_id": payment.public_id}
+    if payment.client_id is not None:
+        where["client"] = payment.client_id
+    return remember_as_locked(lock_row_where(Payment, where))
 
 
 def lock_payments(payment_ids: Iterable[int]) -> dict[int, Payment]:

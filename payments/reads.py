@@ -136,22 +136,6 @@ def payment_row(*, client: User, public_id: str) -> tuple[Any, ...]:
     return rows[0]
 
 
-def payment_key(*, client: User, public_id: str) -> int:
-    """The primary key of a payment the client may see (finance clients any, a storefront its own).
-
-    :raises NotFound: no such payment for this client (another client's payment is 404, never 403).
-    """
-    sql = f"SELECT {_PAYMENT['id']} FROM {PAYMENT_TABLE} WHERE {_PAYMENT['public_id']} = %s"  # noqa: S608
-    params: list[Any] = [public_id]
-    if client.api_role != ApiRole.FINANCE:
-        sql += f" AND {_PAYMENT['client']} = %s"
-        params.append(client.pk)
-    rows = fetch_rows(sql, params)
-    if not rows:
-        raise NotFound()
-    return int(rows[0][0])
-
-
 def payment_rows(*, client: User, filters: dict[str, Any]) -> RowQuery:
     """The payments a client may list, newest first, narrowed by the list's validated filters.
 

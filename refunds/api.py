@@ -5,18 +5,22 @@ from typing import Any
 import django_filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.models import ApiRole
 from config.api import schema as openapi
 from config.api.fields import StrictIntegerField
 from config.api.pagination import PAGE_PARAMS, known_params
 from config.api.permissions import IsApiClient, request_client
 from config.api.serializers import StrictSerializer
 from payments.api import METADATA_SCHEMA, body_of, list_filters, validate_metadata
-from payments.idempotency import run_idempotent_service
+from payments.idempotency import KeyClaim, run_idempotent_service
+from payments.locks import PaymentOf
+from payments.models import Payment
 from payments.money import MAX_AMOUNT
-from payments.reads import RowCursorPagination, RowQuery, payment_key, payment_row
+from payments.reads import RowCursorPagination, RowQuery, payment_row
 from refunds import reads, selectors, services
 from refunds.models import Refund, RefundReason
 from refunds.rendering import render_refund
@@ -128,14 +132,18 @@ class PaymentRefundViewSet(viewsets.GenericViewSet):
 
     def create(self, request: Request, payment_id: str) -> Response:
         client = request_client(request)
-        payment = payment_key(client=client, public_id=payment_id)  # 404 unless the client may refund it
         data = body_of(request, RefundCreateSerializer)
+        # Found by its lock, in the refund's transaction: 404 unless the client may refund it (finance: any).
+        payment = PaymentOf(payment_id, None if client.api_role == ApiRole.FINANCE else client.pk)
+
+        def refund(claim: KeyClaim[Refund] | None) -> Refund:
+            try:
+                return services.refund_create(payment_id=payment, requested_by=client, claim=claim, **data)
+            except Payment.DoesNotExist as exc:
+                raise NotFound() from exc
 
         return run_idempotent_service(
-            request,
-            required=True,
-            service=lambda claim: services.refund_create(payment_id=payment, requested_by=client, claim=claim, **data),
-            render=lambda refund: (201, render_refund(refund)),
+            request, required=True, service=refund, render=lambda refund: (201, render_refund(refund))
         )
 
     def list(self, request: Request, payment_id: str) -> Response:

@@ -16,7 +16,7 @@ from gateways.base import RefundResult
 from payments import states as payment_states
 from payments.errors import AmountTooLarge, PaymentUnexpectedState
 from payments.idempotency import KeyClaim
-from payments.locks import lock_payment
+from payments.locks import PaymentOf, lock_payment, lock_payment_of
 from payments.models import ChangeSource
 from payments.money import format_amount
 from refunds.models import Refund
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 def refund_create(
     *,
-    payment_id: int,
+    payment_id: int | PaymentOf,
     requested_by: User | None,
     amount: int | None = None,
     reason: str = "",
@@ -45,16 +45,22 @@ def refund_create(
     An API request passes its `claim`: the request's key is stored, answered, in the refund's own
     transaction (`KeyClaim.answer`), so the refund and its key commit once, together.
 
+    `payment_id` may name the payment by its public id and client (`PaymentOf`, an API request's): it is then
+    found by its lock, in the refund's transaction, with no read before.
+
+    :raises Payment.DoesNotExist: (`PaymentOf`) no such payment for that client; nothing was written.
     :raises PaymentUnexpectedState: the payment is not `succeeded` or `partially_refunded`.
     :raises AmountTooLarge: more than what is left to refund, counting pending refunds.
     :raises KeyTaken: (with a claim) the key was used before; nothing was written.
     """
     if idempotency_key:
+        if isinstance(payment_id, PaymentOf):
+            raise TypeError("a service call's idempotency key goes with the payment's id")
         existing = Refund.objects.filter(payment_id=payment_id, idempotency_key=idempotency_key).first()
         if existing is not None:
             return existing
     with transaction.atomic(), batched():  # the refund's history row and event go in one statement
-        locked = lock_payment(payment_id)
+        locked = lock_payment_of(payment_id) if isinstance(payment_id, PaymentOf) else lock_payment(payment_id)
         if locked.status not in payment_states.REFUNDABLE:
             raise PaymentUnexpectedState(f"A payment in status {locked.status} cannot be refunded.")
         remaining = refundable_amount(locked)

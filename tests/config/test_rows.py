@@ -4,6 +4,7 @@
 import pytest
 from django.db import connection, transaction
 from django.db.models.signals import post_save, pre_save
+from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -215,3 +216,30 @@ def test_encrypted_and_integer_columns_go_through_their_fields():
     assert kinds["customer_email"] is None  # an encrypted TextField seals its value
     assert kinds["amount"] is None  # PostgreSQL's backend adapts integers
     assert kinds["currency"] is str
+
+
+def test_lock_row_where_reads_and_locks_the_row_its_columns_name_as_the_orm_does():
+    payment = PaymentFactory(customer_email="ann@example.com", metadata={"order": "A-1"})
+    where = {"public_id": payment.public_id, "client": payment.client_id}
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        ours = rows.lock_row_where(Payment, where)
+        theirs = Payment.objects.select_for_update(of=("self",)).get(public_id=payment.public_id, client=payment.client)
+
+    ours_sql, theirs_sql = (query["sql"] for query in queries.captured_queries)
+    assert ours_sql == theirs_sql.replace(" LIMIT 21", "")
+    assert "FOR UPDATE" in ours_sql
+    assert {f.attname: getattr(ours, f.attname) for f in Payment._meta.concrete_fields} == {
+        f.attname: getattr(theirs, f.attname) for f in Payment._meta.concrete_fields
+    }
+    assert ours.customer_email == "ann@example.com"  # decrypted, as the ORM reads it
+
+
+@pytest.mark.django_db(transaction=True)
+def test_lock_row_where_finds_nothing_for_another_client_and_refuses_outside_a_transaction():
+    payment = PaymentFactory()
+    other = PaymentFactory()
+
+    with transaction.atomic(), pytest.raises(Payment.DoesNotExist):
+        rows.lock_row_where(Payment, {"public_id": payment.public_id, "client": other.client_id})
+    with pytest.raises(TransactionManagementError):
+        rows.lock_row_where(Payment, {"public_id": payment.public_id})  # its lock would be gone at once

@@ -3,7 +3,7 @@
 import pytest
 
 from events.models import Event
-from payments.models import Payment
+from payments.models import IdempotencyKey, Payment
 from refunds.models import Refund
 from refunds.services import refund_submit
 
@@ -220,3 +220,22 @@ def test_refund_create_is_rate_limited_per_client(captured_payment, refund, sett
     statuses = [refund(payment["id"], amount=10).status_code for _ in range(3)]
 
     assert statuses == [201, 201, 429]
+
+
+def test_a_refund_of_another_clients_payment_is_404_and_writes_nothing_not_even_the_key(
+    captured_payment, refund, make_client
+):
+    """The payment is found by its lock in the refund's transaction: for another client no row matches (none is
+    locked), the request is 404 like any other, and its key is freed (a 4xx stores nothing)."""
+    payment = captured_payment(10_000)
+    other = make_client("storefront-c")
+    theirs = captured_payment(5_000, client=other)
+
+    response = refund(payment["id"], client=other, key="their-key", amount=100)
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "resource_missing"
+    assert Refund.objects.count() == 0
+    assert not IdempotencyKey.objects.filter(client=other.user, key="their-key").exists()
+    assert refund(theirs["id"], client=other, key="their-key", amount=100).status_code == 201  # the key is free
+    assert refund("pay_doesnotexist", client=other, amount=100).status_code == 404
