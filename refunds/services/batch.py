@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 
 from config.tasks import backoff_seconds, publish, publish_debounced, registered
 from gateways.base import Declined, Permanent, RefundResult, Retryable
+from payments.states import InvalidTransition
 from refunds.models import Refund
 from refunds.services.submit import (
     SUBMIT_TASK,
@@ -45,7 +46,7 @@ from refunds.services.submit import (
     submission_columns,
     submission_from_row,
 )
-from refunds.states import RefundStatus
+from refunds.states import InvalidRefundTransition, RefundStatus
 
 logger = logging.getLogger(__name__)
 
@@ -147,8 +148,9 @@ def _apply(answered: list[tuple[Submission, RefundResult | Declined | Permanent]
         return
     try:
         apply_answers(answered)
-    except (DatabaseError, ObjectDoesNotExist):
-        # Nothing of the batch was applied: each answer alone now, so one refund's trouble holds back no other.
+    except (DatabaseError, ObjectDoesNotExist, InvalidTransition, InvalidRefundTransition):
+        # Nothing of the batch was applied: each answer alone now, so one refund's trouble holds back no other
+        # (a state the machine refuses is raised again, at that refund, once the ones before it are applied).
         logger.warning("Refund answers not applied together; applying them one by one", exc_info=True)
         for submission, answer in answered:
             _settle(submission, answer)

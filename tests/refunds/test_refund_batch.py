@@ -18,6 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from events.models import Event
 from gateways.simulator import SimulatorGateway
 from payments.models import Payment
+from payments.states import InvalidTransition
 from refunds.models import Refund
 from refunds.selectors import refunds_stuck
 from refunds.services import refund_submit, refunds_submit_new
@@ -258,3 +259,23 @@ def test_a_call_failing_outside_the_gateway_errors_fails_the_run_after_the_other
     first.refresh_from_db()
     second.refresh_from_db()
     assert (first.status, first.attempts, second.status) == ("pending", 1, "succeeded")  # the sweep takes the first
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refund_whose_payment_refuses_the_change_fails_the_run_after_the_ones_before_it(
+    captured_payment, refund, simulator
+):
+    """As when the answers were applied one by one: the batch's transaction falls apart, the refunds before the
+    refused one are applied alone, and the run fails at it (it waits, pending, for the stuck sweep)."""
+    first, second = _pending_refunds(captured_payment, refund, 2)
+    # the second's payment moved meanwhile to a status a refund cannot succeed from (a row as staff might leave it)
+    Payment.objects.filter(pk=second.payment_id).update(status="requires_capture")
+
+    with pytest.raises(InvalidTransition):
+        refunds_submit_new()
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, second.status) == ("succeeded", "pending")
+    assert Payment.objects.get(pk=first.payment_id).amount_refunded == 700
+    assert Payment.objects.get(pk=second.payment_id).amount_refunded == 0
