@@ -73,8 +73,8 @@ class _Read:
     sql: str
     attnames: tuple[str, ...]  # the selected columns' attributes, in order (what `Model.from_db` takes)
     converters: tuple[tuple[int, tuple[Callable[..., Any], ...], Any], ...]  # (position, converters, expression)
-    order: tuple[int, ...] = (0,)  # the SQL's parameters: for each, which of the matched columns' values
-    prepare: Mapping[str, Callable[[Any, Any], Any]] = field(default_factory=dict)  # a value as the column takes it
+    order: tuple[int, ...]  # the SQL's parameters: for each, which of the matched columns' values
+    prepare: Mapping[str, Callable[[Any, Any], Any]]  # each matched column's value as the column takes it
 
 
 M = TypeVar("M", bound=Model)
@@ -511,8 +511,13 @@ def _read_plan(model: type[Model], using: str, skip_locked: bool, names: tuple[s
 
 
 def _stand_in(field: Field, n: int) -> Any:
-    """A value of the field's type no real row holds, different for each column (to find it among the parameters)."""
+    """A value of the field's type no real row holds, different for each column (to find it among the parameters).
+
+    :raises ValueError: a column neither text nor integer (a key of another type is not matched here).
+    """
     target = field.target_field if field.is_relation else field  # type: ignore[attr-defined]
     if isinstance(target, (models.CharField, models.TextField)):
         return f"stand-in-{n}-{_STAND_IN}"
-    return _STAND_IN + n
+    if isinstance(target, (models.IntegerField, models.AutoField)):  # the Big/Small variants included
+        return _STAND_IN + n
+    raise ValueError(f"lock_row_where matches text and integer columns only, not {field.name}")

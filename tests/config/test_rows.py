@@ -243,3 +243,10 @@ def test_lock_row_where_finds_nothing_for_another_client_and_refuses_outside_a_t
         rows.lock_row_where(Payment, {"public_id": payment.public_id, "client": other.client_id})
     with pytest.raises(TransactionManagementError):
         rows.lock_row_where(Payment, {"public_id": payment.public_id})  # its lock would be gone at once
+
+
+def test_lock_row_where_refuses_a_column_it_cannot_stand_in_for():
+    payment = PaymentFactory()
+
+    with transaction.atomic(), pytest.raises(ValueError, match="text and integer"):
+        rows.lock_row_where(Payment, {"created_at": payment.created_at})
