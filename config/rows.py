@@ -209,7 +209,7 @@ def batched(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
         del _batches[connection]
 
 
-_inserts: dict[tuple[type[Model], str], _Insert | None] = {}
+_inserts: dict[tuple[type[Model], str, bool], _Insert | None] = {}
 _updates: dict[tuple[type[Model], str, tuple[str, ...], tuple[str, ...]], _Update] = {}
 
 
@@ -244,9 +244,11 @@ def insert_row(
     """
     model = type(obj)
     connection = connections[using]
-    key = (model, connection.vendor)
+    # A row whose database-numbered key is already set (drawn from its sequence before) is inserted with it.
+    keyed = obj.pk is not None and isinstance(model._meta.pk, AutoFieldMixin)
+    key = (model, connection.vendor, keyed)
     if key not in _inserts:
-        _inserts[key] = _insert_plan(model, using)  # a race compiles it twice: the same plan, one kept
+        _inserts[key] = _insert_plan(model, using, keyed=keyed)  # a race compiles it twice: the same plan, one kept
     plan = _inserts[key]
     with transaction.mark_for_rollback_on_error(using=using):
         if plan is None or any(not isinstance(getattr(obj, f.attname), DatabaseDefault) for f in plan.defaulted):
@@ -347,8 +349,10 @@ def update_row(
     values += [field.get_db_prep_value(where[field.name], connection=connection) for field in plan.where]
     batch = _batches.get(connection) if deferred else None
     if batch is not None:
-        if any(isinstance(row.plan, _Update) and row.model is model for row in batch.rows):
-            batch.flush()  # two UPDATEs of one table never share a WITH: of one row, only one would take effect
+        if any(row.model is model for row in batch.rows):
+            # Two UPDATEs of one table never share a WITH (of one row, only one would take effect), nor does an
+            # UPDATE share one with an INSERT into its table (it would not see the new row: it might be that one).
+            batch.flush()
         if on_miss is None:
             batch.rows.append(_Row(obj, plan, values))
         else:
@@ -370,14 +374,15 @@ def _returning_key(plan: _Update, model: type[Model], using: str) -> _Update:
     return _Update(sql=f"{plan.sql} RETURNING {column}", fields=plan.fields, where=plan.where, returning=(pk,))
 
 
-def _insert_plan(model: type[Model], using: str) -> _Insert | None:
+def _insert_plan(model: type[Model], using: str, *, keyed: bool = False) -> _Insert | None:
+    """The model's INSERT; `keyed`: with the primary key's column even when the database numbers rows."""
     connection = connections[using]
     meta = model._meta
     if not connection.features.can_return_columns_from_insert or meta.parents:
         return None
     concrete = [field for field in meta.local_concrete_fields if not field.generated]
     pk = meta.pk
-    auto_pk = isinstance(pk, AutoFieldMixin)  # the database numbers the row
+    auto_pk = isinstance(pk, AutoFieldMixin) and not keyed  # the database numbers the row
     fields = tuple(f for f in concrete if f.db_default is NOT_PROVIDED and not (auto_pk and f is pk))
     defaulted = tuple(f for f in concrete if f.db_default is not NOT_PROVIDED)
     if any(hasattr(field, "get_placeholder") for field in fields):

@@ -12,13 +12,14 @@ stored by the transaction that applies the gateway's answer, so a key costs no c
 """
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Generic, TypeVar, cast
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Model
 from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -49,6 +50,7 @@ class Claim:
     row_id: int
     replay: tuple[int, Any] | None = None
     fresh: bool = False  # the key is new: nothing was started with it before
+    reserved: int | None = None  # an id drawn with the claim (`_insert_new_key`'s `reserve`)
 
 
 class Replay(Exception):  # noqa: N818 - not an error: the answer is already stored
@@ -64,18 +66,55 @@ class KeyTaken(Exception):  # noqa: N818 - a signal to take the full claim, not 
     """The key exists, so the answer could not be stored with the work (raised inside the service's transaction)."""
 
 
-def _insert_new_key(*, client: User, key: str, fingerprint: str, token: str, now: Any) -> int | None:
-    """`INSERT … ON CONFLICT DO NOTHING RETURNING id`, locked by `token`: the new id, or None when the key exists."""
-    table = connection.ops.quote_name(IdempotencyKey._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} "  # noqa: S608 - the table name is ours, every value a parameter
-            "(client_id, key, fingerprint, lock_token, locked_at, created_at, response_status, response_body) "
-            "VALUES (%s, %s, %s, %s, %s, %s, NULL, NULL) ON CONFLICT DO NOTHING RETURNING id",
-            [client.pk, key, fingerprint, token, now, now],
+def _insert_new_key(
+    *,
+    client: User,
+    key: str,
+    fingerprint: str,
+    token: str,
+    now: Any,
+    locks: Sequence[int] = (),
+    reserve: type[Model] | None = None,
+) -> tuple[int | None, int | None]:
+    """`INSERT … ON CONFLICT DO NOTHING RETURNING id`, locked by `token`: the new id (None when the key exists).
+
+    In the same statement (PostgreSQL), so a create's transaction spends no round trip on them: the advisory
+    `locks` are taken in key order (after the INSERT, so a request waiting for another's key holds none of
+    them), and an id of `reserve`'s table is drawn from its sequence (its row can then go in a later batch,
+    `config.rows`). Elsewhere (SQLite, which serializes writers) neither. Returns (the key's id or None, the
+    reserved id or None).
+    """
+    quote = connection.ops.quote_name
+    table = quote(IdempotencyKey._meta.db_table)
+    insert = (
+        f"INSERT INTO {table} "  # noqa: S608 - the table name is ours, every value a parameter
+        "(client_id, key, fingerprint, lock_token, locked_at, created_at, response_status, response_body) "
+        "VALUES (%s, %s, %s, %s, %s, %s, NULL, NULL) ON CONFLICT DO NOTHING RETURNING id"
+    )
+    params: list[Any] = [client.pk, key, fingerprint, token, now, now]
+    if connection.vendor != "postgresql" or not (locks or reserve):  # SQLite serializes writers: no locks there
+        with connection.cursor() as cursor:
+            cursor.execute(insert, params)
+            row = cursor.fetchone()
+        return (row[0] if row else None), None
+    members = [f"k AS ({insert})"]
+    columns = ["(SELECT id FROM k)"]
+    if locks:
+        # `(SELECT count(*) FROM k) >= 0` makes the locks wait for the INSERT's end: it runs first.
+        members.append(
+            "l AS (SELECT pg_advisory_xact_lock(o.key) FROM (SELECT unnest(%s::bigint[]) AS key ORDER BY 1) AS o"
+            " WHERE (SELECT count(*) FROM k) >= 0)"
         )
+        params.append(sorted(set(locks)))
+        columns.append("(SELECT count(*) FROM l)")
+    if reserve is not None:
+        columns.append("nextval(pg_get_serial_sequence(%s, %s))")
+        params += [reserve._meta.db_table, reserve._meta.pk.column]
+    sql = f"WITH {', '.join(members)} SELECT {', '.join(columns)}"  # noqa: S608 - our names and SQL
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
         row = cursor.fetchone()
-    return row[0] if row else None
+    return row[0], (row[-1] if reserve is not None else None)
 
 
 def idempotency_claim(*, client: User, key: str, fingerprint: str) -> Claim:
@@ -88,14 +127,23 @@ def idempotency_claim(*, client: User, key: str, fingerprint: str) -> Claim:
         return _claim(client=client, key=key, fingerprint=fingerprint)
 
 
-def _claim(*, client: User, key: str, fingerprint: str) -> Claim:
-    """`idempotency_claim` inside the caller's transaction; a new key costs the one INSERT."""
+def _claim(
+    *, client: User, key: str, fingerprint: str, locks: Sequence[int] = (), reserve: type[Model] | None = None
+) -> Claim:
+    """`idempotency_claim` inside the caller's transaction; a new key costs the one INSERT (with `locks`, `reserve`:
+    see `_insert_new_key`)."""
     token = uuid.uuid4().hex
     now = timezone.now()
-    new_id = _insert_new_key(client=client, key=key, fingerprint=fingerprint, token=token, now=now)
+    new_id, reserved = _insert_new_key(
+        client=client, key=key, fingerprint=fingerprint, token=token, now=now, locks=locks, reserve=reserve
+    )
     if new_id is not None:
-        return Claim(row_id=new_id, fresh=True)
-    # The key exists: decide under its row lock.
+        return Claim(row_id=new_id, fresh=True, reserved=reserved)
+    return _claim_taken(client=client, key=key, fingerprint=fingerprint, token=token, now=now, reserved=reserved)
+
+
+def _claim_taken(*, client: User, key: str, fingerprint: str, token: str, now: Any, reserved: int | None) -> Claim:
+    """The key exists: decide under its row lock (replay, refuse, or take it over from an expired lock)."""
     row = lock_idempotency_key(client=client, key=key)
     if row.created_at < now - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS):
         # Expired: a new row (new id), so nothing keyed by the old one is resumed by mistake.
@@ -103,11 +151,11 @@ def _claim(*, client: User, key: str, fingerprint: str) -> Claim:
         fresh = IdempotencyKey.objects.create(
             client=client, key=key, fingerprint=fingerprint, lock_token=token, locked_at=now, created_at=now
         )
-        return Claim(row_id=fresh.pk)
+        return Claim(row_id=fresh.pk, reserved=reserved)
     if row.fingerprint != fingerprint:
         raise IdempotencyKeyReused()
     if row.response_status is not None:
-        return Claim(row_id=row.pk, replay=(row.response_status, row.response_body))
+        return Claim(row_id=row.pk, replay=(row.response_status, row.response_body), reserved=reserved)
     lock_expired = row.locked_at is None or row.locked_at < now - timedelta(
         seconds=settings.IDEMPOTENCY_LOCK_TIMEOUT_SECONDS
     )
@@ -116,7 +164,7 @@ def _claim(*, client: User, key: str, fingerprint: str) -> Claim:
     row.lock_token = token
     row.locked_at = now
     row.save(update_fields=["lock_token", "locked_at"])
-    return Claim(row_id=row.pk)
+    return Claim(row_id=row.pk, reserved=reserved)
 
 
 def idempotency_complete(*, row_id: int, status: int, body: Any) -> None:
@@ -185,6 +233,7 @@ class KeyClaim(Generic[T]):
         self._row_id: int | None = None
         self._answered_row: IdempotencyKey | None = None  # the key's row `answer` inserted (its id: once written)
         self.fresh = False
+        self.reserved: int | None = None  # the id `claim(reserve=…)` drew
         self.response: tuple[int, Any] | None = None
 
     @property
@@ -207,16 +256,19 @@ class KeyClaim(Generic[T]):
         """What the service stores to find its work again on a retry (`idem_<row id>`)."""
         return f"idem_{self.row_id}" if self.row_id is not None else ""
 
-    def claim(self) -> bool:
+    def claim(self, *, locks: Sequence[int] = (), reserve: type[Model] | None = None) -> bool:
         """Claim the key inside the caller's transaction; True when it is new (nothing to resume).
+
+        `locks` (advisory locks to hold until the transaction ends) and `reserve` (a model whose next id to
+        draw, then in `reserved`) go in the claim's statement (`_insert_new_key`), on PostgreSQL.
 
         :raises Replay: the request was answered before (the caller's transaction must end: it rolls back).
         :raises IdempotencyKeyReused, IdempotencyKeyInUse: as `idempotency_claim`.
         """
-        claim = _claim(client=self.client, key=self.key, fingerprint=self.fingerprint)
+        claim = _claim(client=self.client, key=self.key, fingerprint=self.fingerprint, locks=locks, reserve=reserve)
         if claim.replay is not None:
             raise Replay(*claim.replay)
-        self.row_id, self.fresh = claim.row_id, claim.fresh
+        self.row_id, self.fresh, self.reserved = claim.row_id, claim.fresh, claim.reserved
         return claim.fresh
 
     def answer(self, result: T) -> None:

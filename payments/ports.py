@@ -1,7 +1,8 @@
 """The port through which the payment core asks for a risk assessment (risk plugs in; the core never imports it).
 
 `payment_create` calls the configured assessor explicitly, in this order: `prepare` before any
-transaction (it may read settings and ask the gateway for the card's fingerprint), `assess` inside the
+transaction (it may read settings and ask the gateway for the card's fingerprint, and names the locks
+`assess` needs, which the core takes with the idempotency key's INSERT), `assess` inside the
 creating transaction before the insert, `record` after the insert (same transaction). `hold_ended` is
 called by the status writer when a held payment is canceled, fails or is overridden, so the assessor
 can close its own record of the review.
@@ -43,9 +44,15 @@ class RiskVerdict:
 
 @dataclass(frozen=True)
 class RiskPreparation:
-    """What the assessor gathered before the creating transaction: the card's fingerprint and its own state."""
+    """What the assessor gathered before the creating transaction: the card's fingerprint and its own state.
+
+    `lock_keys`: PostgreSQL advisory locks `assess` needs held (creations sharing a customer, e-mail or IP
+    counting each other). The core may take them in the creating transaction's first statement, before
+    `assess`, and then says so with `RiskRequest.locks_held`; else `assess` takes them itself.
+    """
 
     card_fingerprint: str = ""
+    lock_keys: tuple[int, ...] = ()
     detail: Any = field(default=None, compare=False)  # the assessor's own (its rules), handed back in the request
 
 
@@ -61,10 +68,21 @@ class RiskRequest:
     ip: str | None = None
     card_fingerprint: str = ""
     prepared: RiskPreparation | None = None
+    locks_held: bool = False  # the transaction holds `prepared.lock_keys` already
 
 
 class RiskAssessor(Protocol):
-    def prepare(self, *, gateway: Gateway, payment_method: str, currency: str) -> RiskPreparation: ...
+    def prepare(
+        self,
+        *,
+        gateway: Gateway,
+        payment_method: str,
+        currency: str,
+        client: User | None = None,
+        customer_id: str = "",
+        email: str = "",
+        ip: str | None = None,
+    ) -> RiskPreparation: ...
 
     def assess(self, request: RiskRequest) -> RiskVerdict: ...
 
@@ -76,7 +94,17 @@ class RiskAssessor(Protocol):
 class AllowAll:
     """No risk rules: every payment is allowed."""
 
-    def prepare(self, *, gateway: Gateway, payment_method: str, currency: str) -> RiskPreparation:
+    def prepare(
+        self,
+        *,
+        gateway: Gateway,
+        payment_method: str,
+        currency: str,
+        client: User | None = None,
+        customer_id: str = "",
+        email: str = "",
+        ip: str | None = None,
+    ) -> RiskPreparation:
         return RiskPreparation()
 
     def assess(self, request: RiskRequest) -> RiskVerdict:

@@ -61,9 +61,11 @@ def payment_insert(payment: Payment) -> Payment:
     The row goes through `config.rows.insert_row` (an INSERT compiled once) instead of `save()`: the
     blind indexes `Payment.save()` sets are set here, and the log entry auditlog's `post_save` receiver
     would write is written here (auditlog's are Payment's only receivers: tests/payments/test_saving.py).
+    A payment whose id is set already (drawn from the sequence) is inserted with the caller's `batched()` rows.
     """
     keep_indexes(payment, None, BLIND_INDEXES)
-    insert_row(payment)
+    # With its id drawn before (`KeyClaim.claim(reserve=Payment)`), the row can wait for the caller's batch.
+    insert_row(payment, deferred=payment.pk is not None)
     log_entry_write(action=LogEntry.Action.CREATE, instance=payment, old=None)
     return payment
 

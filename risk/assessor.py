@@ -1,21 +1,35 @@
 """The risk app's side of the payment core's port (`payments.ports.RiskAssessor`): the rules engine."""
 
+from accounts.models import User
 from gateways.base import Gateway
 from payments.models import Payment
 from payments.ports import RiskPreparation, RiskRequest, RiskVerdict
 from risk import services
+from risk.locks import identity_lock_keys
 
 
 class RulesAssessor:
     """Assesses a new payment with the configured rules (amounts, velocity, blocklists, first-seen customers)."""
 
-    def prepare(self, *, gateway: Gateway, payment_method: str, currency: str) -> RiskPreparation:
-        """The rules (settings, the currency's thresholds) in one read; the card's fingerprint when a rule needs it."""
+    def prepare(
+        self,
+        *,
+        gateway: Gateway,
+        payment_method: str,
+        currency: str,
+        client: User | None = None,
+        customer_id: str = "",
+        email: str = "",
+        ip: str | None = None,
+    ) -> RiskPreparation:
+        """The rules (settings, the currency's thresholds) in one read; the card's fingerprint when a rule needs it;
+        with a `client`, the identity locks the velocity counts need (`risk.locks.identity_lock_keys`)."""
         rules, fingerprints_blocked = services.risk_rules_snapshot(currency)
         fingerprint = ""
         if fingerprints_blocked:
             fingerprint = services.risk_fingerprint_lookup(gateway=gateway, payment_method=payment_method)
-        return RiskPreparation(card_fingerprint=fingerprint, detail=rules)
+        keys = identity_lock_keys(client=client, customer_id=customer_id, email=email, ip=ip) if client else ()
+        return RiskPreparation(card_fingerprint=fingerprint, lock_keys=keys, detail=rules)
 
     def assess(self, request: RiskRequest) -> RiskVerdict:
         assessment = services.risk_assess(
@@ -27,6 +41,7 @@ class RulesAssessor:
             ip=request.ip,
             card_fingerprint=request.card_fingerprint,
             rules=request.prepared.detail if request.prepared is not None else None,
+            identities_locked=request.locks_held and request.prepared is not None and bool(request.prepared.lock_keys),
         )
         return RiskVerdict(
             decision=assessment.decision,

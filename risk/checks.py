@@ -2,7 +2,8 @@
 
 Whatever the history size the rules cost three statements: before the creating transaction the
 settings with the currency's thresholds and whether a card fingerprint is blocklisted (1,
-`rules_snapshot`); inside it the identity locks (1, PostgreSQL only), then the blocklist and the
+`rules_snapshot`); inside it the identity locks (1, PostgreSQL only; an API create takes them in its
+idempotency key's statement instead: `RiskPreparation.lock_keys`), then the blocklist and the
 velocity and decline counts together (1, `blocklist_and_velocity`); and, only when the amount reaches
 the first-seen amount, whether the customer paid before (1).
 

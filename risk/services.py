@@ -60,16 +60,20 @@ def risk_assess(
     ip: str | None = None,
     card_fingerprint: str = "",
     rules: engine.Rules | None = None,
+    identities_locked: bool = False,
 ) -> engine.Assessment:
     """Run the rules for a payment about to be created. Call inside the creating transaction, before the insert:
     it locks the customer, e-mail and IP until that transaction ends so concurrent creations count each other.
 
     Two statements (three without `rules` read beforehand by `risk_rules_snapshot`): the identity locks,
     then the blocklist and the velocity counts together; a fourth only when the first-seen rule applies.
+    `identities_locked`: the transaction took the locks already (`risk.locks.identity_lock_keys`, with the
+    idempotency key's INSERT): one statement fewer.
     """
     now = timezone.now()
     rules = rules or checks.rules_load(currency)
-    lock_identities(client=client, customer_id=customer_id, email=email, ip=ip)
+    if not identities_locked:
+        lock_identities(client=client, customer_id=customer_id, email=email, ip=ip)
     hits, (payments, declines) = checks.blocklist_and_velocity(
         client=client,
         customer_id=customer_id,

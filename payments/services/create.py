@@ -152,14 +152,24 @@ def _create_claimed(
     *, client: User, claim: KeyClaim[Payment], fields: dict[str, Any], confirm: bool, source: str
 ) -> Payment:
     """Claim the request's key and insert the payment in one transaction (or find what a retried request started)."""
-    risk = _risk_prepared(fields)
-    with transaction.atomic(), batched():  # the rows written after the payment go in one statement
-        if not claim.claim():  # a retry after a 5xx: resume its payment, if it got that far
+    risk = _risk_prepared(fields, client)
+    with transaction.atomic(), batched():  # the payment and the rows written with it go in one statement
+        # The claim's statement also takes the risk rules' identity locks and draws the payment's id.
+        fresh = claim.claim(locks=risk.prepared.lock_keys, reserve=Payment)
+        if not fresh:  # a retry after a 5xx: resume its payment, if it got that far
             found = Payment.objects.filter(client=client, idempotency_key=claim.reference).first()
             if found is not None:
                 return found
         fields = {**fields, "idempotency_key": claim.reference}
-        payment, verdict = _insert_assessed(client=client, fields=fields, confirm=confirm, source=source, risk=risk)
+        payment, verdict = _insert_assessed(
+            client=client,
+            fields=fields,
+            confirm=confirm,
+            source=source,
+            risk=risk,
+            locks_held=True,
+            reserved_id=claim.reserved,
+        )
     _log_created(payment, verdict, source)
     return remember_as_committed(payment)
 
@@ -169,7 +179,7 @@ def _create_assessed(*, client: User, fields: dict[str, Any], confirm: bool, sou
 
     A concurrent call with the same key loses on the unique (client, key) and returns the winner's payment.
     """
-    risk = _risk_prepared(fields)
+    risk = _risk_prepared(fields, client)
     try:
         with transaction.atomic(), batched():
             payment, verdict = _insert_assessed(client=client, fields=fields, confirm=confirm, source=source, risk=risk)
@@ -190,19 +200,38 @@ class _Risk:
     prepared: RiskPreparation
 
 
-def _risk_prepared(fields: dict[str, Any]) -> _Risk:
+def _risk_prepared(fields: dict[str, Any], client: User) -> _Risk:
     """Ask the assessor to prepare, before any transaction (it may call the gateway)."""
     gateway = get_gateway()
     assessor = risk_assessor()
     method = fields.get("gateway_payment_method") or fields["payment_method"]
-    prepared = assessor.prepare(gateway=gateway, payment_method=method, currency=fields["currency"])
+    prepared = assessor.prepare(
+        gateway=gateway,
+        payment_method=method,
+        currency=fields["currency"],
+        client=client,
+        customer_id=fields["customer_id"],
+        email=fields["customer_email"],
+        ip=fields["customer_ip"],
+    )
     return _Risk(gateway_name=gateway.name, assessor=assessor, prepared=prepared)
 
 
 def _insert_assessed(
-    *, client: User, fields: dict[str, Any], confirm: bool, source: str, risk: _Risk
+    *,
+    client: User,
+    fields: dict[str, Any],
+    confirm: bool,
+    source: str,
+    risk: _Risk,
+    locks_held: bool = False,
+    reserved_id: int | None = None,
 ) -> tuple[Payment, RiskVerdict]:
     """Assess and insert, inside the caller's transaction.
+
+    `locks_held`: the transaction took the assessor's `lock_keys` already. `reserved_id`: the payment's id,
+    drawn before (`KeyClaim.claim(reserve=Payment)`): its INSERT then waits in the caller's `batched()` block
+    and goes with its audit entry, assessment, history and event, in one statement.
 
     block → the payment is `failed` with `failure_code: blocked` and no gateway call is recorded;
     review → manual capture is forced, the hold is pending and `payment.review_opened` is written.
@@ -221,6 +250,7 @@ def _insert_assessed(
             ip=fields["customer_ip"],
             card_fingerprint=prepared.card_fingerprint,
             prepared=prepared,
+            locks_held=locks_held,
         )
     )
     blocked = verdict.decision == Decision.BLOCK
@@ -228,6 +258,7 @@ def _insert_assessed(
     operation = GatewayOperation.CREATE_CONFIRM if confirm and fields["payment_method"] else GatewayOperation.CREATE
     payment = payment_insert(
         Payment(
+            id=reserved_id,
             client=client,
             status=initial,
             gateway=risk.gateway_name,

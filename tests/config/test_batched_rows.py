@@ -183,6 +183,38 @@ def test_deferred_updates_of_two_tables_share_the_batch(on_postgres):
     assert Event.objects.get(pk=event.pk).publish_attempts == 3
 
 
+def test_a_row_whose_id_was_drawn_before_waits_in_the_batch_and_is_inserted_with_that_id(on_postgres):
+    client = UserFactory()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence('payments_payment', 'id'))")
+        (drawn,) = cursor.fetchone()
+    payment = PaymentFactory.build(id=drawn, client=client, description="drawn")
+    with CaptureQueriesContext(connection) as captured, transaction.atomic(), batched():
+        insert_row(payment, deferred=True)
+        change = insert(PaymentStatusChange(payment=payment, from_status="", to_status="pending"), deferred=True)
+        assert _statements(captured) == []  # both wait
+        assert Payment.objects.filter(pk=drawn).exists()  # a read writes the batch first
+
+    assert len(_statements(captured)) == (2 if on_postgres else 3)  # the batch (one statement), the read
+    assert Payment.objects.get(pk=drawn).description == "drawn"
+    assert PaymentStatusChange.objects.get(pk=change.pk).payment_id == drawn
+
+
+def test_an_update_of_a_row_the_batch_is_inserting_flushes_the_insert_first(on_postgres):
+    """The members of a WITH share one snapshot: an UPDATE beside the INSERT of its row would match nothing."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence('payments_payment', 'id'))")
+        (drawn,) = cursor.fetchone()
+    payment = PaymentFactory.build(id=drawn, client=UserFactory(), description="inserted")
+    with CaptureQueriesContext(connection) as captured, transaction.atomic(), batched():
+        insert_row(payment, deferred=True)
+        payment.description = "then updated"
+        update_row(payment, ["description"], where={"id": drawn}, deferred=True)
+
+    assert len(_statements(captured)) == 2
+    assert Payment.objects.get(pk=drawn).description == "then updated"
+
+
 def test_a_locked_payments_save_that_breaks_a_constraint_fails_its_transaction_at_the_batch():
     """A locked payment's save waits for the batch: its error comes at the flush, and nothing of the block stays."""
     from django.db import IntegrityError

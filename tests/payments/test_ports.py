@@ -2,7 +2,7 @@
 
 import pytest
 
-from accounts.models import ApiRole
+from accounts.models import ApiRole, User
 from events.models import Event
 from gateways.base import Gateway
 from payments.errors import PaymentBlocked
@@ -23,7 +23,17 @@ class RecordingAssessor:
     VERDICT = RiskVerdict(decision=Decision.ALLOW)
     calls: list[tuple[str, object]] = []
 
-    def prepare(self, *, gateway: Gateway, payment_method: str, currency: str) -> RiskPreparation:
+    def prepare(
+        self,
+        *,
+        gateway: Gateway,
+        payment_method: str,
+        currency: str,
+        client: User | None = None,
+        customer_id: str = "",
+        email: str = "",
+        ip: str | None = None,
+    ) -> RiskPreparation:
         self.calls.append(("prepare", payment_method))
         return RiskPreparation(card_fingerprint="fp_1")
 

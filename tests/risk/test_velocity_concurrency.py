@@ -4,13 +4,18 @@ Without the advisory locks every thread counts the others' rows before they comm
 limit get through; with them each creation counts every one committed before it.
 """
 
-import pytest
+import threading
 
-from payments.models import Payment
+import pytest
+from django.db import connection, connections, transaction
+from django.utils import timezone
+
+from payments.models import IdempotencyKey, Payment
+from risk.locks import identity_lock_keys
 from risk.models import RiskAssessment
 from tests.conftest import client_for
-from tests.helpers import run_in_threads
-from tests.risk.conftest import post_payment
+from tests.helpers import run_in_threads, wait_for
+from tests.risk.conftest import BASE_BODY, post_payment
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,3 +76,55 @@ def test_concurrent_creates_by_different_customers_sharing_an_identity_are_count
     assert [a.reasons[0]["message"] for a in assessments[LIMIT:]] == [
         f"{earlier} payments by this {noun} in 10 min (limit {LIMIT})" for earlier in range(LIMIT, THREADS)
     ]
+
+
+def test_a_create_waiting_on_its_key_held_by_another_request_holds_no_identity_lock(storefront):
+    """The identity locks go in the key's INSERT statement, taken after the INSERT: a create that waits for another
+    request with its key (its INSERT blocks on the unique key) holds none of them meanwhile, so creations for
+    the same customer go on (and the two requests cannot deadlock, each waiting for the other's lock)."""
+    inserted, release = threading.Event(), threading.Event()
+
+    def other_request_with_the_key() -> None:  # claimed, uncommitted, then rolled back (it failed)
+        try:
+            with transaction.atomic():
+                now = timezone.now()
+                IdempotencyKey.objects.create(
+                    client=storefront.user, key="k-wait", fingerprint="f", lock_token="t", locked_at=now, created_at=now
+                )
+                inserted.set()
+                release.wait(30)
+                transaction.set_rollback(True)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=other_request_with_the_key)
+    holder.start()
+    assert inserted.wait(10)
+    waiter = threading.Thread(target=lambda: results.append(post_payment(client_for(storefront.user), key="k-wait")))
+    results: list = []
+    try:
+        waiter.start()
+        wait_for(lambda: _waiting_on_a_lock("WITH k AS (INSERT INTO"))
+        keys = identity_lock_keys(client=storefront.user, customer_id=BASE_BODY["customer_id"], email="", ip=None)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT bool_and(pg_try_advisory_xact_lock(key)) FROM unnest(%s::bigint[]) AS key", [list(keys)]
+            )
+            assert cursor.fetchone()[0] is True  # none of the waiting create's locks is held
+    finally:
+        release.set()
+        holder.join(10)
+        waiter.join(30)
+        connections.close_all()
+
+    assert [response.status_code for response in results] == [201]
+    assert Payment.objects.filter(client=storefront.user).count() == 1
+
+
+def _waiting_on_a_lock(statement_start: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+            [statement_start + "%"],
+        )
+        return cursor.fetchone()[0] == 1

@@ -3,7 +3,8 @@
 Statements are counted without the SAVEPOINT/RELEASE pairs of the test's own wrapping transaction (as in
 tests/payments/test_query_counts.py). The risk part of a create, with a payment method and an amount that
 asks the first-seen question: before the transaction, the settings with the currency's thresholds and
-whether any card fingerprint is blocklisted (1); inside it, the identity locks (1), the blocklist and
+whether any card fingerprint is blocklisted (1); inside it, the identity locks (1: run here through the port
+alone; an API create takes them in its idempotency key's statement), the blocklist and
 the velocity and decline counts together (1) — the rules' three —, whether the customer paid before (1,
 only at the first-seen amount), and the assessment row (1) — 5.
 """
