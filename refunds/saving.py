@@ -27,9 +27,10 @@ def refund_insert(refund: Refund) -> Refund:
     """INSERT a new refund with its creation's audit log entry: what `save()` and auditlog's receiver write.
 
     The entry goes through `log_entry_write`, so inside `config.rows.batched()` it waits for the batch's
-    statement with the refund's history row and event.
+    statement with the refund's history row and event; so does the refund's own row when its id was drawn
+    before (`refunds.selectors.refundable_amount_and_new_id`).
     """
-    insert_row(refund)
+    insert_row(refund, deferred=refund.pk is not None)
     log_entry_write(action=LogEntry.Action.CREATE, instance=refund, old=None)
     return refund
 

@@ -21,7 +21,7 @@ from payments.models import ChangeSource
 from payments.money import format_amount
 from refunds.models import Refund
 from refunds.saving import refund_insert
-from refunds.selectors import refundable_amount
+from refunds.selectors import refundable_amount, refundable_amount_and_new_id
 from refunds.services.batch import refunds_trigger_submission
 from refunds.services.status import refund_status_initial
 from refunds.services.submit import refund_apply_gateway_refund
@@ -63,7 +63,11 @@ def refund_create(
         locked = lock_payment_of(payment_id) if isinstance(payment_id, PaymentOf) else lock_payment(payment_id)
         if locked.status not in payment_states.REFUNDABLE:
             raise PaymentUnexpectedState(f"A payment in status {locked.status} cannot be refunded.")
-        remaining = refundable_amount(locked)
+        # With a claim, the refund's id is drawn with the sum: its INSERT then goes with its batch's rows.
+        if claim is not None:
+            remaining, drawn = refundable_amount_and_new_id(locked)
+        else:
+            remaining, drawn = refundable_amount(locked), None
         to_refund = remaining if amount is None else amount
         if to_refund <= 0 or to_refund > remaining:
             left = format_amount(max(remaining, 0), locked.currency)
@@ -77,7 +81,7 @@ def refund_create(
             "requested_by": requested_by,
         }
         if claim is not None:  # the key is the request's, stored below with the answer: no duplicate can exist
-            refund = refund_insert(Refund(**fields))
+            refund = refund_insert(Refund(id=drawn, **fields))
         else:
             try:
                 with transaction.atomic():
