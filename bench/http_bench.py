@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 BIN = ROOT / ".venv" / "bin"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+HISTORY = int(os.environ.get("BENCH_HISTORY", "20000"))  # older payments of another shop: see seed_history
 # Each scenario runs in ROUNDS rounds of SECONDS / ROUNDS, each after a round of the floor: on a shared
 # machine the speed drifts (by half, within minutes, here), and a ratio is only fair to what ran beside it.
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -73,7 +74,9 @@ from rest_framework_simplejwt.tokens import RefreshToken  # noqa: E402
 
 from accounts.models import ApiRole, User  # noqa: E402
 from config.celery import QUEUES  # noqa: E402
+from payments.models import Payment  # noqa: E402
 from payments.services import payment_create  # noqa: E402
+from refunds.models import Refund  # noqa: E402
 
 
 @dataclass
@@ -324,6 +327,62 @@ def signed_webhooks(references: list[str], count: int) -> list[tuple[str, str]]:
     return bodies
 
 
+def seed_history(seeded: list[Any], count: int) -> None:
+    """`count` older payments of another shop, each with a refund: tables of a shop that has been trading.
+
+    The plans PostgreSQL caches for a connection (a prepared statement's generic plan, a foreign key's check)
+    are made from the table's size when first run: on the 150 seeded rows a sequential scan is the cheapest,
+    and a gunicorn worker's persistent connection keeps that plan while the run adds thousands of rows, until
+    autovacuum's ANALYZE (a minute or more) makes it plan again. A shop's tables are not that small; these
+    rows (copies of the seeded ones, by SQL) make the plans the ones a trading shop's database gets.
+    """
+    if count <= 0:
+        return
+    other, _ = User.objects.get_or_create(username="bench-http-history", defaults={"api_role": ApiRole.STOREFRONT})
+    template = seeded[0]
+    payment_columns = [f.column for f in Payment._meta.concrete_fields if f.column != "id"]
+    fresh = {
+        "public_id": "'pay_hist_' || n",
+        "client_id": str(other.pk),
+        "idempotency_key": "''",
+        "customer_id": "'cus_hist_' || (n %% 5000)",
+        "gateway_reference": "'pi_hist_' || n",
+        "client_secret": "''",
+        "created_at": "now() - (n || ' minutes')::interval",
+        "updated_at": "now() - (n || ' minutes')::interval",
+    }
+    refund_columns = [f.column for f in Refund._meta.concrete_fields if f.column != "id"]
+    refund_fresh = {
+        "public_id": "'re_hist_' || p.id",
+        "payment_id": "p.id",
+        "gateway_reference": "'re_hist_' || p.id",
+        "idempotency_key": "''",
+        "amount": "1",
+        "status": "'succeeded'",
+        "created_at": "p.created_at",
+        "updated_at": "p.created_at",
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO payments_payment ({', '.join(payment_columns)}) "  # noqa: S608 - the model's columns
+            f"SELECT {', '.join(fresh.get(c, c) for c in payment_columns)} "
+            "FROM payments_payment, generate_series(1, %s) AS n WHERE payments_payment.id = %s",
+            [count, template.pk],
+        )
+        first = Payment.objects.filter(client=other).order_by("pk").first()
+        assert first is not None
+        template_refund = Refund.objects.create(  # a row to copy (history: no event, no gateway call)
+            payment=first, amount=1, currency=first.currency, status="succeeded", gateway_reference="re_hist_first"
+        )
+        cursor.execute(
+            f"INSERT INTO refunds_refund ({', '.join(refund_columns)}) "  # noqa: S608 - the model's columns
+            f"SELECT {', '.join(refund_fresh.get(c, 'r.' + c) for c in refund_columns)} "
+            "FROM refunds_refund r, payments_payment p WHERE r.id = %s AND p.client_id = %s AND p.id <> %s",
+            [template_refund.pk, other.pk, first.pk],
+        )
+    print(f"seeded a history of {count} payments and {count} refunds (another shop's)", flush=True)
+
+
 def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="http-bench-"))
     call_command("migrate", verbosity=0)
@@ -345,6 +404,7 @@ def main() -> None:
         )
         for n in range(150)
     ]
+    seed_history(seeded, HISTORY)
     with connection.cursor() as cursor:
         # A shop's tables have planner statistics (autovacuum's ANALYZE); a new database has none until its
         # first autovacuum round, and a plan made without them (an index scan on a common status) would be timed.
