@@ -1,4 +1,4 @@
-"""Request id, API body limit, card data refused, and the envelope for errors raised outside DRF views."""
+"""Request id (and its end callbacks), API body limit, card data refused, the error envelope outside DRF."""
 
 import json
 import re
@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from config.api.errors import envelope_for_exception, error_response
 from config.logging import request_id_var
 from config.security import CARD_DATA_MESSAGE, contains_card_number, find_card_data
+from config.tasks import request_end_callbacks
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 API_PREFIX = "/api/"
@@ -32,7 +33,8 @@ class RequestIdMiddleware:
         request.request_id = request_id  # type: ignore[attr-defined]
         token = request_id_var.set(request_id)
         try:
-            response = self.get_response(request)
+            with request_end_callbacks():  # e.g. one outbox relay nudge for the request's commits
+                response = self.get_response(request)
         finally:
             request_id_var.reset(token)
         response["X-Request-ID"] = request_id

@@ -20,7 +20,9 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import celery
@@ -43,6 +45,40 @@ BROKER_ERRORS = (BrokerOperationalError, redis.RedisError, OSError)
 _SLOW_FAILURE_SECONDS = 0.25
 _paused_until: dict[str, float] = {}  # per broker URL: until when this process sends nothing there
 _sent_until: dict[str, float] = {}  # per guard key: until when the task this process sent surely waits
+# The callbacks `at_request_end` holds for the web request this context serves (None: not serving one).
+_request_end: ContextVar[dict[Callable[[], None], None] | None] = ContextVar("request_end", default=None)
+
+
+def at_request_end(callback: Callable[[], None]) -> None:
+    """Call `callback` when the web request being served ends, once however often asked; outside one, now.
+
+    For a nudge after a commit (`transaction.on_commit(lambda: at_request_end(trigger))`) that a request
+    making several commits needs only once: create + confirm commits twice, and its events need one relay.
+    """
+    pending = _request_end.get()
+    if pending is None:
+        callback()
+    else:
+        pending[callback] = None
+
+
+@contextmanager
+def request_end_callbacks() -> Iterator[None]:
+    """Serve a request in the block: `at_request_end` callbacks wait for its end, and run then, in order.
+
+    Each error is logged, as `transaction.on_commit(…, robust=True)` logs it: the request's commits stand.
+    """
+    pending: dict[Callable[[], None], None] = {}
+    token = _request_end.set(pending)
+    try:
+        yield
+    finally:
+        _request_end.reset(token)
+        for callback in pending:
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 - a nudge after committed work: logged, the response goes out
+                logger.exception("A callback at the request's end failed", extra={"callback": repr(callback)})
 
 
 def backoff_seconds(retries: int, *, base: float, cap: float) -> float:

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 
 from config.rows import insert
-from config.tasks import publish_debounced
+from config.tasks import at_request_end, publish_debounced
 from events.locks import RELAY_GUARD_KEY
 from events.models import Event
 from events.payloads import UnsafeEventPayload, event_safe, strict_payloads, unsafe_keys
@@ -44,9 +44,14 @@ def event_record(*, type: str, client_id: int, subject_type: str, subject_id: st
     row = Event(type=type, client_id=client_id, subject_type=subject_type, subject_id=subject_id, data=data)
     event = insert(row, deferred=True)  # inside `config.rows.batched()`, with the change's other rows
     connection = transaction.get_connection()
-    if not any(callback is _trigger_relay for _sids, callback, _robust in connection.run_on_commit):
-        transaction.on_commit(_trigger_relay, robust=True)
+    if not any(callback is _relay_after_commit for _sids, callback, _robust in connection.run_on_commit):
+        transaction.on_commit(_relay_after_commit, robust=True)
     return event
+
+
+def _relay_after_commit() -> None:
+    # In a web request, at its end: a request that commits events twice (create + confirm) nudges the relay once.
+    at_request_end(_trigger_relay)
 
 
 def _trigger_relay() -> None:

@@ -8,7 +8,7 @@ from django.db import connections
 
 from config import tasks as helpers
 from config.celery import app
-from config.tasks import enqueue, enqueue_on_commit, run_with_retries
+from config.tasks import at_request_end, enqueue, enqueue_on_commit, request_end_callbacks, run_with_retries
 
 SETTLE = "payments.tasks.settle_payment"
 
@@ -151,3 +151,43 @@ def test_a_thread_enqueueing_while_another_discovers_the_tasks_waits_for_it(monk
     # then the second waited for the discovery, and both tasks reached the broker
     assert (errors, second_waited, calls) == ([], True, ["first"])
     assert sorted(task.kwargs["payment_id"] for task in broker_queue("gateway")) == [1, 2]
+
+
+def test_callbacks_asked_for_at_a_requests_end_run_then_once_each_in_order():
+    ran: list[str] = []
+
+    def first() -> None:
+        ran.append("first")
+
+    def second() -> None:
+        ran.append("second")
+
+    with request_end_callbacks():
+        at_request_end(first)
+        at_request_end(second)
+        at_request_end(first)
+        assert ran == []  # the request is still being served
+
+    assert ran == ["first", "second"]
+
+
+def test_a_failing_callback_at_a_requests_end_is_logged_and_the_others_still_run(caplog):
+    ran: list[str] = []
+
+    def broken() -> None:
+        raise RuntimeError("the broker went away")
+
+    with request_end_callbacks():
+        at_request_end(broken)
+        at_request_end(lambda: ran.append("after"))
+
+    assert ran == ["after"]
+    assert "A callback at the request's end failed" in caplog.text
+
+
+def test_outside_a_request_a_callback_runs_at_once():
+    ran: list[str] = []
+
+    at_request_end(lambda: ran.append("now"))
+
+    assert ran == ["now"]

@@ -8,6 +8,7 @@ from django.db import transaction
 
 from config import tasks
 from events.locks import RELAY_GUARD_KEY
+from events.models import Event
 from events.services import event_record
 from events.tasks import relay_outbox
 from tests.accounts.factories import UserFactory
@@ -115,3 +116,17 @@ def test_inline_relays_run_for_every_commit(settings, tasks_inline):
     from events.models import Event
 
     assert Event.objects.filter(published_at__isnull=True).count() == 0
+
+
+def test_a_request_that_commits_events_twice_nudges_the_relay_once_at_its_end(settings, broker_queue, storefront):
+    # given no debounce delay: every nudge sends a relay
+    settings.OUTBOX_RELAY_DELAY_MS = 0
+    body = {"amount": 2000, "currency": "usd", "customer_id": "c", "payment_method": "pm_card_visa", "confirm": True}
+
+    # when a create + confirm commits its payment's events, makes its gateway call, then commits the answer's
+    response = storefront.post("/api/v1/payments/", body, format="json", HTTP_IDEMPOTENCY_KEY="nudge-once")
+
+    # then both transactions wrote events, and the request sent one relay for them, at its end
+    assert response.status_code == 201, response.json()
+    assert Event.objects.filter(subject_id=response.json()["id"]).count() >= 2
+    assert len(_relays(broker_queue)) == 1
