@@ -2,7 +2,8 @@
 
 State lives in Redis (the cache's, so a web process and a worker see the same intents; in this process's
 memory when the cache is not Redis, as in `make run`): see `gateways.simulator.store`. Every call costs at
-most two round trips to Redis, one Lua script each, whatever the number of intents. It honours idempotency
+most two round trips to Redis, one Lua script each, whatever the number of intents; one when it reads nothing
+stored (a create with a test card) and there is no latency to model (`SIMULATOR_LATENCY_MS` 0). It honours idempotency
 keys like Stripe: the same key returns the first outcome and moves no money twice, also when calls with one
 key race. Tests and demos can complete a 3-D Secure challenge (`complete_action`, for payment and setup intents),
 confirm a setup intent as Stripe.js would (`confirm_setup_intent`) and inject faults (`inject_fault`, on any
@@ -160,9 +161,13 @@ def _micros(moment: datetime) -> int:
     return (aware - datetime(1970, 1, 1, tzinfo=UTC)) // (datetime.resolution)
 
 
+def _latency_ms() -> int:
+    return int(getattr(settings, "SIMULATOR_LATENCY_MS", 0))
+
+
 def _network_latency() -> None:
     """A real gateway's round trip (`SIMULATOR_LATENCY_MS`, 0 by default) for load tests against the sandbox."""
-    latency_ms = getattr(settings, "SIMULATOR_LATENCY_MS", 0)
+    latency_ms = _latency_ms()
     if latency_ms > 0:
         time.sleep(latency_ms / 1000)
 
@@ -655,7 +660,7 @@ class SimulatorGateway:
         off_session: bool = False,
         setup_future_usage: str = "",
     ) -> IntentResult:
-        """Create an intent; with `confirm`, confirm it with `payment_method` in the same call (two round trips).
+        """Create an intent; with `confirm`, confirm it with `payment_method` in the same call (one or two round trips).
 
         A saved method (pm_sim_...) must be the `customer`'s; `setup_future_usage` with a customer saves the card
         when the payment goes through; `off_session` declines a card that needs authentication.
@@ -1408,11 +1413,31 @@ class SimulatorGateway:
         outcome and drops the mark (see `_transact`).
         """
         key = {"op": operation, "idem": idempotency_key}
+        if not reads and _latency_ms() <= 0:
+            return self._call_at_once(key, decide)
         answer = _step(key | {"count": True, "faults": True, "after": True, "lock": True, "read": reads})
         _network_latency()  # the gateway at work, with the key marked in progress
         if "values" not in answer:
             return self._finish(answer, None)  # a fault, a call in progress (409) or a replay
         return self._transact(key, reads, answer["values"], decide, record=True)
+
+    def _call_at_once(self, key: dict[str, Any], decide: Callable[[Sequence[str]], _Outcome]) -> Any:
+        """`_call` of a call that reads nothing, with no latency to model: one step instead of two.
+
+        What the call decides depends on no stored value, so it is decided first, then one step does what the
+        two would: count the call, apply an injected fault, replay a stored outcome, refuse while another call
+        holds the key (409), write, store the outcome, and drop the mark it took. A call refused by `decide` is
+        counted too, and a fault, a replay or a call in progress answers before the refusal, as in two steps.
+        """
+        marked = key | {"count": True, "faults": True, "after": True, "lock": True, "unlock": True}
+        try:
+            outcome = decide(())
+        except GatewayError:
+            answer = _step(marked)
+            if "values" not in answer:
+                return self._finish(answer, None)  # a fault, a call in progress (409) or a replay
+            raise
+        return self._finish(_step(marked | outcome.spec(record=True)), outcome)
 
     def _transact(
         self,

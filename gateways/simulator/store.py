@@ -1,6 +1,7 @@
 """Where the simulator keeps its state: Redis (one pooled client per process, one Lua script per step), or memory.
 
-Every gateway call is one or two *steps*. A step is atomic and runs, in this order:
+Every gateway call is one or two *steps* (one when it reads nothing stored and has no latency to model: the
+gateway decides first, and the step does both halves). A step is atomic and runs, in this order:
 
 1. `count`: count the call (per operation, and per idempotency key for 24 hours);
 2. `faults`: fail now if a fault is injected for the operation (a lost-answer `timeout` waits for step 8);

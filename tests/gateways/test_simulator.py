@@ -256,6 +256,35 @@ def test_a_call_while_one_with_the_same_key_is_in_progress_is_refused_like_strip
     assert sim.performed_count("create_intent") == 1
 
 
+def test_a_one_step_call_while_one_with_the_same_key_is_in_progress_is_refused_like_stripes_409(sim, settings):
+    # given: a first call in progress on a slow gateway (two steps: the key is marked meanwhile)
+    settings.SIMULATOR_LATENCY_MS = 500
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(_create, sim, "pay_1", "pm_card_visa", confirm=True)
+        deadline = time.monotonic() + 5
+        while sim.calls_for_key("pay_1:create") == 0:
+            assert time.monotonic() < deadline, "the first call never reached the simulator"
+
+        # when: the same key again with no latency, a call of one step
+        settings.SIMULATOR_LATENCY_MS = 0
+        with pytest.raises(GatewayUnavailable, match="in progress"):
+            _create(sim, "pay_1", "pm_card_visa", confirm=True)
+        made = first.result(timeout=10)
+
+    # then: the one step wrote nothing; the first call's intent is the only one, and the key replays it
+    assert _listed(sim) == [made.reference]
+    assert _create(sim, "pay_1", "pm_card_visa", confirm=True) == made
+    assert (sim.call_count("create_intent"), sim.performed_count("create_intent")) == (3, 1)
+
+
+def test_a_one_step_call_the_simulator_refuses_is_counted_and_writes_nothing(sim):
+    with pytest.raises(Permanent, match="No such PaymentMethod"):
+        _create(sim, "pay_1", "pm_card_unknown", confirm=True)
+
+    assert (sim.call_count("create_intent"), sim.performed_count("create_intent")) == (1, 0)
+    assert _listed(sim) == []
+
+
 def test_latency_models_a_real_gateways_answer_time(sim, settings):
     settings.SIMULATOR_LATENCY_MS = 300
     intent = _create(sim, "pay_1", "pm_card_visa")
@@ -366,17 +395,18 @@ def test_each_gateway_call_sends_at_most_three_redis_commands_however_many_inten
         _create(simulator, f"bulk_{n}", "pm_card_visa", confirm=True)
     full = {name: monitor.count(call) for name, call in _calls(simulator, "pay_b").items()}
 
-    # then: at most three round trips per call (one Lua step each), and the same work whatever the size
+    # then: at most three round trips per call (one Lua step each), and the same work whatever the size; a call
+    # that reads nothing (a create with a test card) decides first and is one step, with no latency to model
     sent = {name: len(commands.sent) for name, commands in empty.items()}
     assert sent == {
-        "create": 2,
+        "create": 1,
         "confirm": 2,
         "capture": 2,
         "refund": 2,
-        "create+confirm": 2,
+        "create+confirm": 1,
         "cancel": 2,
         "retrieve": 1,
-        "create+confirm declined": 2,
+        "create+confirm declined": 1,
         "create replayed": 1,
     }
     assert all(set(commands.names) == {"EVALSHA"} for commands in empty.values())
