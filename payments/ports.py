@@ -56,6 +56,13 @@ class RiskPreparation:
     detail: Any = field(default=None, compare=False)  # the assessor's own (its rules), handed back in the request
 
 
+class RiskPreparationStale(Exception):  # noqa: N818 - a signal to prepare again, not an error
+    """Raised by `assess`: what `prepare` gathered no longer holds (a rule now needs the card's fingerprint).
+
+    The core rolls the creating transaction back and starts again from `prepare`, once.
+    """
+
+
 @dataclass(frozen=True)
 class RiskRequest:
     """The facts of a payment about to be created."""

@@ -1,11 +1,12 @@
 """The database side of the rules: settings, blocklist matches and velocity counts.
 
-Whatever the history size the rules cost three statements: before the creating transaction the
-settings with the currency's thresholds and whether a card fingerprint is blocklisted (1,
-`rules_snapshot`); inside it the identity locks (1, PostgreSQL only; an API create takes them in its
-idempotency key's statement instead: `RiskPreparation.lock_keys`), then the blocklist and the
-velocity and decline counts together (1, `blocklist_and_velocity`); and, only when the amount reaches
-the first-seen amount, whether the customer paid before (1).
+Whatever the history size the rules cost two statements: before the creating transaction none once the
+process has read the settings with the currency's thresholds and whether a card fingerprint is
+blocklisted (`rules_snapshot`, kept per currency: `rules_known`); inside it the identity locks (1,
+PostgreSQL only; an API create takes them in its idempotency key's statement instead:
+`RiskPreparation.lock_keys`), then the blocklist, the velocity and decline counts and the settings as
+stored now together (1, `blocklist_and_velocity`: the payment is decided with those); and, only when the
+amount reaches the first-seen amount, whether the customer paid before (1).
 
 The two statements of every creation are built and compiled by the ORM once per shape (which
 identities are given, how many domains and networks) and then only run with new values
@@ -13,7 +14,9 @@ identities are given, how many domains and networks) and then only run with new 
 """
 
 import ipaddress
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, Q, QuerySet, Subquery, Value
@@ -75,17 +78,27 @@ SNAPSHOT_COLUMNS = (
 )
 
 
-@PreparedQuery
-def _snapshot_query(slots: Slots) -> QuerySet:
+def _snapshot_rows(currency: str, now: datetime) -> QuerySet:
     """The settings row with the currency's thresholds and whether a card fingerprint is blocklisted."""
-    thresholds = CurrencyThreshold.objects.filter(currency=slots.text("currency"))
-    fingerprints = BlocklistEntry.objects.filter(active_entries(slots.moment("now")), kind=BlockKind.CARD_FINGERPRINT)
+    thresholds = CurrencyThreshold.objects.filter(currency=currency)
+    fingerprints = BlocklistEntry.objects.filter(active_entries(now), kind=BlockKind.CARD_FINGERPRINT)
     rows = RiskSettings.objects.annotate(
         has_threshold=Exists(thresholds),
         fingerprints_blocked=Exists(fingerprints),
         **{f"threshold_{name}": Subquery(thresholds.values(name)[:1]) for name in THRESHOLD_FIELDS},
     )
     return rows.filter(pk=1).order_by("pk").values_list(*SNAPSHOT_COLUMNS)[:1]  # as settings_ensure's first()
+
+
+@PreparedQuery
+def _snapshot_query(slots: Slots) -> QuerySet:
+    """`_snapshot_rows`, compiled once."""
+    return _snapshot_rows(slots.text("currency"), slots.moment("now"))
+
+
+# The settings with each currency's thresholds as this process last read them: a create's rules before its
+# transaction cost no statement (`rules_known`), and its counts' statement reads them again to check them.
+_known: dict[str, tuple[engine.Rules, bool]] = {}
 
 
 def rules_snapshot(currency: str, now: datetime | None = None) -> tuple[engine.Rules, bool]:
@@ -101,7 +114,23 @@ def rules_snapshot(currency: str, now: datetime | None = None) -> tuple[engine.R
         rows = _snapshot_query.execute(values=values)
         if not rows:
             raise RiskSettings.DoesNotExist("RiskSettings matching query does not exist.")
-    row = dict(zip(SNAPSHOT_COLUMNS, rows[0], strict=True))
+    snapshot = _known[currency] = _rules_of(rows[0])
+    return snapshot
+
+
+def rules_known(currency: str) -> tuple[engine.Rules, bool]:
+    """`rules_snapshot` as this process last read it (read now if never): no statement once warm.
+
+    What a create decides with them is checked inside its transaction: `blocklist_and_velocity` reads the
+    settings again in the same statement as the counts, and `risk_assess` decides with those.
+    """
+    known = _known.get(currency)
+    return known if known is not None else rules_snapshot(currency)
+
+
+def _rules_of(values: Sequence[Any]) -> tuple[engine.Rules, bool]:
+    """The rules and whether a card fingerprint is blocklisted, from a row of `SNAPSHOT_COLUMNS`."""
+    row = dict(zip(SNAPSHOT_COLUMNS, values, strict=True))
     threshold = None
     if row["has_threshold"]:
         threshold = engine.Threshold(*(row[f"threshold_{name}"] for name in THRESHOLD_FIELDS))
@@ -217,13 +246,17 @@ def blocklist_and_velocity(
     card_fingerprint: str,
     rules: engine.Rules,
     now: datetime,
-) -> tuple[tuple[engine.BlocklistHit, ...], Counts]:
-    """The blocklist hits and the velocity counts in one statement: the aggregate row joined to the matching entries.
+    currency: str = "",
+) -> tuple[tuple[engine.BlocklistHit, ...], Counts, tuple[engine.Rules, bool] | None]:
+    """The blocklist hits, the velocity counts and the rules as stored now, in one statement.
 
-    `SELECT v.*, h.id, h.kind, h.value FROM (<velocity>) v LEFT JOIN (<blocklist>) h ON 1 = 1`, both
-    parts compiled by the ORM (once per shape, see `_combined_query`): the aggregate is always one row,
-    so there is one row per hit, or one row with no hit. Run after `lock_identities`: the statement's
-    snapshot then counts every payment committed by creations that held those locks before this one.
+    `SELECT v.*, s.*, h.id, h.kind, h.value FROM (<velocity>) v LEFT JOIN (<settings>) s ON true LEFT
+    JOIN (<blocklist>) h ON true`, each part compiled by the ORM (once per shape, see `_combined_query`):
+    the aggregate is always one row, so there is one row per hit, or one row with no hit. The windows
+    counted are `rules`'; the settings part is `rules_snapshot`'s row for `currency` (None: no settings
+    row), for the caller to decide with (and count again if a window changed). Run after
+    `lock_identities`: the statement's snapshot then counts every payment committed by creations that held
+    those locks before this one.
     """
     domains = _domains(email) if email else []
     networks = _networks(ip) if ip else None
@@ -243,18 +276,25 @@ def blocklist_and_velocity(
         "now": now,
         "since": min(starts.values()),
         **{f"{window}_start": start for window, start in starts.items()},
+        "currency": currency,
     }
     shape = (bool(email), len(domains), None if networks is None else len(networks), bool(card_fingerprint))
     rows = _combined_query.execute(*shape, values=values)
     identities = _identities(email=bool(email), ip=bool(ip))
     names = _velocity_names(identities)
-    totals = dict(zip(names, rows[0][: len(names)], strict=True))
+    settings_at = len(names)
+    hits_at = settings_at + len(SNAPSHOT_COLUMNS)
+    totals = dict(zip(names, rows[0][:settings_at], strict=True))
     found = tuple(
         engine.BlocklistHit(kind=kind, value=value, entry_id=pk)
-        for pk, kind, value in (row[len(names) :] for row in rows)
+        for pk, kind, value in (row[hits_at:] for row in rows)
         if pk is not None
     )
-    return found, _velocity_split(totals, identities)
+    stored = rows[0][settings_at:hits_at]
+    current = None if stored[0] is None else _rules_of(stored)  # `version` is never NULL in a settings row
+    if current is not None and currency:
+        _known[currency] = current
+    return found, _velocity_split(totals, identities), current
 
 
 @PreparedQuery
@@ -264,6 +304,7 @@ def _combined_query(
     """The velocity aggregate joined to the blocklist matches, for which values are given and how many."""
     client = slots.number("client")
     customer_id = slots.text("customer_id")
+    now = slots.moment("now")
     velocity = _velocity_query(
         client=client,
         customer_id=customer_id,
@@ -279,13 +320,15 @@ def _combined_query(
         domains=slots.texts("domains", domain_count),
         networks=None if network_count is None else slots.texts("networks", network_count),
         card_fingerprint=slots.text("card_fingerprint") if with_card else "",
-        now=slots.moment("now"),
+        now=now,
     ).values("id", "kind", "value")
     velocity_sql, velocity_params = slots.compile(velocity)
+    settings_sql, settings_params = slots.compile(_snapshot_rows(slots.text("currency"), now))
     hits_sql, hits_params = slots.compile(hits)
     return (
-        f"SELECT v.*, h.id, h.kind, h.value FROM ({velocity_sql}) v LEFT JOIN ({hits_sql}) h ON 1 = 1",  # noqa: S608
-        [*velocity_params, *hits_params],
+        f"SELECT v.*, s.*, h.id, h.kind, h.value FROM ({velocity_sql}) v "  # noqa: S608 - compiled by the ORM
+        f"LEFT JOIN ({settings_sql}) s ON true LEFT JOIN ({hits_sql}) h ON true",
+        [*velocity_params, *settings_params, *hits_params],
     )
 
 

@@ -23,6 +23,7 @@ from gateways.base import Gateway
 from payments import states
 from payments.locks import lock_payment
 from payments.models import ChangeSource, Payment, ReviewState
+from payments.ports import RiskPreparationStale
 from payments.services import payment_cancel, payment_capture, payment_review_close
 from risk import checks, engine, metrics
 from risk.errors import ReviewNotPending
@@ -37,6 +38,11 @@ AUTHORIZATION_VALIDITY = timedelta(days=7)  # how long card networks hold an unc
 def risk_rules_snapshot(currency: str) -> tuple[engine.Rules, bool]:
     """The rules for `currency` and whether any card fingerprint is blocklisted: one statement, outside transactions."""
     return checks.rules_snapshot(currency)
+
+
+def risk_rules_known(currency: str) -> tuple[engine.Rules, bool]:
+    """`risk_rules_snapshot` as this process last read it: no statement once warm (`risk_assess` checks it)."""
+    return checks.rules_known(currency)
 
 
 def risk_fingerprint_lookup(*, gateway: Gateway, payment_method: str) -> str:
@@ -61,28 +67,50 @@ def risk_assess(
     card_fingerprint: str = "",
     rules: engine.Rules | None = None,
     identities_locked: bool = False,
+    fingerprint_asked: bool = True,
 ) -> engine.Assessment:
     """Run the rules for a payment about to be created. Call inside the creating transaction, before the insert:
     it locks the customer, e-mail and IP until that transaction ends so concurrent creations count each other.
 
-    Two statements (three without `rules` read beforehand by `risk_rules_snapshot`): the identity locks,
-    then the blocklist and the velocity counts together; a fourth only when the first-seen rule applies.
+    Two statements (three without `rules` read beforehand, by `risk_rules_snapshot` or as this process knows
+    them): the identity locks, then the blocklist, the velocity counts and the settings as stored now
+    together; a third only when the first-seen rule applies. The rules decided with are the stored ones: when
+    they differ from `rules`, those are used (and the counts made again if a window changed, one statement).
     `identities_locked`: the transaction took the locks already (`risk.locks.identity_lock_keys`, with the
     idempotency key's INSERT): one statement fewer.
+    `fingerprint_asked`: the card's fingerprint was looked up when a card fingerprint was blocklisted (or there
+    is no card). With `False`, a blocklisted fingerprint now raises `RiskPreparationStale`.
+
+    :raises RiskPreparationStale: a card fingerprint is blocklisted now, and this card's was not looked up.
     """
     now = timezone.now()
     rules = rules or checks.rules_load(currency)
     if not identities_locked:
         lock_identities(client=client, customer_id=customer_id, email=email, ip=ip)
-    hits, (payments, declines) = checks.blocklist_and_velocity(
-        client=client,
-        customer_id=customer_id,
-        email=email,
-        ip=ip,
-        card_fingerprint=card_fingerprint,
-        rules=rules,
-        now=now,
-    )
+
+    def counted(rules: engine.Rules) -> tuple[tuple[engine.BlocklistHit, ...], checks.Counts, Any]:
+        return checks.blocklist_and_velocity(
+            client=client,
+            customer_id=customer_id,
+            email=email,
+            ip=ip,
+            card_fingerprint=card_fingerprint,
+            rules=rules,
+            now=now,
+            currency=currency,
+        )
+
+    hits, (payments, declines), stored = counted(rules)
+    if stored is None:  # no settings row (a new database): made with the defaults, then counted with them
+        rules = checks.rules_load(currency)
+        hits, (payments, declines), stored = counted(rules)
+    if stored is not None:
+        current, fingerprints_blocked = stored
+        if fingerprints_blocked and not fingerprint_asked:
+            raise RiskPreparationStale("A card fingerprint is blocklisted now: look this card's up first.")
+        if _windows(current) != _windows(rules):
+            hits, (payments, declines), _stored = counted(current)
+        rules = current
     first_seen = None
     if rules.threshold and rules.first_seen_points and amount >= rules.threshold.first_seen_amount:
         first_seen = not checks.customer_seen_before(client=client, customer_id=customer_id)
@@ -95,6 +123,10 @@ def risk_assess(
         first_seen=first_seen,
     )
     return engine.evaluate(facts, rules)
+
+
+def _windows(rules: engine.Rules) -> tuple[int, int]:
+    return rules.short_window_minutes, rules.long_window_hours
 
 
 def risk_record(*, payment: Payment, assessment: engine.Assessment, card_fingerprint: str = "") -> RiskAssessment:

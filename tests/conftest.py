@@ -83,6 +83,16 @@ def _broker_sends_not_paused():
     tasks._sent_until.clear()
 
 
+@pytest.fixture(autouse=True)
+def _risk_rules_read_afresh():
+    """Each test's database starts with its own risk settings: none is known from an earlier test (risk.checks)."""
+    from risk import checks
+
+    checks._known.clear()
+    yield
+    checks._known.clear()
+
+
 def client_for(user: User) -> APIClient:
     """A new APIClient holding a JWT for `user` (one per thread in concurrency tests)."""
     client = APIClient()

@@ -20,6 +20,7 @@ from payments.ports import (
     Decision,
     RiskAssessor,
     RiskPreparation,
+    RiskPreparationStale,
     RiskRequest,
     RiskVerdict,
     SavedMethodRefused,
@@ -151,44 +152,67 @@ def _charge_target(*, client: User, customer_id: str, payment_method: str, setup
 def _create_claimed(
     *, client: User, claim: KeyClaim[Payment], fields: dict[str, Any], confirm: bool, source: str
 ) -> Payment:
-    """Claim the request's key and insert the payment in one transaction (or find what a retried request started)."""
-    risk = _risk_prepared(fields, client)
-    with transaction.atomic(), batched():  # the payment and the rows written with it go in one statement
-        # The claim's statement also takes the risk rules' identity locks and draws the payment's id.
-        fresh = claim.claim(locks=risk.prepared.lock_keys, reserve=Payment)
-        if not fresh:  # a retry after a 5xx: resume its payment, if it got that far
-            found = Payment.objects.filter(client=client, idempotency_key=claim.reference).first()
-            if found is not None:
-                return found
-        fields = {**fields, "idempotency_key": claim.reference}
-        payment, verdict = _insert_assessed(
-            client=client,
-            fields=fields,
-            confirm=confirm,
-            source=source,
-            risk=risk,
-            locks_held=True,
-            reserved_id=claim.reserved,
-        )
-    _log_created(payment, verdict, source)
-    return remember_as_committed(payment)
+    """Claim the request's key and insert the payment in one transaction (or find what a retried request started).
+
+    When the assessor finds its preparation stale (`RiskPreparationStale`), it all rolls back and runs again.
+    """
+    for attempt in _ATTEMPTS:
+        risk = _risk_prepared(fields, client)
+        try:
+            with transaction.atomic(), batched():  # the payment and the rows written with it go in one statement
+                # The claim's statement also takes the risk rules' identity locks and draws the payment's id.
+                fresh = claim.claim(locks=risk.prepared.lock_keys, reserve=Payment)
+                if not fresh:  # a retry after a 5xx: resume its payment, if it got that far
+                    found = Payment.objects.filter(client=client, idempotency_key=claim.reference).first()
+                    if found is not None:
+                        return found
+                payment, verdict = _insert_assessed(
+                    client=client,
+                    fields={**fields, "idempotency_key": claim.reference},
+                    confirm=confirm,
+                    source=source,
+                    risk=risk,
+                    locks_held=True,
+                    reserved_id=claim.reserved,
+                )
+        except RiskPreparationStale:
+            if attempt == _ATTEMPTS[-1]:
+                raise
+            continue
+        _log_created(payment, verdict, source)
+        return remember_as_committed(payment)
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _create_assessed(*, client: User, fields: dict[str, Any], confirm: bool, source: str) -> Payment:
     """Assess the payment and insert it with its history and events, in one transaction (a service call's key).
 
     A concurrent call with the same key loses on the unique (client, key) and returns the winner's payment.
+    When the assessor finds its preparation stale (`RiskPreparationStale`), it all rolls back and runs again.
     """
-    risk = _risk_prepared(fields, client)
-    try:
-        with transaction.atomic(), batched():
-            payment, verdict = _insert_assessed(client=client, fields=fields, confirm=confirm, source=source, risk=risk)
-    except IntegrityError:
-        if not fields["idempotency_key"]:
-            raise
-        return Payment.objects.get(client=client, idempotency_key=fields["idempotency_key"])
-    _log_created(payment, verdict, source)
-    return remember_as_committed(payment)
+    for attempt in _ATTEMPTS:
+        risk = _risk_prepared(fields, client)
+        try:
+            with transaction.atomic(), batched():
+                payment, verdict = _insert_assessed(
+                    client=client, fields=fields, confirm=confirm, source=source, risk=risk
+                )
+        except RiskPreparationStale:
+            if attempt == _ATTEMPTS[-1]:
+                raise
+            continue
+        except IntegrityError:
+            if not fields["idempotency_key"]:
+                raise
+            return Payment.objects.get(client=client, idempotency_key=fields["idempotency_key"])
+        _log_created(payment, verdict, source)
+        return remember_as_committed(payment)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+# A creation is prepared (risk rules, fingerprint) and run at most twice: again when the assessor says its
+# preparation went stale (a card fingerprint blocklisted meanwhile); the second preparation reads what changed.
+_ATTEMPTS = (1, 2)
 
 
 @dataclass(frozen=True)

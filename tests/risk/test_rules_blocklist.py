@@ -272,3 +272,18 @@ def test_blocklist_points_below_the_block_score_hold_for_review(create, block, r
     assert response.status_code == 201
     assert response.json()["risk"] == {"score": 70, "level": "elevated"}
     assert response.json()["review"] == {"state": "pending", "reasons": ["blocklisted_ip"]}
+
+
+def test_a_card_blocklisted_after_this_process_read_the_rules_blocks_its_next_payment(create, block, simulator):
+    # given: this process read the rules while no fingerprint was blocklisted (so it looked no card up)
+    assert _allowed(create(payment_method="pm_card_visa", confirm=True))
+    assert simulator.call_count("card_fingerprint") == 0
+
+    # when: staff blocklist the card's fingerprint, then it pays again
+    block("card_fingerprint", simulator.card_fingerprint(payment_method="pm_card_visa"))
+    looked_up_by_staff = simulator.call_count("card_fingerprint")
+    response = create(payment_method="pm_card_visa", confirm=True)
+
+    # then: the creation prepared again, looked the card up, and the rule blocked it
+    assert _blocked_by(response) == ["blocklisted_card_fingerprint"]
+    assert simulator.call_count("card_fingerprint") == looked_up_by_staff + 1

@@ -210,3 +210,17 @@ def test_the_event_feed_shows_the_review_fields(create, storefront):
 
     assert [e["type"] for e in feed] == ["payment.initiated", "payment.review_opened"]
     assert feed[1]["data"]["object"]["review"] == {"state": "pending", "reasons": ["first_seen_large_amount"]}
+
+
+def test_settings_changed_after_this_process_read_them_decide_the_next_payment(create, rules):
+    # given: this process has read the rules with a payment
+    first = create(amount=2000)
+    assert first.status_code == 201, first.json()
+    known = assessment_of(first).settings_version
+
+    # when: the settings change in the database (as another process's staff change would leave them)
+    rules(version=known + 6)
+    second = create(amount=2000, customer_id="cus_2")
+
+    # then: the next payment ran with the settings as stored now
+    assert assessment_of(second).settings_version == known + 6

@@ -302,3 +302,18 @@ def test_too_many_payments_and_declines_together_block(create_at, start, simulat
     assert (assessment.score, assessment.level, assessment.decision) == (100, "highest", "block")
     assert assessment.reason_codes == ["velocity_customer_short", "declines_customer_short"]
     assert simulator.call_count("create_intent") == intents_before
+
+
+def test_a_window_changed_after_this_process_read_the_rules_counts_with_the_new_window(create_at, start, rules):
+    # given: this process has read the rules (10 min), and two payments are 20 min old
+    rules(short_window_payments=2)
+    _many(create_at, start, 2)
+    assert create_at(start + timedelta(minutes=20)).json()["review"] is None  # out of the 10 min window
+
+    # when: staff widen the window (in the database: as another process would), then a payment comes
+    rules(short_window_minutes=30)
+    response = create_at(start + timedelta(minutes=21))
+
+    # then: it was counted with the window as stored now, not the one this process knew
+    assert response.json()["review"] == {"state": "pending", "reasons": ["velocity_customer_short"]}
+    assert assessment_of(response).reasons[0]["message"] == "3 payments by this customer in 30 min (limit 2)"

@@ -1,12 +1,13 @@
 """The risk check costs a fixed number of SQL statements, whatever the customer's history.
 
 Statements are counted without the SAVEPOINT/RELEASE pairs of the test's own wrapping transaction (as in
-tests/payments/test_query_counts.py). The risk part of a create, with a payment method and an amount that
-asks the first-seen question: before the transaction, the settings with the currency's thresholds and
-whether any card fingerprint is blocklisted (1); inside it, the identity locks (1: run here through the port
-alone; an API create takes them in its idempotency key's statement), the blocklist and
-the velocity and decline counts together (1) — the rules' three —, whether the customer paid before (1,
-only at the first-seen amount), and the assessment row (1) — 5.
+tests/payments/test_query_counts.py). The risk part of a create, in a warm process, with a payment method and
+an amount that asks the first-seen question: before the transaction none (the settings as this process read
+them last, and the card's fingerprint asked of the gateway when a fingerprint is blocklisted); inside it, the
+identity locks (1: run here through the port alone; an API create takes them in its idempotency key's
+statement), the blocklist, the velocity and decline counts and the settings as stored now together (1) —
+the rules' two —, whether the customer paid before (1, only at the first-seen amount), and the assessment
+row (1) — 4. A cold process reads the settings once before its first transaction (1 more).
 """
 
 import pytest
@@ -22,8 +23,8 @@ from tests.risk.conftest import USD_FIRST_SEEN, post_payment
 
 pytestmark = pytest.mark.django_db
 
-RISK_STATEMENTS = 5
-RISK_STATEMENTS_WITHOUT_CARD_OR_FIRST_SEEN = 4
+RISK_STATEMENTS = 4
+RISK_STATEMENTS_WITHOUT_CARD_OR_FIRST_SEEN = 3
 NO_LIMITS = {
     "short_window_payments": 100_000,
     "long_window_payments": 100_000,
@@ -125,8 +126,10 @@ def test_the_risk_check_adds_a_fixed_number_of_statements(storefront, rules, blo
     block("card_fingerprint", SimulatorGateway().card_fingerprint(payment_method="pm_card_amex"))
     _history(storefront.user, customer_id="cus_many", email="many@example.com", ip="203.0.113.2", count=history)
 
+    cold = _risk_part(storefront.user, payment_method="pm_card_visa", amount=USD_FIRST_SEEN)
     full = _risk_part(storefront.user, payment_method="pm_card_visa", amount=USD_FIRST_SEEN)
     light = _risk_part(storefront.user, payment_method="", amount=2000)
 
+    assert cold == RISK_STATEMENTS + 1  # the settings, read once per process before its first transaction
     assert full == RISK_STATEMENTS
     assert light == RISK_STATEMENTS_WITHOUT_CARD_OR_FIRST_SEEN
